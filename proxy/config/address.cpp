@@ -1,0 +1,102 @@
+#include "config/address.h"
+
+#include <arpa/inet.h>
+
+#include <charconv>
+#include <cstring>
+
+namespace sb::config {
+
+namespace {
+
+std::optional<uint16_t> parse_port(std::string_view text) {
+    if (text.empty() || text.size() > 5) return std::nullopt;
+    unsigned value = 0;
+    auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || end != text.data() + text.size() || value > 65535) {
+        return std::nullopt;
+    }
+    return static_cast<uint16_t>(value);
+}
+
+}  // namespace
+
+std::optional<SocketAddress> SocketAddress::parse(std::string_view text) {
+    SocketAddress out;
+    if (!text.empty() && text.front() == '[') {
+        auto close = text.find(']');
+        if (close == std::string_view::npos || close + 1 >= text.size() || text[close + 1] != ':') {
+            return std::nullopt;
+        }
+        std::string host(text.substr(1, close - 1));
+        auto port = parse_port(text.substr(close + 2));
+        if (!port) return std::nullopt;
+        auto* sin6 = &out.storage_.v6;
+        if (inet_pton(AF_INET6, host.c_str(), &sin6->sin6_addr) != 1) return std::nullopt;
+        sin6->sin6_family = AF_INET6;
+        sin6->sin6_port = htons(*port);
+        return out;
+    }
+    auto colon = text.rfind(':');
+    if (colon == std::string_view::npos) return std::nullopt;
+    std::string host(text.substr(0, colon));
+    auto port = parse_port(text.substr(colon + 1));
+    if (!port) return std::nullopt;
+    auto* sin = &out.storage_.v4;
+    if (inet_pton(AF_INET, host.c_str(), &sin->sin_addr) != 1) return std::nullopt;
+    sin->sin_family = AF_INET;
+    sin->sin_port = htons(*port);
+    return out;
+}
+
+SocketAddress SocketAddress::from_sockaddr(const sockaddr* sa) {
+    SocketAddress out;
+    if (sa->sa_family == AF_INET) {
+        std::memcpy(&out.storage_.v4, sa, sizeof(sockaddr_in));
+    } else if (sa->sa_family == AF_INET6) {
+        std::memcpy(&out.storage_.v6, sa, sizeof(sockaddr_in6));
+    }
+    return out;
+}
+
+socklen_t SocketAddress::sockaddr_len() const {
+    return family() == AF_INET6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+}
+
+uint16_t SocketAddress::port() const {
+    return ntohs(family() == AF_INET6 ? storage_.v6.sin6_port : storage_.v4.sin_port);
+}
+
+std::string SocketAddress::ip_string() const {
+    char buf[INET6_ADDRSTRLEN] = {};
+    if (family() == AF_INET6) {
+        const auto* sin6 = &storage_.v6;
+        // An IPv4 client on a dual-stack socket is shown as plain IPv4, as every
+        // log reader and X-Forwarded-For consumer expects.
+        if (IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            inet_ntop(AF_INET, &sin6->sin6_addr.s6_addr[12], buf, sizeof(buf));
+        } else {
+            inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf));
+        }
+    } else if (family() == AF_INET) {
+        inet_ntop(AF_INET, &storage_.v4.sin_addr, buf, sizeof(buf));
+    }
+    return buf;
+}
+
+std::string SocketAddress::to_string() const {
+    if (family() == AF_INET6) {
+        const auto* sin6 = &storage_.v6;
+        if (!IN6_IS_ADDR_V4MAPPED(&sin6->sin6_addr)) {
+            return "[" + ip_string() + "]:" + std::to_string(port());
+        }
+    }
+    return ip_string() + ":" + std::to_string(port());
+}
+
+bool operator==(const SocketAddress& a, const SocketAddress& b) {
+    if (a.family() != b.family()) return false;
+    return std::memcmp(&a.storage_, &b.storage_, a.sockaddr_len()) == 0;
+}
+
+}  // namespace sb::config

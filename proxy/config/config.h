@@ -1,0 +1,155 @@
+// Config: one loaded configuration file, decoded and validated.
+//
+// Plain structs with the defaults of SPEC.md §2 as member initializers. A Config is
+// built once by config::load() and then shared, immutable, as
+// std::shared_ptr<const Config>: every session keeps the generation it started on.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "config/address.h"
+
+namespace sb::config {
+
+using Duration = std::chrono::milliseconds;
+
+enum class LogLevel { Error, Warn, Info, Debug };
+enum class LogFormat { Text, Json };
+
+struct ServerConfig {
+    unsigned workers = 0;  // 0 = one per CPU core (resolved by app/, not here)
+    uint64_t max_connections = 0;
+    Duration drain_timeout = std::chrono::seconds(30);
+    Duration close_spread = std::chrono::seconds(10);
+};
+
+struct LogConfig {
+    LogLevel level = LogLevel::Info;
+    LogFormat format = LogFormat::Text;
+    // "stderr", "stdout", "off" or a file path.
+    std::string access_log = "stderr";
+};
+
+struct AdminConfig {
+    SocketAddress listen;
+};
+
+struct Route {
+    // Empty host matches any host; "*.example.com" matches one or more labels
+    // in front of ".example.com".
+    std::string host;
+    std::string path_prefix = "/";
+    std::string pool;
+};
+
+enum class TlsVersion { Tls12, Tls13 };
+
+struct CertificateFiles {
+    std::string certificate;
+    std::string private_key;
+};
+
+struct ListenerTlsConfig {
+    std::vector<CertificateFiles> certificates;  // the first is the default
+    TlsVersion min_version = TlsVersion::Tls12;
+};
+
+struct ListenerConfig {
+    std::string name;
+    SocketAddress listen;
+    std::string pool;  // empty = requests no route matches get 404
+    std::vector<Route> routes;
+    bool proxy_protocol = false;
+    uint64_t max_connections = 0;
+    uint64_t max_connections_per_ip = 0;
+    Duration handshake_timeout = std::chrono::seconds(10);
+    uint64_t max_header_bytes = 16 * 1024;
+    std::vector<std::string> allowed_origins;  // normalized "scheme://host[:port]"
+    std::optional<ListenerTlsConfig> tls;
+};
+
+enum class Algorithm { Ring, Maglev, LeastConnections, RoundRobin };
+
+struct HashKey {
+    enum class Kind { ClientIp, Header, Cookie, Query, Path, PathSegment };
+    Kind kind = Kind::ClientIp;
+    std::string name;      // header (lower-cased), cookie or query parameter name
+    unsigned segment = 0;  // path_segment:N, counting from 1
+};
+
+struct BackendConfig {
+    std::string address;  // as written: the backend's identity on the hash ring
+    SocketAddress resolved;
+    unsigned weight = 1;
+};
+
+struct PoolTlsConfig {
+    bool verify = true;
+    std::string ca_file;      // "" = system store
+    std::string server_name;  // "" = backend host name
+};
+
+struct HealthCheckConfig {
+    enum class Kind { Http, Tcp };
+    Kind kind = Kind::Http;
+    std::string path = "/healthz";
+    Duration interval = std::chrono::seconds(5);
+    Duration timeout = std::chrono::seconds(2);
+    unsigned rise = 2;
+    unsigned fall = 3;
+};
+
+struct WebSocketConfig {
+    uint64_t max_message_bytes = 0;
+    uint64_t max_messages_per_second = 0;
+    Duration ping_interval{0};
+    Duration ping_timeout = std::chrono::seconds(10);
+    Duration idle_timeout{0};
+    Duration max_lifetime{0};
+};
+
+enum class ProxyProtocol { Off, V1, V2 };
+
+struct PoolConfig {
+    std::string name;
+    std::vector<BackendConfig> backends;
+    Algorithm algorithm = Algorithm::Ring;
+    HashKey hash_key;
+    double load_factor = 0.0;
+    bool rehome = false;
+    uint64_t max_connections_per_backend = 0;
+    Duration connect_timeout = std::chrono::seconds(5);
+    unsigned retries = 2;
+    Duration resolve_interval = std::chrono::seconds(30);
+    ProxyProtocol proxy_protocol = ProxyProtocol::Off;
+    bool forwarded_headers = true;
+    std::optional<PoolTlsConfig> tls;
+    // Absent table = passive checks only, tuned by these defaults (SPEC §3 Health).
+    HealthCheckConfig health_check;
+    bool active_health_check = false;
+    WebSocketConfig websocket;
+};
+
+struct Config {
+    std::string path;  // the file it was loaded from
+    ServerConfig server;
+    LogConfig log;
+    std::optional<AdminConfig> admin;
+    std::vector<ListenerConfig> listeners;
+    std::map<std::string, PoolConfig> pools;
+
+    const PoolConfig* find_pool(const std::string& name) const {
+        auto it = pools.find(name);
+        return it == pools.end() ? nullptr : &it->second;
+    }
+};
+
+using ConfigPtr = std::shared_ptr<const Config>;
+
+}  // namespace sb::config

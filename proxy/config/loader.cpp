@@ -1,0 +1,447 @@
+#include "config/loader.h"
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "config/validate.h"
+
+namespace sb::config {
+
+namespace {
+
+// Features that arrive in later releases: their keys are rejected by name, never
+// accepted and ignored.
+constexpr std::string_view kLaterProxyProtocol = "the PROXY protocol";
+constexpr std::string_view kLaterHealthCheck = "active health checking";
+constexpr std::string_view kLaterDns = "DNS discovery of backends";
+// Work in progress in this tree: each goes away with the change that implements it.
+constexpr std::string_view kLaterLimits = "connection and message limits";
+constexpr std::string_view kLaterTls = "TLS";
+constexpr std::string_view kLaterAdmin = "the admin listener";
+
+using V = const toml::value&;
+
+// ---- [server] ----
+const Key<ServerConfig> kServerKeys[] = {
+    {"workers", [](Decoder& d, V v, ServerConfig& s) { d.integer(v, 0, 256, s.workers); }},
+    {"max_connections",
+     [](Decoder& d, V v, ServerConfig& s) { d.integer(v, 0, 100'000'000, s.max_connections); },
+     false, kLaterLimits},
+    {"drain_timeout",
+     [](Decoder& d, V v, ServerConfig& s) { d.duration(v, Duration(0), s.drain_timeout); }},
+    {"close_spread",
+     [](Decoder& d, V v, ServerConfig& s) { d.duration(v, Duration(0), s.close_spread); }},
+};
+
+// ---- [log] ----
+const Key<LogConfig> kLogKeys[] = {
+    {"level",
+     [](Decoder& d, V v, LogConfig& l) {
+         d.choice<LogLevel>(v,
+                            {{"error", LogLevel::Error},
+                             {"warn", LogLevel::Warn},
+                             {"info", LogLevel::Info},
+                             {"debug", LogLevel::Debug}},
+                            l.level);
+     }},
+    {"format",
+     [](Decoder& d, V v, LogConfig& l) {
+         d.choice<LogFormat>(v, {{"text", LogFormat::Text}, {"json", LogFormat::Json}}, l.format);
+     }},
+    {"access_log", [](Decoder& d, V v, LogConfig& l) { d.string(v, l.access_log, false); }},
+};
+
+// ---- [admin] ----
+const Key<AdminConfig> kAdminKeys[] = {
+    {"listen", [](Decoder& d, V v, AdminConfig& a) { d.address(v, a.listen); }, true},
+};
+
+// ---- routes = [{ host, path_prefix, pool }] ----
+const Key<Route> kRouteKeys[] = {
+    {"host", [](Decoder& d, V v, Route& r) { d.string(v, r.host, false); }},
+    {"path_prefix", [](Decoder& d, V v, Route& r) { d.string(v, r.path_prefix, false); }},
+    {"pool", [](Decoder& d, V v, Route& r) { d.string(v, r.pool, false); }, true},
+};
+
+// ---- [listeners.tls] ----
+const Key<CertificateFiles> kCertificateKeys[] = {
+    {"certificate", [](Decoder& d, V v, CertificateFiles& c) { d.string(v, c.certificate, false); },
+     true},
+    {"private_key", [](Decoder& d, V v, CertificateFiles& c) { d.string(v, c.private_key, false); },
+     true},
+};
+
+const Key<ListenerTlsConfig> kListenerTlsKeys[] = {
+    {"certificates",
+     [](Decoder& d, V v, ListenerTlsConfig& t) {
+         if (!d.expect_array(v, "certificates")) return;
+         if (v.as_array().empty()) d.error(v, "at least one certificate is required");
+         for (const auto& item : v.as_array()) {
+             if (!d.expect_table(item, "each certificate")) continue;
+             CertificateFiles files;
+             decode_table<CertificateFiles>(d, item, kCertificateKeys, files, "a certificate");
+             t.certificates.push_back(std::move(files));
+         }
+     },
+     true},
+    {"min_version",
+     [](Decoder& d, V v, ListenerTlsConfig& t) {
+         d.choice<TlsVersion>(v, {{"1.2", TlsVersion::Tls12}, {"1.3", TlsVersion::Tls13}},
+                              t.min_version);
+     }},
+};
+
+// ---- [[listeners]] ----
+const Key<ListenerConfig> kListenerKeys[] = {
+    {"name", [](Decoder& d, V v, ListenerConfig& l) { d.string(v, l.name, false); }, true},
+    {"listen", [](Decoder& d, V v, ListenerConfig& l) { d.address(v, l.listen); }, true},
+    {"pool", [](Decoder& d, V v, ListenerConfig& l) { d.string(v, l.pool, false); }},
+    {"routes",
+     [](Decoder& d, V v, ListenerConfig& l) {
+         if (!d.expect_array(v, "routes")) return;
+         for (const auto& item : v.as_array()) {
+             if (!d.expect_table(item, "each route")) continue;
+             Route route;
+             decode_table<Route>(d, item, kRouteKeys, route, "a route");
+             check_route(d, item, route);
+             l.routes.push_back(std::move(route));
+         }
+     }},
+    {"proxy_protocol", [](Decoder& d, V v, ListenerConfig& l) { d.boolean(v, l.proxy_protocol); },
+     false, kLaterProxyProtocol},
+    {"max_connections",
+     [](Decoder& d, V v, ListenerConfig& l) { d.integer(v, 0, 100'000'000, l.max_connections); },
+     false, kLaterLimits},
+    {"max_connections_per_ip",
+     [](Decoder& d, V v, ListenerConfig& l) {
+         d.integer(v, 0, 100'000'000, l.max_connections_per_ip);
+     },
+     false, kLaterLimits},
+    {"handshake_timeout",
+     [](Decoder& d, V v, ListenerConfig& l) { d.duration(v, Duration(1), l.handshake_timeout); }},
+    {"max_header_bytes",
+     [](Decoder& d, V v, ListenerConfig& l) { d.size(v, 1024, 1024 * 1024, l.max_header_bytes); }},
+    {"allowed_origins",
+     [](Decoder& d, V v, ListenerConfig& l) {
+         std::vector<std::string> origins;
+         if (!d.string_list(v, origins)) return;
+         for (size_t i = 0; i < origins.size(); ++i) {
+             auto normalized = normalize_origin(origins[i]);
+             if (normalized.empty()) {
+                 d.error(v.as_array()[i], "\"" + origins[i] +
+                                              "\" is not an origin of the form "
+                                              "\"https://host\" or \"http://host:port\"");
+             } else {
+                 l.allowed_origins.push_back(std::move(normalized));
+             }
+         }
+     },
+     false, kLaterLimits},
+    {"tls",
+     [](Decoder& d, V v, ListenerConfig& l) {
+         if (!d.expect_table(v, "[listeners.tls]")) return;
+         ListenerTlsConfig tls;
+         decode_table<ListenerTlsConfig>(d, v, kListenerTlsKeys, tls, "[listeners.tls]");
+         l.tls = std::move(tls);
+     },
+     false, kLaterTls},
+};
+
+// ---- [pools.NAME] backends ----
+const Key<BackendConfig> kBackendKeys[] = {
+    {"address",
+     [](Decoder& d, V v, BackendConfig& b) {
+         if (!d.string(v, b.address, false)) return;
+         auto parsed = SocketAddress::parse(b.address);
+         if (parsed) {
+             b.resolved = *parsed;
+             return;
+         }
+         // "host:port" with a name is valid SPEC syntax for DNS discovery, which a later
+         // release brings; anything else is simply malformed.
+         auto colon = b.address.rfind(':');
+         std::string host = colon == std::string::npos ? "" : b.address.substr(0, colon);
+         bool looks_like_name =
+             !host.empty() && valid_host_pattern(host) && host.find('*') == std::string::npos &&
+             std::any_of(host.begin(), host.end(),
+                         [](char c) { return std::isalpha(static_cast<unsigned char>(c)); }) &&
+             SocketAddress::parse("127.0.0.1" + b.address.substr(colon));
+         if (looks_like_name) {
+             d.error(v, "backend \"" + b.address + "\" is a host name: " + std::string(kLaterDns) +
+                            " comes in a later release; use an IP address");
+         } else {
+             d.error(v, "\"" + b.address +
+                            "\" is not an address of the form \"1.2.3.4:port\" or \"[::1]:port\"");
+         }
+     },
+     true},
+    {"weight", [](Decoder& d, V v, BackendConfig& b) { d.integer(v, 1, 1000, b.weight); }},
+};
+
+// ---- [pools.NAME.tls] ----
+const Key<PoolTlsConfig> kPoolTlsKeys[] = {
+    {"verify", [](Decoder& d, V v, PoolTlsConfig& t) { d.boolean(v, t.verify); }},
+    {"ca_file", [](Decoder& d, V v, PoolTlsConfig& t) { d.string(v, t.ca_file); }},
+    {"server_name", [](Decoder& d, V v, PoolTlsConfig& t) { d.string(v, t.server_name); }},
+};
+
+// ---- [pools.NAME.websocket] ----
+const Key<WebSocketConfig> kWebSocketKeys[] = {
+    {"max_message_bytes",
+     [](Decoder& d, V v, WebSocketConfig& w) {
+         d.size(v, 0, uint64_t{1} << 62, w.max_message_bytes);
+     }},
+    {"max_messages_per_second",
+     [](Decoder& d, V v, WebSocketConfig& w) {
+         d.integer(v, 0, 10'000'000, w.max_messages_per_second);
+     }},
+    {"ping_interval",
+     [](Decoder& d, V v, WebSocketConfig& w) { d.duration(v, Duration(0), w.ping_interval); }},
+    {"ping_timeout",
+     [](Decoder& d, V v, WebSocketConfig& w) { d.duration(v, Duration(1), w.ping_timeout); }},
+    {"idle_timeout",
+     [](Decoder& d, V v, WebSocketConfig& w) { d.duration(v, Duration(0), w.idle_timeout); }},
+    {"max_lifetime",
+     [](Decoder& d, V v, WebSocketConfig& w) { d.duration(v, Duration(0), w.max_lifetime); }},
+};
+
+// ---- [pools.NAME] ----
+const Key<PoolConfig> kPoolKeys[] = {
+    {"backends",
+     [](Decoder& d, V v, PoolConfig& p) {
+         if (!d.expect_array(v, "backends")) return;
+         if (v.as_array().empty()) d.error(v, "a pool needs at least one backend");
+         for (const auto& item : v.as_array()) {
+             if (!d.expect_table(item, "each backend")) continue;
+             BackendConfig backend;
+             decode_table<BackendConfig>(d, item, kBackendKeys, backend, "a backend");
+             p.backends.push_back(std::move(backend));
+         }
+     },
+     true},
+    {"algorithm",
+     [](Decoder& d, V v, PoolConfig& p) {
+         d.choice<Algorithm>(v,
+                             {{"ring", Algorithm::Ring},
+                              {"maglev", Algorithm::Maglev},
+                              {"least_connections", Algorithm::LeastConnections},
+                              {"round_robin", Algorithm::RoundRobin}},
+                             p.algorithm);
+     }},
+    {"hash_key",
+     [](Decoder& d, V v, PoolConfig& p) {
+         std::string text;
+         if (!d.string(v, text)) return;
+         auto parsed = parse_hash_key(text);
+         if (auto* message = std::get_if<std::string>(&parsed)) {
+             d.error(v, *message);
+         } else {
+             p.hash_key = std::get<HashKey>(parsed);
+         }
+     }},
+    {"load_factor",
+     [](Decoder& d, V v, PoolConfig& p) {
+         double c = 0;
+         if (!d.number(v, c)) return;
+         if (c != 0.0 && (c < 1.0 || c > 100.0)) {
+             d.error(v, "load_factor must be 0 (off) or between 1.0 and 100.0");
+             return;
+         }
+         p.load_factor = c;
+     }},
+    {"rehome", [](Decoder& d, V v, PoolConfig& p) { d.boolean(v, p.rehome); }},
+    {"max_connections_per_backend",
+     [](Decoder& d, V v, PoolConfig& p) {
+         d.integer(v, 0, 100'000'000, p.max_connections_per_backend);
+     }},
+    {"connect_timeout",
+     [](Decoder& d, V v, PoolConfig& p) { d.duration(v, Duration(1), p.connect_timeout); }},
+    {"retries", [](Decoder& d, V v, PoolConfig& p) { d.integer(v, 0, 100, p.retries); }},
+    {"resolve_interval",
+     [](Decoder& d, V v, PoolConfig& p) { d.duration(v, Duration(1), p.resolve_interval); }, false,
+     kLaterDns},
+    {"proxy_protocol",
+     [](Decoder& d, V v, PoolConfig& p) {
+         d.choice<ProxyProtocol>(
+             v, {{"off", ProxyProtocol::Off}, {"v1", ProxyProtocol::V1}, {"v2", ProxyProtocol::V2}},
+             p.proxy_protocol);
+     },
+     false, kLaterProxyProtocol},
+    {"forwarded_headers",
+     [](Decoder& d, V v, PoolConfig& p) { d.boolean(v, p.forwarded_headers); }},
+    {"tls",
+     [](Decoder& d, V v, PoolConfig& p) {
+         if (!d.expect_table(v, "[pools.NAME.tls]")) return;
+         PoolTlsConfig tls;
+         decode_table<PoolTlsConfig>(d, v, kPoolTlsKeys, tls, "[pools." + p.name + ".tls]");
+         p.tls = std::move(tls);
+     },
+     false, kLaterTls},
+    {"health_check", [](Decoder&, V, PoolConfig&) {}, false, kLaterHealthCheck},
+    {"websocket",
+     [](Decoder& d, V v, PoolConfig& p) {
+         if (!d.expect_table(v, "[pools.NAME.websocket]")) return;
+         decode_table<WebSocketConfig>(d, v, kWebSocketKeys, p.websocket,
+                                       "[pools." + p.name + ".websocket]");
+         check_websocket(d, v, p.websocket);
+     },
+     false, kLaterLimits},
+};
+
+// ---- top level ----
+const Key<Config> kTopKeys[] = {
+    {"server",
+     [](Decoder& d, V v, Config& c) {
+         if (d.expect_table(v, "[server]")) {
+             decode_table<ServerConfig>(d, v, kServerKeys, c.server, "[server]");
+         }
+     }},
+    {"log",
+     [](Decoder& d, V v, Config& c) {
+         if (d.expect_table(v, "[log]")) decode_table<LogConfig>(d, v, kLogKeys, c.log, "[log]");
+     }},
+    {"admin",
+     [](Decoder& d, V v, Config& c) {
+         if (!d.expect_table(v, "[admin]")) return;
+         AdminConfig admin;
+         decode_table<AdminConfig>(d, v, kAdminKeys, admin, "[admin]");
+         c.admin = admin;
+     },
+     false, kLaterAdmin},
+    {"listeners",
+     [](Decoder& d, V v, Config& c) {
+         if (!d.expect_array(v, "[[listeners]]")) return;
+         for (const auto& item : v.as_array()) {
+             if (!d.expect_table(item, "[[listeners]]")) continue;
+             ListenerConfig listener;
+             decode_table<ListenerConfig>(d, item, kListenerKeys, listener, "[[listeners]]");
+             c.listeners.push_back(std::move(listener));
+         }
+     },
+     true},
+    {"pools",
+     [](Decoder& d, V v, Config& c) {
+         if (!d.expect_table(v, "[pools]")) return;
+         for (const auto& [name, table] : v.as_table()) {
+             if (!valid_name(name)) {
+                 d.error_at_key(
+                     table, name,
+                     "pool name \"" + name + "\" may use only letters, digits, '-' and '_'");
+             }
+             if (!d.expect_table(table, "[pools." + name + "]")) continue;
+             PoolConfig pool;
+             pool.name = name;
+             decode_table<PoolConfig>(d, table, kPoolKeys, pool, "[pools." + name + "]");
+             c.pools.emplace(name, std::move(pool));
+         }
+     }},
+};
+
+std::string location_from_syntax_error(const toml::syntax_error& e, unsigned& line,
+                                       unsigned& column) {
+    // toml11 formats syntax errors over several lines: a headline, the offending
+    // source line and a caret under the error. Fold them into one message and take the
+    // column from the caret, which is more precise than the exception's location.
+    line = e.location().line();
+    column = e.location().column();
+    std::istringstream in(e.what());
+    std::string text, headline, hint;
+    while (std::getline(in, text)) {
+        if (headline.empty() && text.rfind("[error]", 0) == 0) {
+            headline = text.substr(7);
+            auto colon = headline.find(": ");
+            if (colon != std::string::npos) headline = headline.substr(colon + 2);
+        }
+        auto bar = text.find(" | ");
+        auto caret = text.find('^');
+        if (bar != std::string::npos && caret != std::string::npos && caret > bar) {
+            column = static_cast<unsigned>(caret - (bar + 3) + 1);
+            auto dashes = text.find("--- ", caret);
+            if (dashes != std::string::npos) hint = text.substr(dashes + 4);
+        }
+    }
+    if (headline.empty()) headline = "syntax error";
+    if (!hint.empty()) headline += " (" + hint + ")";
+    return headline;
+}
+
+LoadResult finish(Decoder& d, std::shared_ptr<Config> config) {
+    LoadResult result;
+    result.errors = std::move(d.errors());
+    std::stable_sort(result.errors.begin(), result.errors.end(),
+                     [](const ConfigError& a, const ConfigError& b) {
+                         return std::tie(a.line, a.column) < std::tie(b.line, b.column);
+                     });
+    if (result.errors.empty()) result.config = std::move(config);
+    return result;
+}
+
+LoadResult decode_document(const toml::value& root, const std::string& name) {
+    Decoder d(name);
+    auto config = std::make_shared<Config>();
+    config->path = name;
+    decode_table<Config>(d, root, kTopKeys, *config, "the top level");
+    if (d.errors().empty()) validate(d, root, *config);
+    return finish(d, std::move(config));
+}
+
+template <class T>
+void collect(std::vector<SchemaKey>& out, const std::string& prefix, std::span<const Key<T>> keys) {
+    for (const auto& key : keys)
+        out.push_back({prefix + std::string(key.name), key.later.empty()});
+}
+
+}  // namespace
+
+LoadResult load_string(std::string_view text, const std::string& name) {
+    try {
+        std::istringstream in{std::string(text)};
+        auto root = toml::parse(in, name);
+        return decode_document(root, name);
+    } catch (const toml::syntax_error& e) {
+        Decoder d(name);
+        unsigned line = 0, column = 0;
+        auto message = location_from_syntax_error(e, line, column);
+        d.error_at(line, column, message);
+        return finish(d, nullptr);
+    } catch (const std::exception& e) {
+        // toml11 reports a few malformed documents with other exception types.
+        Decoder d(name);
+        d.error_at(1, 1, e.what());
+        return finish(d, nullptr);
+    }
+}
+
+LoadResult load_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) {
+        Decoder d(path);
+        d.error_at(0, 0,
+                   std::string("cannot read the configuration file: ") + std::strerror(errno));
+        return finish(d, nullptr);
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    return load_string(text.str(), path);
+}
+
+std::vector<SchemaKey> schema_keys() {
+    std::vector<SchemaKey> out;
+    collect<ServerConfig>(out, "server.", kServerKeys);
+    collect<LogConfig>(out, "log.", kLogKeys);
+    collect<AdminConfig>(out, "admin.", kAdminKeys);
+    collect<ListenerConfig>(out, "listeners.", kListenerKeys);
+    collect<Route>(out, "listeners.routes.", kRouteKeys);
+    collect<ListenerTlsConfig>(out, "listeners.tls.", kListenerTlsKeys);
+    collect<CertificateFiles>(out, "listeners.tls.certificates.", kCertificateKeys);
+    collect<PoolConfig>(out, "pools.NAME.", kPoolKeys);
+    collect<BackendConfig>(out, "pools.NAME.backends.", kBackendKeys);
+    collect<PoolTlsConfig>(out, "pools.NAME.tls.", kPoolTlsKeys);
+    collect<WebSocketConfig>(out, "pools.NAME.websocket.", kWebSocketKeys);
+    return out;
+}
+
+}  // namespace sb::config

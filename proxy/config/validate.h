@@ -1,0 +1,36 @@
+// Validation rules that go beyond one value's type and range: value syntaxes
+// (hash keys, origins, host patterns) and rules across sections (unique names,
+// routes naming pools that exist). Each rule reports through the Decoder with the
+// position of the value it concerns.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <variant>
+
+#include "config/config.h"
+#include "config/decoder.h"
+
+namespace sb::config {
+
+// "client_ip", "header:NAME", "cookie:NAME", "query:NAME", "path", "path_segment:N".
+std::variant<HashKey, std::string> parse_hash_key(std::string_view text);
+std::string hash_key_to_string(const HashKey& key);
+
+// RFC 6454 origin "scheme://host[:port]" → lower-case scheme and host, default port
+// (80 for http, 443 for https) dropped. Returns "" when `text` is not an origin.
+std::string normalize_origin(std::string_view text);
+
+// Listener and pool names: letters, digits, '-', '_' (they become metric labels).
+bool valid_name(std::string_view name);
+
+// "*.example.com" or an exact host name; lower-cased by the caller.
+bool valid_host_pattern(std::string_view pattern);
+
+void check_route(Decoder& d, const toml::value& table, Route& route);
+void check_websocket(Decoder& d, const toml::value& table, const WebSocketConfig& ws);
+
+// Cross-section rules, run once every section decoded without errors.
+void validate(Decoder& d, const toml::value& root, const Config& config);
+
+}  // namespace sb::config
