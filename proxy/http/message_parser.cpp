@@ -1,0 +1,213 @@
+#include "http/message_parser.h"
+
+#include <algorithm>
+#include <cctype>
+
+namespace sb::http {
+
+namespace {
+
+MessageParser* self(llhttp_t* p) {
+    return static_cast<MessageParser*>(p->data);
+}
+
+std::string_view trim(std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t'))
+        s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t'))
+        s.remove_suffix(1);
+    return s;
+}
+
+// RFC 9110 tchar: the only characters a header name may hold.
+bool is_token_char(char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) ||
+           std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+}
+
+}  // namespace
+
+const llhttp_settings_t* MessageParser::settings(Kind kind) {
+    // llhttp keeps a pointer to its settings: one static table per kind serves every
+    // parser instead of 160 bytes in each.
+    static const auto make = [](Kind k) {
+        llhttp_settings_t s;
+        llhttp_settings_init(&s);
+        s.on_header_field = &MessageParser::on_header_field;
+        s.on_header_value = &MessageParser::on_header_value;
+        s.on_headers_complete = &MessageParser::on_headers_complete;
+        s.on_message_complete = &MessageParser::on_message_complete;
+        if (k == Kind::Request) {
+            s.on_method = &MessageParser::on_method;
+            s.on_url = &MessageParser::on_url;
+        }
+        return s;
+    };
+    static const llhttp_settings_t request = make(Kind::Request);
+    static const llhttp_settings_t response = make(Kind::Response);
+    return kind == Kind::Request ? &request : &response;
+}
+
+MessageParser::MessageParser(Kind kind) {
+    llhttp_init(&parser_, kind == Kind::Request ? HTTP_REQUEST : HTTP_RESPONSE, settings(kind));
+    parser_.data = this;
+}
+
+void MessageParser::extend(Span& span, const char* at, size_t len) {
+    // llhttp may deliver one field in several pieces; they are contiguous in the buffer.
+    auto offset = static_cast<uint32_t>(at - base_);
+    if (span.length == 0) span.offset = offset;
+    span.length = offset + static_cast<uint32_t>(len) - span.offset;
+}
+
+int MessageParser::on_method(llhttp_t* p, const char* at, size_t len) {
+    self(p)->extend(self(p)->method_, at, len);
+    return 0;
+}
+
+int MessageParser::on_url(llhttp_t* p, const char* at, size_t len) {
+    self(p)->extend(self(p)->target_, at, len);
+    return 0;
+}
+
+int MessageParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
+    auto* s = self(p);
+    if (s->headers_.empty() || s->in_value_) {
+        s->headers_.emplace_back();
+        s->in_value_ = false;
+    }
+    s->extend(s->headers_.back().name, at, len);
+    return 0;
+}
+
+int MessageParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
+    auto* s = self(p);
+    s->in_value_ = true;
+    s->extend(s->headers_.back().value, at, len);
+    return 0;
+}
+
+int MessageParser::on_headers_complete(llhttp_t* p) {
+    auto* s = self(p);
+    s->head_done_ = true;
+    s->status_code_ = p->status_code;
+    s->major_ = p->http_major;
+    s->minor_ = p->http_minor;
+    s->has_body_ = (p->flags & F_CHUNKED) != 0 ||
+                   ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > 0);
+    // Pause so that execute() stops exactly at the end of the head: what follows is a
+    // body, WebSocket frames, or nothing, and the session decides what to do with it.
+    return HPE_PAUSED;
+}
+
+int MessageParser::on_message_complete(llhttp_t* p) {
+    self(p)->message_done_ = true;
+    return HPE_PAUSED;
+}
+
+MessageParser::Status MessageParser::parse(std::string_view buffer) {
+    // A head rejected by the checks below stays rejected, as llhttp's own errors do.
+    if (!error_.empty()) return Status::Error;
+    if (head_done_) return Status::Complete;
+    base_ = buffer.data();
+    const char* start = buffer.data() + parsed_;
+    size_t len = buffer.size() - parsed_;
+    llhttp_errno_t rc = llhttp_execute(&parser_, start, len);
+    if (rc == HPE_OK) {
+        parsed_ = buffer.size();
+        return Status::NeedMore;
+    }
+    if (rc == HPE_PAUSED && head_done_) {
+        head_length_ = static_cast<size_t>(llhttp_get_error_pos(&parser_) - buffer.data());
+        parsed_ = head_length_;
+        llhttp_resume(&parser_);
+        // llhttp accepts a few things RFC 9112 lets a proxy reject; refuse them here.
+        std::string_view head = buffer.substr(0, head_length_);
+        for (size_t i = 0; i + 1 < head.size(); ++i) {
+            if (head[i] == '\r' && head[i + 1] != '\n') {
+                error_ = "bare CR in message head";
+                return Status::Error;
+            }
+            if (head[i] == '\n' && i + 2 < head.size() &&
+                (head[i + 1] == ' ' || head[i + 1] == '\t')) {
+                error_ = "obsolete line folding in header";
+                return Status::Error;
+            }
+        }
+        // llhttp 8 lets spaces into header names ("Host : a"), which RFC 9112 §5.1
+        // requires a server to reject.
+        for (const auto& h : headers_) {
+            auto name = h.name.in(head);
+            if (name.empty() || !std::all_of(name.begin(), name.end(), is_token_char)) {
+                error_ = "invalid character in header name";
+                return Status::Error;
+            }
+        }
+        return Status::Complete;
+    }
+    error_ = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_)
+                                               : llhttp_errno_name(rc);
+    return Status::Error;
+}
+
+bool MessageParser::consume_body(std::string_view bytes, bool& ended) {
+    ended = message_done_;
+    if (ended) return true;
+    base_ = bytes.data();
+    llhttp_errno_t rc = bytes.empty() ? llhttp_finish(&parser_)
+                                      : llhttp_execute(&parser_, bytes.data(), bytes.size());
+    if (rc == HPE_OK || (rc == HPE_PAUSED && message_done_)) {
+        ended = message_done_;
+        return true;
+    }
+    error_ = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_)
+                                               : llhttp_errno_name(rc);
+    return false;
+}
+
+bool MessageParser::body_ends_at_eof() const {
+    return llhttp_message_needs_eof(&parser_) != 0;
+}
+
+bool iequals(std::string_view a, std::string_view b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+        if (std::tolower(static_cast<unsigned char>(a[i])) !=
+            std::tolower(static_cast<unsigned char>(b[i]))) {
+            return false;
+        }
+    }
+    return true;
+}
+
+bool find_header(std::string_view buffer, const std::vector<HeaderSpan>& headers,
+                 std::string_view name, std::string_view& value) {
+    for (const auto& h : headers) {
+        if (iequals(h.name.in(buffer), name)) {
+            value = trim(h.value.in(buffer));
+            return true;
+        }
+    }
+    return false;
+}
+
+size_t count_headers(const std::vector<HeaderSpan>& headers, std::string_view buffer,
+                     std::string_view name) {
+    size_t n = 0;
+    for (const auto& h : headers)
+        n += iequals(h.name.in(buffer), name) ? 1 : 0;
+    return n;
+}
+
+bool has_token(std::string_view list, std::string_view token) {
+    while (!list.empty()) {
+        auto comma = list.find(',');
+        auto item = trim(list.substr(0, comma));
+        if (iequals(item, token)) return true;
+        if (comma == std::string_view::npos) break;
+        list.remove_prefix(comma + 1);
+    }
+    return false;
+}
+
+}  // namespace sb::http
