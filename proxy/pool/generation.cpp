@@ -1,0 +1,70 @@
+#include "pool/generation.h"
+
+namespace sb::pool {
+
+namespace {
+
+balance::Algorithm to_balance(config::Algorithm a) {
+    switch (a) {
+        case config::Algorithm::Ring:
+            return balance::Algorithm::Ring;
+        case config::Algorithm::Maglev:
+            return balance::Algorithm::Maglev;
+        case config::Algorithm::LeastConnections:
+            return balance::Algorithm::LeastConnections;
+        case config::Algorithm::RoundRobin:
+            return balance::Algorithm::RoundRobin;
+    }
+    return balance::Algorithm::Ring;
+}
+
+}  // namespace
+
+std::shared_ptr<const Generation> Generation::build(config::ConfigPtr config, uint64_t number,
+                                                    const Generation* previous) {
+    std::shared_ptr<Generation> g(new Generation());
+    g->config_ = std::move(config);
+    g->number_ = number;
+    for (const auto& l : g->config_->listeners) {
+        g->listeners_.push_back(std::make_unique<ListenerRuntime>(l));
+    }
+    for (const auto& [name, pool_config] : g->config_->pools) {
+        const Pool* old = previous ? previous->pool(name) : nullptr;
+        std::vector<std::shared_ptr<Backend>> backends;
+        std::vector<balance::Node> nodes;
+        for (const auto& b : pool_config.backends) {
+            std::shared_ptr<Backend> backend = old ? old->find(b.address) : nullptr;
+            if (!backend) backend = std::make_shared<Backend>(b.address, b.resolved);
+            backends.push_back(std::move(backend));
+            // A backend's identity on the ring is its address as written.
+            nodes.push_back({b.address, b.weight});
+        }
+        auto algorithm = to_balance(pool_config.algorithm);
+        // The table is rebuilt only when the backend set, a weight or the algorithm
+        // changed; otherwise the new generation shares the old one.
+        std::shared_ptr<const balance::Table> table;
+        if (old && old->table()->same_as(algorithm, nodes)) {
+            table = old->table();
+        } else {
+            table = std::make_shared<balance::Table>(algorithm, std::move(nodes));
+        }
+        auto rooms = old ? old->rooms() : std::make_shared<RoomTable>();
+        g->pools_.emplace(name, std::make_unique<Pool>(pool_config, std::move(backends),
+                                                       std::move(rooms), std::move(table)));
+    }
+    return g;
+}
+
+const ListenerRuntime* Generation::listener(const std::string& name) const {
+    for (const auto& l : listeners_) {
+        if (l->config.name == name) return l.get();
+    }
+    return nullptr;
+}
+
+const Pool* Generation::pool(const std::string& name) const {
+    auto it = pools_.find(name);
+    return it == pools_.end() ? nullptr : it->second.get();
+}
+
+}  // namespace sb::pool

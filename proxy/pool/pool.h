@@ -1,0 +1,119 @@
+// Pool: one configured pool of one generation: its settings, its backends, its
+// balancing table, and its rooms.
+//
+// Built by the main thread when a configuration is loaded, then shared read-only by
+// every worker through the Generation. Live state survives reloads: Backend objects
+// are reused for every address a pool keeps, and the RoomTable is the same for every
+// generation of a pool name, so rooms are never split by a reload.
+//
+// Placement (SPEC §3 Balancing): a connection whose key is an active room joins the
+// room's backend while that backend is up; a new key walks its preference order,
+// skipping backends that are down, full, already tried, or (with load_factor c > 0)
+// at ceil(c * (A + 1) / N) connections, and falls back to its first choice that is up
+// when every backend is over the cap. Thread-safe: placement holds the key's room
+// shard lock, so one room gets one backend whichever worker places it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "balance/table.h"
+#include "config/config.h"
+#include "pool/backend.h"
+#include "pool/room_table.h"
+
+namespace sb::pool {
+
+// A session's hold on a room and on a backend connection slot.
+struct Placement {
+    Room* room = nullptr;
+    const std::string* key = nullptr;  // the room's key, owned by the table entry
+    RoomTable::Shard* shard = nullptr;
+    Backend* backend = nullptr;
+
+    explicit operator bool() const { return room != nullptr; }
+};
+
+// Why a backend was not taken, as /route reports it.
+enum class Skip { None, Down, Full, OverCap, Tried };
+
+class Pool {
+  public:
+    enum class Outcome {
+        Placed,     // a backend was chosen for a new (or moved) room
+        Joined,     // the connection joined its active room's backend
+        NoBackend,  // nothing up and free: 503
+        Full,       // the room's backend is full; the room is not split: 503
+    };
+
+    Pool(const config::PoolConfig& config, std::vector<std::shared_ptr<Backend>> backends,
+         std::shared_ptr<RoomTable> rooms, std::shared_ptr<const balance::Table> table);
+    Pool(const Pool&) = delete;
+    Pool& operator=(const Pool&) = delete;
+
+    const config::PoolConfig& config() const { return config_; }
+    const std::string& name() const { return config_.name; }
+    const std::vector<std::shared_ptr<Backend>>& backends() const { return backends_; }
+    const std::shared_ptr<RoomTable>& rooms() const { return rooms_; }
+    const std::shared_ptr<const balance::Table>& table() const { return table_; }
+    std::shared_ptr<Backend> find(const std::string& address) const;
+    // Index of `b` in backends(), or -1 when the backend is not in this pool.
+    int index_of(const Backend* b) const;
+
+    // Places a connection with `key` (hash `hash`), never on a backend in `tried`.
+    Outcome place(std::string_view key, uint64_t hash, const std::vector<uint32_t>& tried,
+                  Placement& out) const;
+    // After a failed connect to out.backend: gives up the slot and, unless the room
+    // has other connections on that backend (it is not split for one failure), moves
+    // the room to the next backend not in `tried`. Returns Placed or NoBackend (the
+    // placement is then released).
+    Outcome retry(uint64_t hash, const std::vector<uint32_t>& tried, Placement& p) const;
+    // Gives up the slot and the room (the room leaves the table with its last connection).
+    void release(Placement& p) const;
+
+    // The key's preference order as placement walks it, each with why it would be
+    // skipped now (for /route). Does not place anything.
+    template <class Visit>
+    void walk_preference(uint64_t hash, Visit&& visit) const;
+    Skip skip_reason(const Backend& b, int64_t cap) const;
+    // The bounded-load cap now (0 = no cap).
+    int64_t load_cap() const;
+    // The key's hash home: its first backend that is up, ignoring caps (rehome target).
+    Backend* home(uint64_t hash) const;
+
+  private:
+    Backend* choose(uint64_t hash, const std::vector<uint32_t>& tried) const;
+    bool was_tried(uint32_t node, const std::vector<uint32_t>& tried) const;
+
+    const config::PoolConfig& config_;  // owned by the generation's Config
+    std::vector<std::shared_ptr<Backend>> backends_;
+    std::unordered_map<const Backend*, uint32_t> index_;
+    std::shared_ptr<RoomTable> rooms_;
+    std::shared_ptr<const balance::Table> table_;
+    mutable std::atomic<uint64_t> turn_{0};  // round robin's counter
+};
+
+template <class Visit>
+void Pool::walk_preference(uint64_t hash, Visit&& visit) const {
+    if (table_->algorithm() == balance::Algorithm::LeastConnections) {
+        // Least connections: ascending live connection counts, ties by position.
+        std::vector<uint32_t> order(backends_.size());
+        for (uint32_t i = 0; i < order.size(); ++i)
+            order[i] = i;
+        std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+            return backends_[a]->active() < backends_[b]->active();
+        });
+        for (uint32_t i : order) {
+            if (!visit(i)) return;
+        }
+        return;
+    }
+    table_->walk(hash, visit);
+}
+
+}  // namespace sb::pool
