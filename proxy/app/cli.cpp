@@ -1,0 +1,98 @@
+#include "app/cli.h"
+
+#include <cstdio>
+
+#include "app/server.h"
+#include "config/loader.h"
+#include "version.h"
+
+namespace sb::app {
+
+CommandLine parse_command_line(const std::vector<std::string>& args) {
+    CommandLine cl;
+    bool check = false;
+    for (size_t i = 0; i < args.size(); ++i) {
+        const std::string& a = args[i];
+        if (a == "-c" || a == "--config") {
+            if (i + 1 >= args.size()) {
+                cl.action = CommandLine::Action::Usage;
+                cl.error = a + " needs a file name";
+                return cl;
+            }
+            cl.config_path = args[++i];
+        } else if (a.rfind("--config=", 0) == 0) {
+            cl.config_path = a.substr(9);
+        } else if (a == "--check" || a == "-t") {
+            check = true;
+        } else if (a == "--version" || a == "-v") {
+            cl.action = CommandLine::Action::Version;
+            return cl;
+        } else if (a == "--help" || a == "-h") {
+            cl.action = CommandLine::Action::Help;
+            return cl;
+        } else {
+            cl.action = CommandLine::Action::Usage;
+            cl.error = "unknown argument \"" + a + "\"";
+            return cl;
+        }
+    }
+    cl.action = check ? CommandLine::Action::Check : CommandLine::Action::Run;
+    return cl;
+}
+
+std::string version_string() {
+    return std::string("switchboard ") + SB_VERSION;
+}
+
+std::string help_text() {
+    return "usage:\n"
+           "  switchboard [-c FILE]            run in the foreground\n"
+           "  switchboard --check [-c FILE]    validate FILE and exit (0 valid, 1 invalid)\n"
+           "  switchboard --version            print the version\n"
+           "  switchboard --help               print this help\n"
+           "\n"
+           "FILE defaults to " +
+           std::string(kDefaultConfigPath) +
+           ".\n"
+           "Signals: SIGHUP reloads the configuration, SIGTERM/SIGINT drain and exit,\n"
+           "SIGUSR1 reopens the access log. See switchboard(8) and switchboard.toml(5).\n";
+}
+
+namespace {
+
+int check(const std::string& path) {
+    auto loaded = config::load_file(path);
+    if (!loaded.ok()) {
+        for (const auto& e : loaded.errors)
+            std::fprintf(stderr, "%s\n", e.to_string().c_str());
+        return 1;
+    }
+    std::printf("configuration ok\n");
+    return 0;
+}
+
+}  // namespace
+
+int run(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    auto cl = parse_command_line(args);
+    switch (cl.action) {
+        case CommandLine::Action::Version:
+            std::printf("%s\n", version_string().c_str());
+            return 0;
+        case CommandLine::Action::Help:
+            std::printf("%s", help_text().c_str());
+            return 0;
+        case CommandLine::Action::Usage:
+            std::fprintf(stderr, "switchboard: %s\n%s", cl.error.c_str(), help_text().c_str());
+            return 2;
+        case CommandLine::Action::Check:
+            return check(cl.config_path);
+        case CommandLine::Action::Run:
+            break;
+    }
+    Server server(cl.config_path);
+    return server.run();
+}
+
+}  // namespace sb::app

@@ -1,0 +1,92 @@
+// Server: the process. Loads the configuration, opens every listener, starts the
+// workers, then runs the main loop: signals (reload, drain, log reopening), rehoming,
+// systemd notifications and, later, the admin listener.
+//
+// Lives on the main thread for the whole run; owns the workers and the current
+// generation. Workers only ever receive work from it through Worker::post(); they
+// report back through post_to_main().
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "app/rehome.h"
+#include "app/worker.h"
+#include "config/config.h"
+#include "config/loader.h"
+#include "pool/generation.h"
+
+namespace sb::app {
+
+class Server {
+  public:
+    explicit Server(std::string config_path);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Runs until drained; returns the process exit code.
+    int run();
+
+    // Queues `task` for the main thread. Thread-safe (workers report through it).
+    void post_to_main(std::function<void()> task);
+
+    // Counters for /metrics.
+    struct Reloads {
+        std::atomic<uint64_t> ok{0};
+        std::atomic<uint64_t> failed{0};
+    };
+    const Reloads& reloads() const { return reloads_; }
+
+  private:
+    struct OpenListener {
+        std::string name;
+        config::SocketAddress configured;  // as written in the file
+        config::SocketAddress bound;       // as bound (port 0 resolved)
+    };
+
+    bool start();
+    // Applies a loaded configuration: opens listeners it adds, swaps the generation in
+    // every worker, closes what it removes. On failure nothing changes.
+    bool apply(const config::ConfigPtr& config, bool first);
+    bool configure_logging(const config::Config& config);
+    unsigned worker_count(const config::Config& config) const;
+    void reload();
+    void begin_drain();
+    void on_worker_exit();
+    void on_backend_up(const std::string& pool);
+    void run_main_tasks();
+    void close_main_handles();
+
+    static void on_signal(uv_signal_t* handle, int signum) noexcept;
+    static void on_main_async(uv_async_t* handle) noexcept;
+    static void on_drain_deadline(uv_timer_t* timer) noexcept;
+
+    std::string config_path_;
+    uv_loop_t loop_;
+    // Value-initialized: a handle whose `loop` is still null was never started.
+    uv_signal_t sigterm_{};
+    uv_signal_t sigint_{};
+    uv_signal_t sighup_{};
+    uv_signal_t sigusr1_{};
+    uv_async_t main_async_{};
+    uv_timer_t drain_timer_{};
+    std::unique_ptr<Rehomer> rehomer_;
+    std::vector<std::unique_ptr<Worker>> workers_;
+    pool::GenerationPtr generation_;
+    std::vector<OpenListener> listeners_;
+    std::mutex main_mutex_;
+    std::vector<std::function<void()>> main_tasks_;
+    Reloads reloads_;
+    bool draining_ = false;
+    bool handles_closed_ = false;
+};
+
+}  // namespace sb::app

@@ -1,0 +1,219 @@
+#include "app/worker.h"
+
+#include <algorithm>
+
+#include "log/logger.h"
+#include "session/session.h"
+
+namespace sb::app {
+
+namespace {
+
+uv_handle_t* as_handle(void* h) {
+    return static_cast<uv_handle_t*>(h);
+}
+
+}  // namespace
+
+Worker::Worker(unsigned index, std::function<void()> on_exit)
+    : index_(index), on_exit_(std::move(on_exit)), rng_(std::random_device{}()) {
+    uv_loop_init(&loop_);
+    context_ = std::make_unique<session::WorkerContext>(&loop_, index);
+    uv_async_init(&loop_, &async_, &Worker::on_async);
+    async_.data = this;
+    uv_timer_init(&loop_, &idle_timer_);
+    idle_timer_.data = this;
+}
+
+Worker::~Worker() {
+    join();
+}
+
+void Worker::start(pool::GenerationPtr generation, std::map<std::string, int> listen_fds) {
+    generation_ = std::move(generation);
+    for (const auto& [name, fd] : listen_fds)
+        adopt(name, fd);
+    thread_ = std::thread([this] { run(); });
+}
+
+void Worker::join() {
+    if (thread_.joinable()) thread_.join();
+}
+
+void Worker::run() {
+    uv_run(&loop_, UV_RUN_DEFAULT);
+    // Every handle is closed by now; closing the loop must succeed (libuv's rule).
+    int rc = uv_loop_close(&loop_);
+    if (rc != 0) log::error("worker loop did not close cleanly", {{"detail", uv_strerror(rc)}});
+    context_.reset();
+    exited_.store(true, std::memory_order_release);
+    if (on_exit_) on_exit_();
+}
+
+void Worker::post(Task task) {
+    // uv_async_send under the lock: the worker closes async_ only after it has
+    // stopped taking tasks under the same lock, so the handle is always valid here.
+    std::lock_guard lock(inbox_mutex_);
+    if (!taking_tasks_) return;
+    inbox_.push_back(std::move(task));
+    uv_async_send(&async_);
+}
+
+void Worker::on_async(uv_async_t* handle) noexcept {
+    auto* w = static_cast<Worker*>(handle->data);
+    std::vector<Task> tasks;
+    {
+        std::lock_guard lock(w->inbox_mutex_);
+        tasks.swap(w->inbox_);
+    }
+    for (auto& task : tasks)
+        task(*w);
+}
+
+void Worker::adopt(const std::string& name, int fd) {
+    auto listener = std::make_unique<Listener>();
+    listener->worker = this;
+    listener->name = name;
+    listener->runtime = generation_->listener(name);
+    uv_tcp_init(&loop_, &listener->tcp);
+    listener->tcp.data = listener.get();
+    uv_tcp_open(&listener->tcp, fd);
+    int rc =
+        uv_listen(reinterpret_cast<uv_stream_t*>(&listener->tcp), 4096, &Worker::on_connection);
+    if (rc != 0) {
+        log::error("cannot accept on listener", {{"listener", name}, {"detail", uv_strerror(rc)}});
+        close_listener(std::move(listener));
+        return;
+    }
+    listeners_[name] = std::move(listener);
+}
+
+void Worker::close_listener(std::unique_ptr<Listener> listener) {
+    // The Listener is freed by the close callback, never on the spot.
+    uv_close(as_handle(&listener.release()->tcp),
+             [](uv_handle_t* h) noexcept { delete static_cast<Listener*>(h->data); });
+}
+
+void Worker::on_connection(uv_stream_t* server, int status) noexcept {
+    auto* l = static_cast<Listener*>(server->data);
+    Worker* w = l->worker;
+    if (status < 0) {
+        log::warn("accept failed", {{"listener", l->name}, {"detail", uv_strerror(status)}});
+        return;
+    }
+    session::Session::accept(*w->context_, w->generation_, *l->runtime, server);
+}
+
+void Worker::use_generation(pool::GenerationPtr generation, std::map<std::string, int> added) {
+    generation_ = std::move(generation);
+    for (auto it = listeners_.begin(); it != listeners_.end();) {
+        const auto* runtime = generation_->listener(it->first);
+        if (runtime == nullptr || added.count(it->first)) {
+            // Removed, or replaced by a socket on a new address: stop accepting; the
+            // sessions it accepted live on with their own generation.
+            close_listener(std::move(it->second));
+            it = listeners_.erase(it);
+        } else {
+            it->second->runtime = runtime;
+            ++it;
+        }
+    }
+    for (const auto& [name, fd] : added)
+        adopt(name, fd);
+
+    // Connections to a backend the new file removed are closed (1012, so clients
+    // reconnect and are placed again), paced so they do not all return at once.
+    std::vector<session::Session*> orphans;
+    for (auto* s = context_->sessions.first(); s != nullptr; s = session::SessionList::next(s)) {
+        if (s->backend() == nullptr || s->pool() == nullptr) continue;
+        const pool::Pool* now = generation_->pool(s->pool()->name());
+        if (now == nullptr || now->index_of(s->backend()) < 0) orphans.push_back(s);
+    }
+    if (!orphans.empty()) {
+        auto spread = static_cast<uint64_t>(generation_->config().server.close_spread.count());
+        uint64_t deadline = uv_now(&loop_) + spread + session::Session::kLingerMs;
+        pace_close(std::move(orphans), metrics::CloseReason::BackendRemoved, ws::kServiceRestart,
+                   spread, deadline);
+    }
+}
+
+void Worker::pace_close(std::vector<session::Session*> sessions, metrics::CloseReason reason,
+                        uint16_t code, uint64_t window_ms, uint64_t deadline_ms) {
+    // Random order and a random offset inside each evenly sized slot: closes are spread
+    // over the window, never bunched, and no client learns its turn from its position.
+    std::shuffle(sessions.begin(), sessions.end(), rng_);
+    std::uniform_real_distribution<double> jitter(0.0, 1.0);
+    uint64_t now = uv_now(&loop_);
+    double slot = static_cast<double>(window_ms) / static_cast<double>(sessions.size());
+    for (size_t i = 0; i < sessions.size(); ++i) {
+        auto offset = static_cast<uint64_t>(slot * (static_cast<double>(i) + jitter(rng_)));
+        sessions[i]->schedule_close(reason, code, now + offset, deadline_ms);
+    }
+}
+
+void Worker::drain(uint64_t window_ms, uint64_t timeout_ms) {
+    stop_accepting();
+    std::vector<session::Session*> all;
+    for (auto* s = context_->sessions.first(); s != nullptr; s = session::SessionList::next(s)) {
+        all.push_back(s);
+    }
+    if (!all.empty()) {
+        pace_close(std::move(all), metrics::CloseReason::Shutdown, ws::kGoingAway, window_ms,
+                   uv_now(&loop_) + timeout_ms);
+    }
+    exit_when_idle();
+}
+
+void Worker::abort_all() {
+    for (auto* s = context_->sessions.first(); s != nullptr; s = session::SessionList::next(s)) {
+        s->abort(metrics::CloseReason::Shutdown);
+    }
+}
+
+void Worker::close_room(uint64_t room_id) {
+    uint64_t deadline = uv_now(&loop_) + session::Session::kLingerMs;
+    for (auto* s = context_->sessions.first(); s != nullptr; s = session::SessionList::next(s)) {
+        if (s->room() != nullptr && s->room()->id == room_id) {
+            s->close_gracefully(metrics::CloseReason::Rehome, ws::kServiceRestart, deadline);
+        }
+    }
+}
+
+void Worker::stop_accepting() {
+    for (auto& [name, listener] : listeners_)
+        close_listener(std::move(listener));
+    listeners_.clear();
+}
+
+void Worker::exit_when_idle() {
+    if (exiting_) return;
+    exiting_ = true;
+    check_idle();
+    if (!uv_is_closing(as_handle(&idle_timer_))) {
+        uv_timer_start(&idle_timer_, &Worker::on_idle_check, 20, 20);
+    }
+}
+
+void Worker::on_idle_check(uv_timer_t* timer) noexcept {
+    static_cast<Worker*>(timer->data)->check_idle();
+}
+
+void Worker::check_idle() {
+    if (context_->sessions.empty()) shut_down_loop();
+}
+
+void Worker::shut_down_loop() {
+    if (uv_is_closing(as_handle(&async_))) return;
+    {
+        std::lock_guard lock(inbox_mutex_);
+        taking_tasks_ = false;
+        inbox_.clear();
+    }
+    stop_accepting();
+    uv_timer_stop(&idle_timer_);
+    uv_close(as_handle(&idle_timer_), nullptr);
+    uv_close(as_handle(&async_), nullptr);
+    context_->timers.close();
+}
+
+}  // namespace sb::app

@@ -1,0 +1,40 @@
+// WorkerContext: what every session of one worker shares: the worker's loop, its
+// deadline heap, its read-buffer pool, its counters and the list of its sessions.
+//
+// Owned by the Worker (app/), which outlives all of its sessions; touched only by the
+// worker's thread (the counters are also read by the admin thread, see WorkerStats).
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "metrics/worker_stats.h"
+#include "session/session_list.h"
+#include "uv/block_pool.h"
+#include "uv/timer_heap.h"
+
+namespace sb::session {
+
+struct WorkerContext {
+    explicit WorkerContext(uv_loop_t* l, unsigned i) : loop(l), index(i), timers(l) {}
+    WorkerContext(const WorkerContext&) = delete;
+    WorkerContext& operator=(const WorkerContext&) = delete;
+
+    uv_loop_t* loop;
+    unsigned index;
+    uv::TimerHeap timers;
+    uv::BlockPool blocks;
+    metrics::WorkerStats stats;
+    SessionList sessions;
+    // Called (on this worker's thread) when a connect succeeds to a backend that was
+    // marked down: the main thread may then move rooms back to it (rehome).
+    std::function<void(const std::string& pool)> on_backend_up;
+    // Bytes read only to be thrown away (a client still sending after its answer)
+    // land here; no session needs them afterwards.
+    char discard[4096];
+};
+
+}  // namespace sb::session

@@ -1,0 +1,422 @@
+// Session lifecycle: accept, state changes, deadlines, the relay's end, and finish().
+// The handshake half lives in session_handshake.cpp.
+#include "session/session.h"
+
+#include <algorithm>
+#include <atomic>
+#include <nlohmann/json.hpp>
+
+#include "log/logger.h"
+#include "session/handshake_state.h"
+
+namespace sb::session {
+
+namespace {
+
+std::atomic<uint64_t> g_next_id{1};
+
+uv_handle_t* as_handle(uv_tcp_t* t) {
+    return reinterpret_cast<uv_handle_t*>(t);
+}
+uv_stream_t* as_stream(uv_tcp_t* t) {
+    return reinterpret_cast<uv_stream_t*>(t);
+}
+
+}  // namespace
+
+std::string_view state_name(SessionState s) {
+    switch (s) {
+        case SessionState::ReadingRequest:
+            return "reading request";
+        case SessionState::ConnectingBackend:
+            return "connecting to backend";
+        case SessionState::AwaitingResponse:
+            return "awaiting backend answer";
+        case SessionState::Relaying:
+            return "relaying";
+        case SessionState::Closing:
+            return "closing";
+        case SessionState::Closed:
+            return "closed";
+    }
+    return "unknown";
+}
+
+Session::Session(WorkerContext& ctx, pool::GenerationPtr generation,
+                 const pool::ListenerRuntime& listener)
+    : ctx_(ctx),
+      generation_(std::move(generation)),
+      listener_(listener),
+      listener_stats_(ctx.stats.listener(listener.config.name)),
+      id_(g_next_id.fetch_add(1, std::memory_order_relaxed)),
+      started_ms_(uv_now(ctx.loop)) {}
+
+Session::~Session() = default;
+
+void Session::accept(WorkerContext& ctx, pool::GenerationPtr generation,
+                     const pool::ListenerRuntime& listener, uv_stream_t* server) {
+    auto* s = new Session(ctx, std::move(generation), listener);
+    uv_tcp_init(ctx.loop, &s->client_);
+    s->client_.data = s;
+    s->open_handles_ = 1;
+    ctx.sessions.push(s);
+    if (uv_accept(server, as_stream(&s->client_)) != 0) {
+        // The pending connection vanished (reset before we took it): nothing to log.
+        s->state_ = SessionState::Closed;
+        uv_close(as_handle(&s->client_), &Session::on_closed);
+        return;
+    }
+    sockaddr_storage peer{};
+    int len = sizeof(peer);
+    uv_tcp_getpeername(&s->client_, reinterpret_cast<sockaddr*>(&peer), &len);
+    s->client_address_ = config::SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&peer));
+    // Small WebSocket messages must leave as soon as they are written.
+    uv_tcp_nodelay(&s->client_, 1);
+    s->listener_stats_.active.add(1);
+    s->listener_stats_.total.add();
+    s->handshake_ = std::make_unique<Handshake>();
+    s->enter(SessionState::ReadingRequest);
+    uv_read_start(as_stream(&s->client_), &Session::on_alloc, &Session::on_read);
+}
+
+void Session::enter(SessionState next) {
+    state_ = next;
+    if (log::Logger::get().enabled(log::Level::Debug)) log_event("state");
+    switch (next) {
+        case SessionState::ReadingRequest:
+            arm_deadline(static_cast<uint64_t>(listener_.config.handshake_timeout.count()));
+            break;
+        case SessionState::ConnectingBackend:
+        case SessionState::AwaitingResponse:
+            arm_deadline(static_cast<uint64_t>(pool_->config().connect_timeout.count()));
+            break;
+        case SessionState::Relaying:
+            state_due_ = 0;
+            rearm();
+            break;
+        case SessionState::Closing:
+            arm_deadline(kLingerMs);
+            break;
+        case SessionState::Closed:
+            state_due_ = close_at_ = 0;
+            ctx_.timers.cancel(deadline_);
+            break;
+    }
+}
+
+void Session::arm_deadline(uint64_t delay_ms) {
+    state_due_ = uv_now(ctx_.loop) + delay_ms;
+    rearm();
+}
+
+void Session::rearm() {
+    // One Deadline serves the state's own timeout and a scheduled proxy close: it is
+    // set to whichever comes first.
+    uint64_t due = state_due_;
+    if (close_at_ != 0 && (due == 0 || close_at_ < due)) due = close_at_;
+    if (due == 0) {
+        ctx_.timers.cancel(deadline_);
+    } else {
+        ctx_.timers.arm_at(deadline_, due);
+    }
+}
+
+void Session::schedule_close(CloseReason reason, uint16_t code, uint64_t at_ms,
+                             uint64_t deadline_ms) {
+    if (state_ == SessionState::Closing || state_ == SessionState::Closed) return;
+    pending_reason_ = reason;
+    pending_code_ = code;
+    close_at_ = std::max<uint64_t>(at_ms, 1);
+    close_deadline_ = deadline_ms;
+    rearm();
+}
+
+void Session::on_deadline(void* self) {
+    static_cast<Session*>(self)->on_timeout();
+}
+
+void Session::on_timeout() {
+    uint64_t now = uv_now(ctx_.loop);
+    if (close_at_ != 0 && now >= close_at_) {
+        close_at_ = 0;
+        close_gracefully(pending_reason_, pending_code_, close_deadline_);
+        if (state_ == SessionState::Closed) return;
+    }
+    if (state_due_ == 0 || now < state_due_) {
+        rearm();
+        return;
+    }
+    state_due_ = 0;
+    switch (state_) {
+        case SessionState::ReadingRequest:
+            // A slow client gets no answer: writing one would only cost more.
+            finish(CloseReason::HandshakeTimeout);
+            break;
+        case SessionState::ConnectingBackend:
+            on_connect_failed("connect timeout");
+            break;
+        case SessionState::AwaitingResponse:
+            refuse(CloseReason::BackendTimeout, "backend did not answer the upgrade in time");
+            break;
+        case SessionState::Relaying:
+            // Both Close frames went through and a peer kept its socket open.
+            finish(reason_);
+            break;
+        case SessionState::Closing:
+            finish(reason_decided_ ? reason_ : CloseReason::CloseTimeout);
+            break;
+        case SessionState::Closed:
+            break;
+    }
+    if (state_ != SessionState::Closed) rearm();
+}
+
+void Session::decide(CloseReason reason) {
+    if (reason_decided_) return;
+    reason_ = reason;
+    reason_decided_ = true;
+}
+
+void Session::close_gracefully(CloseReason reason, uint16_t code, uint64_t deadline_ms) {
+    if (state_ == SessionState::Closed) return;
+    if (state_ != SessionState::Relaying || !websocket_) {
+        // Not a WebSocket yet (or an HTTP answer in flight): nothing to say goodbye to.
+        if (state_ != SessionState::Closing) finish(reason);
+        return;
+    }
+    decide(reason);
+    if (close_code_ == 0) close_code_ = code;
+    std::string_view why = metrics::info(reason).log_reason;
+    to_client_.send_close(code, why);
+    to_backend_.send_close(code, why);
+    state_ = SessionState::Closing;
+    state_due_ = std::max<uint64_t>(deadline_ms, 1);
+    rearm();
+}
+
+void Session::abort(CloseReason reason) {
+    finish(reason);
+}
+
+// ---- Pipe callbacks ----
+
+void Session::on_pipe_error(Pipe& pipe, int status, bool while_reading) {
+    bool client_side = while_reading == pipe.from_client();
+    if (state_ == SessionState::Closing) {
+        // A peer that errs while we close is as finished as one that answered.
+        finish(reason_decided_ ? reason_ : CloseReason::CloseTimeout);
+        return;
+    }
+    if (client_side) {
+        log_event("client connection error", uv_strerror(status));
+        decide(CloseReason::ClientReset);
+        finish(reason_);
+        return;
+    }
+    if (!websocket_ || to_client_.close_received()) {
+        // An HTTP answer cut short, or a backend that already said goodbye.
+        finish(reason_decided_ ? reason_ : CloseReason::BackendClosed);
+        return;
+    }
+    log_event("backend connection lost", uv_strerror(status));
+    backend_lost();
+}
+
+void Session::backend_lost() {
+    // Tell the client to reconnect (1012): it will be routed again, to a backend that
+    // is up. The backend connection is of no further use.
+    decide(CloseReason::BackendLost);
+    if (close_code_ == 0) close_code_ = ws::kServiceRestart;
+    backend_gone_ = true;
+    to_backend_.discard();
+    to_client_.send_close(ws::kServiceRestart, "backend connection lost");
+    to_client_.shutdown_destination();
+    enter(SessionState::Closing);
+}
+
+void Session::on_source_ended(Pipe& pipe) {
+    if (state_ == SessionState::Closing) {
+        maybe_finish();
+        return;
+    }
+    if (!websocket_) {
+        // Only the backend is read while an HTTP answer passes through.
+        to_client_.shutdown_destination();
+        return;
+    }
+    if (pipe.from_client()) {
+        decide(CloseReason::ClientClosed);
+        to_backend_.shutdown_destination();
+        return;
+    }
+    if (!to_client_.close_received()) {
+        log_event("backend closed without a Close frame");
+        backend_lost();
+        return;
+    }
+    decide(CloseReason::BackendClosed);
+    to_client_.shutdown_destination();
+}
+
+void Session::on_close_frame(Pipe& pipe, uint16_t code) {
+    if (close_code_ == 0) {
+        close_code_ = code;
+        close_sender_ = pipe.from_client() ? metrics::Side::Client : metrics::Side::Backend;
+    }
+    decide(pipe.from_client() ? CloseReason::ClientClosed : CloseReason::BackendClosed);
+    if (state_ == SessionState::Closing) {
+        maybe_finish();  // a peer answered our Close
+        return;
+    }
+    // Both Close frames have passed: the close handshake is complete and the backend
+    // should now close TCP. Give the peers a bounded time to do so.
+    if (to_backend_.close_received() && to_client_.close_received()) arm_deadline(kLingerMs);
+}
+
+void Session::on_violation(Pipe& pipe, ws::Violation v) {
+    if (!pipe.from_client()) return;  // backends are trusted; the client will judge them
+    log_event("client protocol violation", ws::violation_text(v));
+    close_gracefully(CloseReason::ProtocolError, ws::kProtocolError, uv_now(ctx_.loop) + kLingerMs);
+}
+
+void Session::on_pipe_done(Pipe&) {
+    maybe_finish();
+}
+
+void Session::maybe_finish() {
+    if (state_ == SessionState::Closed) return;
+    bool done = false;
+    if (state_ == SessionState::Closing) {
+        // Closing: each peer is finished once it answered with a Close or hung up.
+        bool client_finished = to_backend_.close_received() || to_backend_.source_ended();
+        bool backend_finished =
+            backend_gone_ || to_client_.close_received() || to_client_.source_ended();
+        done = client_finished && backend_finished;
+    } else {
+        done = to_client_.done() && (to_backend_.done() || !websocket_);
+    }
+    if (done) finish(reason_);
+}
+
+// ---- the end ----
+
+void Session::finish(CloseReason reason) {
+    if (state_ == SessionState::Closed) return;
+    decide(reason);
+    enter(SessionState::Closed);
+    const auto& info = metrics::info(reason_);
+    if (status_ == 0) status_ = static_cast<uint16_t>(info.status);
+    if (info.refusal) listener_stats_.rejections[static_cast<size_t>(reason_)].add();
+    ctx_.stats.count_end(reason_);
+    if (websocket_) {
+        ctx_.stats.count_close(close_code_,
+                               close_code_ == 0 || info.closed_by == metrics::Side::Proxy
+                                   ? info.closed_by
+                                   : close_sender_);
+    }
+    listener_stats_.active.add(-1);
+    if (pool_ != nullptr) pool_->release(placement_);
+    if (log::Logger::get().access_log_enabled()) write_access_log();
+    handshake_.reset();
+    close_handles();
+}
+
+void Session::close_handles() {
+    if (!uv_is_closing(as_handle(&client_))) uv_close(as_handle(&client_), &Session::on_closed);
+    if (backend_open_ && !uv_is_closing(as_handle(&backend_tcp_))) {
+        uv_close(as_handle(&backend_tcp_), &Session::on_closed);
+    }
+}
+
+void Session::on_closed(uv_handle_t* handle) noexcept {
+    auto* s = static_cast<Session*>(handle->data);
+    --s->open_handles_;
+    if (handle == as_handle(&s->backend_tcp_)) {
+        s->backend_open_ = false;
+        // A failed attempt's handle is closed: the next attempt may reuse it.
+        if (s->state_ == SessionState::ConnectingBackend) {
+            s->connect_next();
+            return;
+        }
+    }
+    if (s->open_handles_ > 0) return;
+    s->ctx_.timers.cancel(s->deadline_);
+    s->ctx_.sessions.remove(s);
+    delete s;
+}
+
+void Session::write_access_log() {
+    nlohmann::ordered_json j;
+    j["ts"] = log::Logger::timestamp();
+    j["listener"] = listener_.config.name;
+    j["client"] = client_address_.to_string();
+    j["method"] = handshake_ && !handshake_->method.empty() ? handshake_->method : "GET";
+    j["host"] = host_;
+    j["path"] = target_;
+    j["status"] = status_;
+    j["pool"] = pool_ ? nlohmann::ordered_json(pool_->name()) : nlohmann::ordered_json(nullptr);
+    j["backend"] =
+        backend_ ? nlohmann::ordered_json(backend_->address()) : nlohmann::ordered_json(nullptr);
+    j["duration_ms"] = uv_now(ctx_.loop) - started_ms_;
+    j["bytes_in"] = head_in_ + to_backend_.bytes();
+    j["bytes_out"] = head_out_ + to_client_.bytes();
+    j["messages_in"] = to_backend_.messages();
+    j["messages_out"] = to_client_.messages();
+    j["close_code"] =
+        close_code_ ? nlohmann::ordered_json(close_code_) : nlohmann::ordered_json(nullptr);
+    const auto& info = metrics::info(reason_);
+    j["closed_by"] = metrics::side_name(close_code_ != 0 && info.closed_by != metrics::Side::Proxy
+                                            ? close_sender_
+                                            : info.closed_by);
+    j["reason"] = info.log_reason.empty() ? nlohmann::ordered_json(nullptr)
+                                          : nlohmann::ordered_json(info.log_reason);
+    log::Logger::get().access(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+}
+
+void Session::log_event(std::string_view message, std::string_view detail) const {
+    log::Level level =
+        state_ == SessionState::Closed || message == "state" ? log::Level::Debug : log::Level::Info;
+    if (!log::Logger::get().enabled(level)) return;
+    log::Logger::get().write(level, message,
+                             {{"session", std::to_string(id_)},
+                              {"listener", listener_.config.name},
+                              {"client", client_address_.to_string()},
+                              {"backend", backend_ ? backend_->address() : "-"},
+                              {"action", std::string(state_name(state_))},
+                              {"detail", std::string(detail)}});
+}
+
+// ---- libuv trampolines ----
+
+void Session::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
+    auto* s = static_cast<Session*>(handle->data);
+    bool from_client = handle == as_handle(&s->client_);
+    Pipe& pipe = from_client ? s->to_backend_ : s->to_client_;
+    if (pipe.attached()) {
+        pipe.on_alloc(buf);
+    } else if (s->state_ == SessionState::ReadingRequest && from_client) {
+        s->handshake_->request_space(s->listener_.config.max_header_bytes, buf);
+    } else if (s->state_ == SessionState::AwaitingResponse && !from_client) {
+        s->handshake_->response_space(buf);
+    } else {
+        *buf = uv_buf_init(s->ctx_.discard, sizeof(s->ctx_.discard));
+    }
+}
+
+void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
+    auto* s = static_cast<Session*>(stream->data);
+    bool from_client = stream == as_stream(&s->client_);
+    Pipe& pipe = from_client ? s->to_backend_ : s->to_client_;
+    if (pipe.attached()) {
+        pipe.on_read(nread, buf);
+    } else if (s->state_ == SessionState::ReadingRequest && from_client) {
+        s->on_request_read(nread);
+    } else if (s->state_ == SessionState::AwaitingResponse && !from_client) {
+        s->on_response_read(nread);
+    } else if (nread < 0) {
+        // A refused client closed its side after reading our answer: done.
+        if (s->state_ == SessionState::Closing) s->finish(s->reason_);
+    }
+}
+
+}  // namespace sb::session
