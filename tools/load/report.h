@@ -1,0 +1,42 @@
+// What sb-load measures (Stats, filled by LoadRun) and the JSON object it prints.
+//
+// Keys common to every mode: mode, url, connections, size, duration_s, warmup_s,
+// messages, messages_per_sec, bytes_per_sec, rtt_us {p50 p90 p99 p999 max},
+// handshake_us {same}, errors, error_kinds {one key per ClientError}, established,
+// failed. Rate mode adds rate, sent, received, late, dropped; churn mode adds
+// handshakes, handshakes_per_sec. Percentiles of an empty histogram are 0.
+#pragma once
+
+#include <array>
+#include <cstdint>
+
+#include <nlohmann/json.hpp>
+
+#include "common/histogram.h"
+#include "load/client.h"
+#include "load/options.h"
+
+namespace sb::tools {
+
+struct Stats {
+    // Inside the measured window.
+    uint64_t messages = 0;    // round trips completed (churn: echoes)
+    uint64_t sent = 0;        // rate: messages scheduled in the window and sent
+    uint64_t received = 0;    // rate: their echoes
+    uint64_t late = 0;        // rate: sends more than 1 ms after their schedule
+    uint64_t dropped = 0;     // rate: scheduled sends that had no open connection or room
+    uint64_t handshakes = 0;  // churn: completed connect-echo-close cycles
+    Histogram rtt_ns;
+    Histogram handshake_ns;  // TCP connect start to 101 received
+    // Over the whole run.
+    uint64_t established = 0;  // handshakes that succeeded
+    uint64_t failed = 0;       // connections that never opened
+    std::array<uint64_t, kClientErrorKinds> errors{};
+    double duration_s = 0;  // length of the measured window actually run
+
+    uint64_t error_total() const;
+};
+
+nlohmann::ordered_json make_report(const Options& options, const Stats& stats);
+
+}  // namespace sb::tools
