@@ -1,0 +1,261 @@
+// Pool placement (SPEC §3 Balancing): rooms stay whole, bounded loads apply to new
+// rooms only, down/full/tried backends are skipped, retries and release.
+#include "pool/pool.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "balance/hash.h"
+
+namespace sb::pool {
+namespace {
+
+struct Fixture {
+    explicit Fixture(int n, config::Algorithm algorithm = config::Algorithm::Ring,
+                     double load_factor = 0.0, uint64_t max_per_backend = 0) {
+        config.name = "p";
+        config.algorithm = algorithm;
+        config.load_factor = load_factor;
+        config.max_connections_per_backend = max_per_backend;
+        std::vector<balance::Node> nodes;
+        for (int i = 0; i < n; ++i) {
+            std::string address = "10.0.0." + std::to_string(i + 1) + ":80";
+            backends.push_back(
+                std::make_shared<Backend>(address, *config::SocketAddress::parse(address)));
+            nodes.push_back({address, 1});
+        }
+        auto kind = algorithm == config::Algorithm::Maglev ? balance::Algorithm::Maglev
+                    : algorithm == config::Algorithm::LeastConnections
+                        ? balance::Algorithm::LeastConnections
+                    : algorithm == config::Algorithm::RoundRobin ? balance::Algorithm::RoundRobin
+                                                                 : balance::Algorithm::Ring;
+        pool = std::make_unique<Pool>(config, backends, std::make_shared<RoomTable>(),
+                                      std::make_shared<balance::Table>(kind, nodes));
+    }
+
+    Placement place(const std::string& key, Pool::Outcome expected = Pool::Outcome::Placed) {
+        Placement p;
+        auto outcome = pool->place(key, balance::hash_key(key), {}, p);
+        EXPECT_EQ(outcome, expected) << key;
+        return p;
+    }
+
+    config::PoolConfig config;
+    std::vector<std::shared_ptr<Backend>> backends;
+    std::unique_ptr<Pool> pool;
+};
+
+TEST(Pool, FurtherConnectionsOfARoomJoinItsBackend) {
+    Fixture f(5);
+    Placement first = f.place("room-1");
+    Placement second = f.place("room-1", Pool::Outcome::Joined);
+    EXPECT_EQ(first.backend, second.backend);
+    EXPECT_EQ(first.room, second.room);
+    EXPECT_EQ(first.room->connections, 2u);
+    EXPECT_EQ(first.backend->active(), 2);
+    f.pool->release(first);
+    f.pool->release(second);
+    EXPECT_EQ(f.pool->rooms()->size(), 0u);  // the room left with its last connection
+    EXPECT_EQ(f.backends[0]->active() + f.backends[1]->active() + f.backends[2]->active() +
+                  f.backends[3]->active() + f.backends[4]->active(),
+              0);
+}
+
+TEST(Pool, NewRoomGoesToItsHashHome) {
+    Fixture f(5);
+    for (int i = 0; i < 50; ++i) {
+        std::string key = "room-" + std::to_string(i);
+        Placement p = f.place(key);
+        EXPECT_EQ(p.backend, f.pool->home(balance::hash_key(key)));
+        f.pool->release(p);
+    }
+}
+
+TEST(Pool, DownBackendIsSkippedAndItsKeysReturnWhenItIsBack) {
+    Fixture f(5);
+    std::string key = "room-7";
+    Backend* home = f.pool->home(balance::hash_key(key));
+    for (int i = 0; i < 3; ++i)
+        home->record_failure(3, std::chrono::seconds(60));
+    ASSERT_FALSE(home->is_up());
+    Placement p = f.place(key);
+    EXPECT_NE(p.backend, home);
+    f.pool->release(p);
+    home->record_success();
+    Placement back = f.place(key);
+    EXPECT_EQ(back.backend, home);
+    f.pool->release(back);
+}
+
+TEST(Pool, AnActiveRoomMovesWhenItsBackendGoesDown) {
+    Fixture f(4);
+    Placement first = f.place("room-1");
+    for (int i = 0; i < 3; ++i)
+        first.backend->record_failure(3, std::chrono::seconds(60));
+    Placement second = f.place("room-1", Pool::Outcome::Placed);
+    EXPECT_NE(second.backend, first.backend);
+    EXPECT_EQ(second.room, first.room);
+    EXPECT_EQ(first.room->backend.get(), second.backend);
+    f.pool->release(first);
+    f.pool->release(second);
+}
+
+TEST(Pool, FullBackendIsSkippedForNewRoomsButNeverSplitsARoom) {
+    Fixture f(3, config::Algorithm::Ring, 0.0, /*max_per_backend=*/1);
+    Placement a = f.place("room-1");
+    // The room's backend is full: a joiner is refused rather than sent elsewhere.
+    Placement joiner;
+    EXPECT_EQ(f.pool->place("room-1", balance::hash_key("room-1"), {}, joiner),
+              Pool::Outcome::Full);
+    // A new room whose home is that backend goes to its next choice.
+    for (int i = 0; i < 200; ++i) {
+        std::string key = "other-" + std::to_string(i);
+        if (f.pool->home(balance::hash_key(key)) != a.backend) continue;
+        Placement b = f.place(key);
+        EXPECT_NE(b.backend, a.backend);
+        f.pool->release(b);
+        break;
+    }
+    f.pool->release(a);
+}
+
+TEST(Pool, NothingUpMeansNoBackend) {
+    Fixture f(2);
+    for (auto& b : f.backends) {
+        for (int i = 0; i < 3; ++i)
+            b->record_failure(3, std::chrono::seconds(60));
+    }
+    f.place("room", Pool::Outcome::NoBackend);
+}
+
+TEST(Pool, RetryWalksToTheNextBackendAndMovesALoneRoom) {
+    Fixture f(4);
+    std::string key = "room-9";
+    uint64_t h = balance::hash_key(key);
+    Placement p = f.place(key);
+    Backend* first = p.backend;
+    std::vector<uint32_t> tried = {static_cast<uint32_t>(f.pool->index_of(first))};
+    EXPECT_EQ(f.pool->retry(h, tried, p), Pool::Outcome::Placed);
+    EXPECT_NE(p.backend, first);
+    EXPECT_EQ(p.room->backend.get(), p.backend);
+    EXPECT_EQ(first->active(), 0);
+    EXPECT_EQ(p.backend->active(), 1);
+    f.pool->release(p);
+}
+
+TEST(Pool, RetryDoesNotSplitARoomWithOtherConnections) {
+    Fixture f(4);
+    std::string key = "room-3";
+    uint64_t h = balance::hash_key(key);
+    Placement a = f.place(key);
+    Placement b = f.place(key, Pool::Outcome::Joined);
+    std::vector<uint32_t> tried = {static_cast<uint32_t>(f.pool->index_of(b.backend))};
+    EXPECT_EQ(f.pool->retry(h, tried, b), Pool::Outcome::NoBackend);
+    EXPECT_FALSE(b);
+    EXPECT_EQ(a.room->connections, 1u);
+    EXPECT_EQ(a.room->backend.get(), a.backend);
+    f.pool->release(a);
+}
+
+TEST(Pool, BoundedLoadCapAppliesToNewRooms) {
+    // c = 1.0 with 4 backends: a new room never lands on a backend already holding
+    // ceil((A + 1) / 4) connections, so single-connection rooms fill evenly.
+    Fixture f(4, config::Algorithm::Ring, 1.0);
+    std::vector<Placement> held;
+    for (int i = 0; i < 40; ++i)
+        held.push_back(f.place("room-" + std::to_string(i)));
+    for (auto& b : f.backends)
+        EXPECT_EQ(b->active(), 10);
+    for (auto& p : held)
+        f.pool->release(p);
+}
+
+TEST(Pool, BoundedLoadNeverSplitsARoom) {
+    Fixture f(4, config::Algorithm::Ring, 1.0);
+    std::vector<Placement> held;
+    for (int i = 0; i < 30; ++i)
+        held.push_back(f.place("big-room", i == 0 ? Pool::Outcome::Placed : Pool::Outcome::Joined));
+    EXPECT_EQ(held.front().backend->active(), 30);
+    for (auto& p : held)
+        EXPECT_EQ(p.backend, held.front().backend);
+    for (auto& p : held)
+        f.pool->release(p);
+}
+
+// The target: 20 backends, 20,000 rooms with Zipf(0.8) sizes summing to about
+// 200,000 connections, c = 1.25: peak-to-mean <= 1.25 + one room's size (relative to
+// the mean), and no room split.
+TEST(Pool, ZipfRoomsWithBoundedLoads) {
+    Fixture f(20, config::Algorithm::Ring, 1.25);
+    const int rooms = 20'000;
+    std::vector<double> weight(rooms);
+    double total_weight = 0;
+    for (int r = 0; r < rooms; ++r)
+        total_weight += weight[r] = 1.0 / std::pow(r + 1, 0.8);
+    std::vector<int> size(rooms);
+    int connections = 0;
+    int largest = 0;
+    for (int r = 0; r < rooms; ++r) {
+        size[r] = std::max(1, static_cast<int>(std::lround(200'000 * weight[r] / total_weight)));
+        connections += size[r];
+        largest = std::max(largest, size[r]);
+    }
+    // Connections arrive interleaved across rooms, as players join matches.
+    std::vector<int> arrivals;
+    for (int r = 0; r < rooms; ++r)
+        arrivals.insert(arrivals.end(), size[r], r);
+    std::mt19937 rng(42);
+    std::shuffle(arrivals.begin(), arrivals.end(), rng);
+    std::vector<Placement> held;
+    held.reserve(arrivals.size());
+    std::map<int, Backend*> room_backend;
+    for (int r : arrivals) {
+        std::string key = "match-" + std::to_string(r);
+        Placement p;
+        auto outcome = f.pool->place(key, balance::hash_key(key), {}, p);
+        ASSERT_NE(outcome, Pool::Outcome::NoBackend);
+        auto [it, fresh] = room_backend.emplace(r, p.backend);
+        ASSERT_EQ(it->second, p.backend) << "room " << r << " split";
+        held.push_back(p);
+    }
+    int64_t peak = 0;
+    for (auto& b : f.backends)
+        peak = std::max(peak, b->active());
+    double mean = static_cast<double>(connections) / 20;
+    EXPECT_LE(static_cast<double>(peak) / mean, 1.25 + largest / mean);
+    for (auto& p : held)
+        f.pool->release(p);
+    EXPECT_EQ(f.pool->rooms()->size(), 0u);
+}
+
+TEST(Pool, LeastConnectionsPicksTheEmptiestBackend) {
+    Fixture f(3, config::Algorithm::LeastConnections);
+    Placement a = f.place("a");
+    Placement b = f.place("b");
+    Placement c = f.place("c");
+    EXPECT_NE(a.backend, b.backend);
+    EXPECT_NE(b.backend, c.backend);
+    EXPECT_NE(a.backend, c.backend);
+    for (auto* p : {&a, &b, &c})
+        f.pool->release(*p);
+}
+
+TEST(Pool, RoundRobinTakesTurns) {
+    Fixture f(3, config::Algorithm::RoundRobin);
+    std::vector<Placement> held;
+    for (int i = 0; i < 6; ++i)
+        held.push_back(f.place("k" + std::to_string(i)));
+    for (auto& b : f.backends)
+        EXPECT_EQ(b->active(), 2);
+    for (auto& p : held)
+        f.pool->release(p);
+}
+
+}  // namespace
+}  // namespace sb::pool
