@@ -72,16 +72,14 @@ void Worker::on_async(uv_async_t* handle) noexcept {
 
 void Worker::adopt(const std::string& name, int fd) {
     auto listener = std::make_unique<Listener>();
-    listener->worker = this;
-    listener->name = name;
-    listener->runtime = generation_->listener(name);
-    uv_tcp_init(&loop_, &listener->tcp);
-    listener->tcp.data = listener.get();
-    uv_tcp_open(&listener->tcp, fd);
-    int rc =
-        uv_listen(reinterpret_cast<uv_stream_t*>(&listener->tcp), 4096, &Worker::on_connection);
-    if (rc != 0) {
-        log::error("cannot accept on listener", {{"listener", name}, {"detail", uv_strerror(rc)}});
+    Listener* raw = listener.get();
+    raw->runtime = generation_->listener(name);
+    raw->acceptor = new net::Acceptor(
+        &loop_, fd, name, [this, raw](int client, const config::SocketAddress& peer) {
+            session::Session::accept(*context_, generation_, *raw->runtime, client, peer);
+        });
+    if (!raw->acceptor->start()) {
+        log::error("cannot accept on listener", {{"listener", name}});
         close_listener(std::move(listener));
         return;
     }
@@ -89,19 +87,8 @@ void Worker::adopt(const std::string& name, int fd) {
 }
 
 void Worker::close_listener(std::unique_ptr<Listener> listener) {
-    // The Listener is freed by the close callback, never on the spot.
-    uv_close(as_handle(&listener.release()->tcp),
-             [](uv_handle_t* h) noexcept { delete static_cast<Listener*>(h->data); });
-}
-
-void Worker::on_connection(uv_stream_t* server, int status) noexcept {
-    auto* l = static_cast<Listener*>(server->data);
-    Worker* w = l->worker;
-    if (status < 0) {
-        log::warn("accept failed", {{"listener", l->name}, {"detail", uv_strerror(status)}});
-        return;
-    }
-    session::Session::accept(*w->context_, w->generation_, *l->runtime, server);
+    // The Acceptor frees itself once libuv has closed its handles.
+    listener->acceptor->close_and_delete();
 }
 
 void Worker::use_generation(pool::GenerationPtr generation, std::map<std::string, int> added) {

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "net/acceptor.h"
 #include "pool/generation.h"
 #include "session/context.h"
 
@@ -71,9 +72,7 @@ class Worker {
 
   private:
     struct Listener {
-        uv_tcp_t tcp;
-        Worker* worker;
-        std::string name;
+        net::Acceptor* acceptor;  // frees itself once closed
         const pool::ListenerRuntime* runtime;
     };
 
@@ -87,7 +86,6 @@ class Worker {
     void check_idle();
     void shut_down_loop();
     static void on_async(uv_async_t* handle) noexcept;
-    static void on_connection(uv_stream_t* server, int status) noexcept;
     static void on_idle_check(uv_timer_t* timer) noexcept;
 
     const unsigned index_;

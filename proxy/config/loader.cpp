@@ -18,7 +18,6 @@ constexpr std::string_view kLaterProxyProtocol = "the PROXY protocol";
 constexpr std::string_view kLaterHealthCheck = "active health checking";
 constexpr std::string_view kLaterDns = "DNS discovery of backends";
 // Work in progress in this tree: each goes away with the change that implements it.
-constexpr std::string_view kLaterLimits = "connection and message limits";
 constexpr std::string_view kLaterTls = "TLS";
 constexpr std::string_view kLaterAdmin = "the admin listener";
 
@@ -28,8 +27,7 @@ using V = const toml::value&;
 const Key<ServerConfig> kServerKeys[] = {
     {"workers", [](Decoder& d, V v, ServerConfig& s) { d.integer(v, 0, 256, s.workers); }},
     {"max_connections",
-     [](Decoder& d, V v, ServerConfig& s) { d.integer(v, 0, 100'000'000, s.max_connections); },
-     false, kLaterLimits},
+     [](Decoder& d, V v, ServerConfig& s) { d.integer(v, 0, 100'000'000, s.max_connections); }},
     {"drain_timeout",
      [](Decoder& d, V v, ServerConfig& s) { d.duration(v, Duration(0), s.drain_timeout); }},
     {"close_spread",
@@ -113,13 +111,11 @@ const Key<ListenerConfig> kListenerKeys[] = {
     {"proxy_protocol", [](Decoder& d, V v, ListenerConfig& l) { d.boolean(v, l.proxy_protocol); },
      false, kLaterProxyProtocol},
     {"max_connections",
-     [](Decoder& d, V v, ListenerConfig& l) { d.integer(v, 0, 100'000'000, l.max_connections); },
-     false, kLaterLimits},
+     [](Decoder& d, V v, ListenerConfig& l) { d.integer(v, 0, 100'000'000, l.max_connections); }},
     {"max_connections_per_ip",
      [](Decoder& d, V v, ListenerConfig& l) {
          d.integer(v, 0, 100'000'000, l.max_connections_per_ip);
-     },
-     false, kLaterLimits},
+     }},
     {"handshake_timeout",
      [](Decoder& d, V v, ListenerConfig& l) { d.duration(v, Duration(1), l.handshake_timeout); }},
     {"max_header_bytes",
@@ -138,8 +134,7 @@ const Key<ListenerConfig> kListenerKeys[] = {
                  l.allowed_origins.push_back(std::move(normalized));
              }
          }
-     },
-     false, kLaterLimits},
+     }},
     {"tls",
      [](Decoder& d, V v, ListenerConfig& l) {
          if (!d.expect_table(v, "[listeners.tls]")) return;
@@ -287,8 +282,7 @@ const Key<PoolConfig> kPoolKeys[] = {
          decode_table<WebSocketConfig>(d, v, kWebSocketKeys, p.websocket,
                                        "[pools." + p.name + ".websocket]");
          check_websocket(d, v, p.websocket);
-     },
-     false, kLaterLimits},
+     }},
 };
 
 // ---- top level ----

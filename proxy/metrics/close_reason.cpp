@@ -29,6 +29,7 @@ constexpr std::array<CloseReasonInfo, kCloseReasonCount> kTable = {{
     {"backend_refused", Proxy, "backend_refused", 502, true},
     {"backend_bad_answer", Proxy, "backend_bad_answer", 502, true},
     {"backend_timeout", Proxy, "backend_timeout", 504, true},
+    {"overloaded", Proxy, "overloaded", 503, true},
     {"shutdown", Proxy, "shutdown", 0, false},
     {"idle_timeout", Proxy, "idle_timeout", 0, false},
     {"ping_timeout", Proxy, "ping_timeout", 0, false},

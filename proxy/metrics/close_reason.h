@@ -36,6 +36,7 @@ enum class CloseReason : uint8_t {
     BackendRefused,    // 502 connect failed on every attempt
     BackendBadAnswer,  // 502 backend answered garbage or closed during the handshake
     BackendTimeout,    // 504 backend did not answer in time
+    Overloaded,        // 503 the proxy itself is out of descriptors or memory
     // Proxy-initiated ends of relayed connections.
     Shutdown,        // 1001 graceful drain
     IdleTimeout,     // 1001 no frames either way for idle_timeout

@@ -25,8 +25,12 @@ std::shared_ptr<const Generation> Generation::build(config::ConfigPtr config, ui
     std::shared_ptr<Generation> g(new Generation());
     g->config_ = std::move(config);
     g->number_ = number;
+    g->server_connections_ =
+        previous ? previous->server_connections_ : std::make_shared<limits::SlotCounter>();
     for (const auto& l : g->config_->listeners) {
-        g->listeners_.push_back(std::make_unique<ListenerRuntime>(l));
+        const ListenerRuntime* old = previous ? previous->listener(l.name) : nullptr;
+        auto counters = old ? old->counters : std::make_shared<ListenerCounters>();
+        g->listeners_.push_back(std::make_unique<ListenerRuntime>(l, std::move(counters)));
     }
     for (const auto& [name, pool_config] : g->config_->pools) {
         const Pool* old = previous ? previous->pool(name) : nullptr;

@@ -14,14 +14,24 @@
 
 #include "config/config.h"
 #include "http/router.h"
+#include "limits/counter.h"
 #include "pool/pool.h"
 
 namespace sb::pool {
 
+// A listener's connection counters: kept across generations by listener name, so a
+// reload that changes a limit applies it to the connections already counted.
+struct ListenerCounters {
+    limits::SlotCounter connections;
+    limits::PerKeyCounter per_ip;
+};
+
 struct ListenerRuntime {
-    explicit ListenerRuntime(const config::ListenerConfig& c) : config(c), router(c) {}
+    ListenerRuntime(const config::ListenerConfig& c, std::shared_ptr<ListenerCounters> shared)
+        : config(c), router(c), counters(std::move(shared)) {}
     const config::ListenerConfig& config;  // owned by the generation's Config
     http::Router router;
+    std::shared_ptr<ListenerCounters> counters;
 };
 
 class Generation {
@@ -39,6 +49,9 @@ class Generation {
     const ListenerRuntime* listener(const std::string& name) const;
     const Pool* pool(const std::string& name) const;
     const std::map<std::string, std::unique_ptr<Pool>>& pools() const { return pools_; }
+    // Client connections over all listeners (server.max_connections), shared by every
+    // generation.
+    limits::SlotCounter& server_connections() const { return *server_connections_; }
 
   private:
     Generation() = default;
@@ -47,6 +60,7 @@ class Generation {
     uint64_t number_ = 0;
     std::vector<std::unique_ptr<ListenerRuntime>> listeners_;
     std::map<std::string, std::unique_ptr<Pool>> pools_;
+    std::shared_ptr<limits::SlotCounter> server_connections_;
 };
 
 using GenerationPtr = std::shared_ptr<const Generation>;

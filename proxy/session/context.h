@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <random>
 #include <string>
 
 #include "metrics/worker_stats.h"
@@ -19,7 +20,8 @@
 namespace sb::session {
 
 struct WorkerContext {
-    explicit WorkerContext(uv_loop_t* l, unsigned i) : loop(l), index(i), timers(l) {}
+    explicit WorkerContext(uv_loop_t* l, unsigned i)
+        : loop(l), index(i), timers(l), rng(std::random_device{}()) {}
     WorkerContext(const WorkerContext&) = delete;
     WorkerContext& operator=(const WorkerContext&) = delete;
 
@@ -29,6 +31,7 @@ struct WorkerContext {
     uv::BlockPool blocks;
     metrics::WorkerStats stats;
     SessionList sessions;
+    std::mt19937_64 rng;  // jitter (max_lifetime), not security
     // Called (on this worker's thread) when a connect succeeds to a backend that was
     // marked down: the main thread may then move rooms back to it (rehome).
     std::function<void(const std::string& pool)> on_backend_up;

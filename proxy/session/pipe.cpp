@@ -10,7 +10,7 @@ namespace sb::session {
 namespace {
 
 uv::Block* block_of(char* data) {
-    return reinterpret_cast<uv::Block*>(data) - 1;
+    return reinterpret_cast<uv::Block*>(data - Pipe::kHeadroom) - 1;
 }
 
 uint32_t random_mask() {
@@ -19,42 +19,143 @@ uint32_t random_mask() {
     return static_cast<uint32_t>(rng());
 }
 
+std::string token_bytes(uint64_t token) {
+    std::string out(8, '\0');
+    for (int i = 0; i < 8; ++i)
+        out[static_cast<size_t>(i)] = static_cast<char>(token >> (56 - 8 * i));
+    return out;
+}
+
+// The bytes to write for one chunk: ranges of the chunk's buffer, with proxy frames
+// inserted between them and cut-out ranges (a swallowed Pong, a discarded tail) left
+// out. At most: data, control, data, data.
+struct Plan {
+    explicit Plan(char* b) : base(b) {}
+
+    char* base;
+    uv_buf_t bufs[6] = {};
+    unsigned count = 0;
+    size_t emitted = 0;  // bytes of the buffer before this offset are planned or cut
+
+    // Plans the buffer's bytes up to offset `to`.
+    void take(size_t to) {
+        if (to <= emitted) return;
+        bool contiguous = count > 0 && bufs[count - 1].base + bufs[count - 1].len == base + emitted;
+        if (contiguous) {
+            bufs[count - 1].len += to - emitted;
+        } else {
+            bufs[count++] = uv_buf_init(base + emitted, static_cast<unsigned>(to - emitted));
+        }
+        emitted = to;
+    }
+    // Leaves out the buffer's bytes up to offset `to`.
+    void cut(size_t to) {
+        if (to > emitted) emitted = to;
+    }
+    void insert(uv::Block* frame) { bufs[count++] = uv_buf_init(frame->data(), frame->size); }
+};
+
 }  // namespace
 
-// Scanner callbacks for one chunk. Records what the session must hear about, so the
-// session is told only after the chunk's write is issued (it may end the session).
+// Scanner callbacks for one stretch of a chunk. Offsets from the scanner are relative
+// to where this stretch begins (`base` in the chunk's buffer). What the session must
+// hear about is recorded and told after the chunk's write is issued, since the
+// session may end itself when told.
 struct Pipe::Sink {
     Pipe& pipe;
+    Plan& plan;
+    size_t base;
+    uint64_t now_ms;
+    Stop stop = Stop::None;
+    size_t stop_at = 0;  // where the offending frame began
     bool stopped_for_control = false;
-    ws::Violation violation = ws::Violation::None;
-    size_t violation_start = 0;       // where the offending frame began in this chunk
-    bool violation_in_chunk = false;  // false: its header began in an earlier chunk
     bool saw_close = false;
     uint16_t close_code = 0;
+    bool in_pong = false;  // inside a Pong that may answer our Ping
+    size_t pong_at = 0;    // where that Pong began
+    bool pong_matched = false;
 
     bool on_header(const ws::FrameHeader& h, size_t end) {
+        size_t at = base + end;
+        // The header began at most header_length bytes earlier; the carry guarantees
+        // those bytes are in this buffer, except after bytes the session wrote itself.
+        size_t start = at >= h.header_length ? at - h.header_length : 0;
+        // Discarding: only Close frames matter now; the stream is still followed so
+        // that the source's own Close is recognised.
+        if (pipe.discarding_) return true;
         auto v = pipe.message_.on_header(h, pipe.from_client_);
-        if (v == ws::Violation::None) return true;
-        violation = v;
-        violation_in_chunk = end >= h.header_length;
-        violation_start = violation_in_chunk ? end - h.header_length : 0;
-        return false;
+        // Only clients are held to the framing rules; a backend is trusted with its
+        // own protocol, and its client will judge what it sends.
+        if (v != ws::Violation::None && pipe.from_client_) {
+            pipe.violation_ = v;
+            return halt(Stop::Violation, start);
+        }
+        if (pipe.limits_ != nullptr) {
+            const auto& l = *pipe.limits_;
+            if (l.max_message_bytes > 0 && !h.is_control() &&
+                pipe.message_.message_bytes() > l.max_message_bytes) {
+                return halt(Stop::TooBig, start);
+            }
+            bool starts_message = h.opcode == ws::kText || h.opcode == ws::kBinary;
+            if (l.max_messages_per_second > 0 && starts_message &&
+                !pipe.bucket_.take(l.max_messages_per_second, now_ms)) {
+                return halt(Stop::RateLimited, start);
+            }
+        }
+        if (pipe.pong_expected_ && h.opcode == ws::kPong && h.payload_length == 8) {
+            in_pong = true;
+            pong_at = start;
+        }
+        return true;
     }
 
-    bool on_frame_end(const ws::FrameHeader& h, size_t, std::span<const uint8_t> capture) {
+    bool on_frame_end(const ws::FrameHeader& h, size_t end, std::span<const uint8_t> capture) {
+        size_t at = base + end;
         if (ws::MessageState::ends_message(h)) ++pipe.messages_;
         if (h.opcode == ws::kClose && !saw_close) {
             saw_close = true;
             close_code = ws::close_code_of(capture);
         }
-        // A frame just ended: the place where a waiting control frame can go.
+        if (in_pong) {
+            in_pong = false;
+            std::string token = token_bytes(pipe.pong_token_);
+            if (capture.size() == 8 && std::memcmp(capture.data(), token.data(), 8) == 0) {
+                // The answer to our own Ping: it never reaches the backend.
+                pong_matched = true;
+                pipe.pong_expected_ = false;
+                if (!pipe.discarding_) {
+                    plan.take(pong_at);
+                    plan.cut(at);
+                }
+            }
+        }
+        // A frame just ended: the place where a waiting proxy frame can go.
         if (pipe.control_ != nullptr && !pipe.discarding_) {
             stopped_for_control = true;
             return false;
         }
         return true;
     }
+
+    bool halt(Stop why, size_t at) {
+        stop = why;
+        stop_at = at;
+        return false;
+    }
 };
+
+Pipe::~Pipe() {
+    // By now libuv has cancelled every write; only a frame that never found its
+    // boundary can be left.
+    release(control_);
+}
+
+void Pipe::set_limits(const config::WebSocketConfig* limits, uint64_t now_ms) {
+    bool any =
+        limits != nullptr && (limits->max_message_bytes > 0 || limits->max_messages_per_second > 0);
+    limits_ = any ? limits : nullptr;
+    if (limits_ != nullptr) bucket_.reset(limits_->max_messages_per_second, now_ms);
+}
 
 void Pipe::start() {
     stopped_ = false;
@@ -63,9 +164,7 @@ void Pipe::start() {
         paused_ = false;
         session_.context().stats.resumes.add();
     }
-    if (uv_read_start(src_, &Session::on_alloc, &Session::on_read) == 0) {
-        reading_ = true;
-    }
+    if (uv_read_start(src_, &Session::on_alloc, &Session::on_read) == 0) reading_ = true;
 }
 
 void Pipe::stop() {
@@ -88,7 +187,8 @@ void Pipe::on_alloc(uv_buf_t* buf) {
         *buf = uv_buf_init(nullptr, 0);  // libuv reports UV_ENOBUFS to on_read
         return;
     }
-    *buf = uv_buf_init(b->data(), b->capacity);
+    // Headroom in front, where carried bytes of the previous read are put back.
+    *buf = uv_buf_init(b->data() + kHeadroom, b->capacity - kHeadroom);
 }
 
 void Pipe::release(uv::Block* b) {
@@ -110,13 +210,19 @@ void Pipe::on_read(ssize_t nread, const uv_buf_t* buf) {
         return;
     }
     uv::Block* b = block_of(buf->base);  // data arrived, so libuv used our block
-    b->size = static_cast<uint32_t>(nread);
     bytes_ += static_cast<uint64_t>(nread);
-    forward(b);
+    session_.on_activity(*this);
+    // Put the bytes held back last time in front of the new ones: one contiguous run.
+    char* start = buf->base - carry_len_;
+    std::memcpy(start, carry_, carry_len_);
+    size_t len = carry_len_ + static_cast<size_t>(nread);
+    b->size = static_cast<uint32_t>(len);
+    forward(b, start, len);
 }
 
 void Pipe::scan_only(std::string_view bytes) {
-    Sink sink{*this};
+    Plan plan{const_cast<char*>(bytes.data())};
+    Sink sink{*this, plan, 0, uv_now(session_.context().loop)};
     scanner_.scan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), sink);
     bytes_ += bytes.size();
     dst_boundary_ = scanner_.at_boundary();
@@ -128,64 +234,86 @@ void Pipe::scan_only(std::string_view bytes) {
     }
 }
 
-void Pipe::forward(uv::Block* b) {
+void Pipe::forward(uv::Block* b, char* data, size_t len) {
     forwarding_ = true;
     const bool discarding_at_start = discarding_;
-    char* data = b->data();
-    size_t len = b->size;
-    uv_buf_t bufs[3];
-    unsigned count = 0;
+    // Bytes before `scanned` were scanned by an earlier read (the carry).
+    const size_t scanned = carry_len_;
+    carry_len_ = 0;
+    Plan plan{data};
     uv::Block* injected = nullptr;
-    Sink sink{*this};
+    Stop stop = Stop::None;
+    Sink sink{*this, plan, scanned, uv_now(session_.context().loop)};
 
     if (mode_ == Mode::Raw) {
         session_.on_raw_bytes(*this, std::string_view(data, len));
-        bufs[count++] = uv_buf_init(data, static_cast<unsigned>(len));
+        plan.take(len);
     } else {
-        size_t pos = 0;
+        // A Pong held back from the last read starts this buffer.
+        if (holding_pong_) {
+            sink.in_pong = true;
+            sink.pong_at = 0;
+            holding_pong_ = false;
+        }
+        size_t pos = scanned;
         while (pos < len) {
-            bool was_discarding = discarding_;
+            sink.base = pos;
             sink.stopped_for_control = false;
-            size_t stop =
+            size_t stop_at =
                 pos + scanner_.scan(reinterpret_cast<const uint8_t*>(data) + pos, len - pos, sink);
-            if (sink.violation != ws::Violation::None) {
-                // Forward what preceded the offending frame, then nothing more.
-                // (If its header began in an earlier chunk, those header bytes are
-                // already out and the stream can no longer end at a boundary.)
-                size_t keep = pos + sink.violation_start;
-                if (!was_discarding && keep > pos) {
-                    bufs[count++] = uv_buf_init(data + pos, static_cast<unsigned>(keep - pos));
-                }
-                dst_boundary_ = sink.violation_in_chunk;
+            if (sink.stop != Stop::None) {
+                // Forward what preceded the offending frame, then nothing more; keep
+                // scanning the rest so a Close from the source is still seen.
+                stop = sink.stop;
+                sink.stop = Stop::None;
+                plan.take(sink.stop_at);
+                dst_boundary_ = true;
                 discarding_ = true;
-                break;
+                pos = stop_at;
+                continue;
             }
-            if (!was_discarding && stop > pos) {
-                bufs[count++] = uv_buf_init(data + pos, static_cast<unsigned>(stop - pos));
-            }
-            pos = stop;
+            pos = stop_at;
             if (sink.stopped_for_control) {
-                // Exactly between two frames: the waiting control frame goes here.
+                // Exactly between two frames: the waiting proxy frame goes here.
+                plan.take(pos);
                 injected = control_;
                 control_ = nullptr;
-                bufs[count++] = uv_buf_init(injected->data(), injected->size);
+                plan.insert(injected);
                 if (control_is_close_) {
                     close_forwarded_ = true;
                     discarding_ = true;
                 }
             }
         }
-        if (sink.violation == ws::Violation::None) dst_boundary_ = scanner_.at_boundary();
+        if (discarding_) {
+            plan.cut(len);
+        } else {
+            // Hold back an incomplete header, or a Pong that may be ours, for the next
+            // read: what goes out ends between frames or inside a payload.
+            size_t hold = len;
+            if (scanner_.partial_header_bytes() > 0) {
+                hold = len - scanner_.partial_header_bytes();
+            } else if (sink.in_pong) {
+                hold = sink.pong_at;
+                holding_pong_ = true;
+            }
+            plan.take(hold);
+            carry_len_ = static_cast<uint8_t>(len - hold);
+            std::memcpy(carry_, data + hold, carry_len_);
+            dst_boundary_ = hold < len || scanner_.at_boundary();
+        }
     }
 
-    if (count == 0) {
+    if (plan.count == 0) {
         release(b);
+        release(injected);
     } else {
-        write(b, bufs, count, injected);
+        write(b, plan.bufs, plan.count, injected);
     }
     forwarding_ = false;
 
     // Tell the session last: what it does may end the session.
+    if (sink.pong_matched) session_.on_pong(*this);
     if (sink.saw_close) {
         close_received_ = true;
         // The source's own Close went on to dst (unless we were discarding): the
@@ -193,7 +321,7 @@ void Pipe::forward(uv::Block* b) {
         if (!discarding_at_start) close_forwarded_ = true;
         session_.on_close_frame(*this, sink.close_code);
     }
-    if (sink.violation != ws::Violation::None) session_.on_violation(*this, sink.violation);
+    if (stop != Stop::None) session_.on_stop(*this, stop);
     if (shutdown_wanted_) maybe_shutdown();
 }
 
@@ -261,17 +389,32 @@ void Pipe::after_write() {
     }
 }
 
-void Pipe::send_close(uint16_t code, std::string_view reason) {
-    if (close_forwarded_ || control_ != nullptr || shutdown_sent_ || dst_ == nullptr) return;
-    // Frames to a backend are masked, as a client's must be (RFC 6455 §5.3).
-    std::string frame = ws::close_frame(code, reason, from_client_, random_mask());
+bool Pipe::queue_control(const std::string& frame, bool is_close) {
+    if (control_ != nullptr || shutdown_sent_ || dst_ == nullptr) return false;
     uv::Block* b = session_.context().blocks.take();
-    if (b == nullptr) return;
+    if (b == nullptr) return false;
     std::memcpy(b->data(), frame.data(), frame.size());
     b->size = static_cast<uint32_t>(frame.size());
     control_ = b;
-    control_is_close_ = true;
+    control_is_close_ = is_close;
     if (in_flight_ == nullptr && !forwarding_ && dst_boundary_) write_control();
+    return true;
+}
+
+void Pipe::send_close(uint16_t code, std::string_view reason) {
+    if (close_forwarded_) return;
+    if (control_ != nullptr && !control_is_close_) {
+        // A waiting Ping gives way to the Close.
+        release(control_);
+        control_ = nullptr;
+    }
+    // Frames to a backend are masked, as a client's must be (RFC 6455 §5.3).
+    queue_control(ws::close_frame(code, reason, from_client_, random_mask()), true);
+}
+
+bool Pipe::send_ping(uint64_t token) {
+    if (close_forwarded_ || discarding_) return false;
+    return queue_control(ws::ping_frame(token_bytes(token), from_client_, random_mask()), false);
 }
 
 void Pipe::write_control() {
@@ -302,6 +445,17 @@ void Pipe::maybe_shutdown() {
             control_ = nullptr;
         }
     }
+    if (carry_len_ > 0 && !discarding_) {
+        // The source ended inside a header: pass its last bytes on as they are.
+        uv::Block* b = session_.context().blocks.take();
+        if (b != nullptr) {
+            std::memcpy(b->data(), carry_, carry_len_);
+            uv_buf_t buf = uv_buf_init(b->data(), carry_len_);
+            carry_len_ = 0;
+            write(b, &buf, 1, nullptr);
+            if (in_flight_ != nullptr) return;
+        }
+    }
     shutdown_sent_ = true;
     auto* req = new uv_shutdown_t;
     req->data = this;
@@ -318,12 +472,6 @@ void Pipe::on_shutdown(uv_shutdown_t* req, int status) noexcept {
     if (status == UV_ECANCELED) return;
     pipe->shutdown_done_ = true;
     pipe->session_.on_pipe_done(*pipe);
-}
-
-Pipe::~Pipe() {
-    // By now libuv has cancelled every write; only a frame that never found its
-    // boundary can be left.
-    release(control_);
 }
 
 }  // namespace sb::session

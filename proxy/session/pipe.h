@@ -5,17 +5,23 @@
 //
 // What it does with each chunk read from the source:
 //  - the FrameScanner follows frame headers in place (payloads are never copied or
-//    unmasked), so the Pipe counts messages and bytes and sees Close frames;
+//    unmasked), so the Pipe counts messages and bytes, sees Close frames, and applies
+//    the client's message limits;
 //  - the chunk is written with uv_try_write; only a remainder is queued, with the
 //    uv_write_t embedded in the chunk's Block, so there is at most one write in
 //    flight and it never allocates;
 //  - while a write is in flight the source is not read (backpressure by stopping
 //    reads, never by growing a queue): memory per direction is at most one Block;
 //  - a control frame of the proxy's own (Close, Ping) waits for the next frame
-//    boundary and is written between two frames, never inside one.
+//    boundary and is written between two frames, never inside one;
+//  - what goes out never ends inside a frame header: a header split across reads is
+//    held back (at most 14 bytes, "carry") and written with the next chunk, so the
+//    stream can always be cut cleanly at the start of a frame. The same hold-back
+//    keeps a client's Pong that may answer the proxy's own Ping until it can be
+//    compared, so the matching Pong is swallowed and never reaches the backend.
 //
-// Once the source has ended (EOF) and everything is written, the destination is
-// shut down for writing: TCP half-close propagates, and the Pipe is done.
+// Once the source has ended (EOF) and the session asks, the destination is shut down
+// for writing: TCP half-close propagates, and the Pipe is done.
 #pragma once
 
 #include <uv.h>
@@ -23,6 +29,8 @@
 #include <cstdint>
 #include <string_view>
 
+#include "config/config.h"
+#include "limits/token_bucket.h"
 #include "uv/block_pool.h"
 #include "ws/frame_scanner.h"
 #include "ws/protocol.h"
@@ -38,6 +46,17 @@ class Pipe {
         Raw,     // bytes as they come (a non-101 answer passed through)
     };
 
+    // Why forwarding stopped at a frame: the session decides what to send.
+    enum class Stop : uint8_t {
+        None,
+        Violation,    // RFC 6455 framing broken (see violation())
+        TooBig,       // message over max_message_bytes
+        RateLimited,  // over max_messages_per_second
+    };
+
+    // Room before the data in every read block for the carried header bytes.
+    static constexpr uint32_t kHeadroom = 16;
+
     Pipe(Session& session, bool from_client) : session_(session), from_client_(from_client) {}
     ~Pipe();
     Pipe(const Pipe&) = delete;
@@ -48,6 +67,8 @@ class Pipe {
         dst_ = dst;
         mode_ = mode;
     }
+    // Limits applied to what the source sends (the client's pipe only).
+    void set_limits(const config::WebSocketConfig* limits, uint64_t now_ms);
 
     // Starts reading the source (deferred while a write is in flight).
     void start();
@@ -66,6 +87,15 @@ class Pipe {
     // after that point are no longer forwarded, only watched for the source's own
     // Close frame. Does nothing if a Close already went this way.
     void send_close(uint16_t code, std::string_view reason);
+    // Queues a Ping carrying `token` (8 bytes) at the next frame boundary; false if
+    // another proxy frame is still waiting.
+    bool send_ping(uint64_t token);
+    // The source's Pong carrying `token` is the answer to our Ping: swallow it.
+    void expect_pong(uint64_t token) {
+        pong_token_ = token;
+        pong_expected_ = true;
+    }
+    bool pong_expected() const { return pong_expected_; }
     // Stops forwarding without sending anything (the destination is gone).
     void discard() { discarding_ = true; }
 
@@ -80,6 +110,7 @@ class Pipe {
     bool close_received() const { return close_received_; }
     bool write_pending() const { return in_flight_ != nullptr; }
     bool done() const { return shutdown_done_; }
+    ws::Violation violation() const { return violation_; }
 
     uint64_t bytes() const { return bytes_; }
     uint64_t messages() const { return messages_; }
@@ -87,11 +118,12 @@ class Pipe {
   private:
     struct Sink;
 
-    void forward(uv::Block* block);
+    void forward(uv::Block* block, char* data, size_t len);
     // Writes bufs (which point into `owner` and, if set, `extra`); both blocks go
     // back to the pool once their bytes are written. Returns false on error (the
     // session has been told).
     bool write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
+    bool queue_control(const std::string& frame, bool is_close);
     void write_control();
     void after_write();
     void maybe_shutdown();
@@ -103,14 +135,20 @@ class Pipe {
     Session& session_;
     uv_stream_t* src_ = nullptr;
     uv_stream_t* dst_ = nullptr;
+    const config::WebSocketConfig* limits_ = nullptr;
     ws::FrameScanner scanner_;
     ws::MessageState message_;
+    limits::TokenBucket bucket_;
     uv::Block* in_flight_ = nullptr;        // block whose bytes a queued write still needs
     uv::Block* in_flight_extra_ = nullptr;  // a control frame written along with it
     uv::Block* control_ = nullptr;          // a proxy frame waiting for a frame boundary
     uint64_t bytes_ = 0;
     uint64_t messages_ = 0;
+    uint64_t pong_token_ = 0;
+    uint8_t carry_[14] = {};  // source bytes held back: an incomplete header or Pong
+    uint8_t carry_len_ = 0;
     Mode mode_ = Mode::Frames;
+    ws::Violation violation_ = ws::Violation::None;
     const bool from_client_;
     bool reading_ = false;
     bool stopped_ = false;      // the session stopped reading for good
@@ -121,6 +159,8 @@ class Pipe {
     bool discarding_ = false;       // forward nothing more; watch for Close and EOF
     bool close_forwarded_ = false;  // a Close frame went to dst (the source's or ours)
     bool close_received_ = false;   // the source sent a Close frame
+    bool pong_expected_ = false;    // our Ping is out; its Pong is to be swallowed
+    bool holding_pong_ = false;     // the carry holds the start of such a Pong
     bool source_ended_ = false;
     bool shutdown_wanted_ = false;
     bool shutdown_sent_ = false;

@@ -2,7 +2,9 @@
 // The handshake half lives in session_handshake.cpp.
 #include "session/session.h"
 
+#include <unistd.h>
 #include <algorithm>
+
 #include <atomic>
 #include <nlohmann/json.hpp>
 
@@ -54,29 +56,60 @@ Session::Session(WorkerContext& ctx, pool::GenerationPtr generation,
 Session::~Session() = default;
 
 void Session::accept(WorkerContext& ctx, pool::GenerationPtr generation,
-                     const pool::ListenerRuntime& listener, uv_stream_t* server) {
+                     const pool::ListenerRuntime& listener, int fd,
+                     const config::SocketAddress& peer) {
     auto* s = new Session(ctx, std::move(generation), listener);
     uv_tcp_init(ctx.loop, &s->client_);
     s->client_.data = s;
     s->open_handles_ = 1;
     ctx.sessions.push(s);
-    if (uv_accept(server, as_stream(&s->client_)) != 0) {
-        // The pending connection vanished (reset before we took it): nothing to log.
+    if (uv_tcp_open(&s->client_, fd) != 0) {
+        ::close(fd);
         s->state_ = SessionState::Closed;
         uv_close(as_handle(&s->client_), &Session::on_closed);
         return;
     }
-    sockaddr_storage peer{};
-    int len = sizeof(peer);
-    uv_tcp_getpeername(&s->client_, reinterpret_cast<sockaddr*>(&peer), &len);
-    s->client_address_ = config::SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&peer));
+    s->client_address_ = peer;
     // Small WebSocket messages must leave as soon as they are written.
     uv_tcp_nodelay(&s->client_, 1);
     s->listener_stats_.active.add(1);
     s->listener_stats_.total.add();
+    s->take_connection_slots();
     s->handshake_ = std::make_unique<Handshake>();
     s->enter(SessionState::ReadingRequest);
     uv_read_start(as_stream(&s->client_), &Session::on_alloc, &Session::on_read);
+}
+
+void Session::take_connection_slots() {
+    // Counted at accept, exactly, across workers; refused only once the request head
+    // is read, so the client gets an HTTP answer (SPEC §3: 429 and 503).
+    auto& server = generation_->server_connections();
+    auto& counters = *listener_.counters;
+    if (!server.try_acquire(generation_->config().server.max_connections)) {
+        over_limit_ = CloseReason::ServerLimit;
+        return;
+    }
+    held_ |= kHeldServer;
+    if (!counters.connections.try_acquire(listener_.config.max_connections)) {
+        over_limit_ = CloseReason::ListenerLimit;
+        return;
+    }
+    held_ |= kHeldListener;
+    // Every connection is counted per address, limit or not, so that a reload that
+    // sets a limit finds the connections already open.
+    if (!counters.per_ip.try_acquire(client_address_.ip_string(),
+                                     listener_.config.max_connections_per_ip)) {
+        over_limit_ = CloseReason::ClientLimit;
+        return;
+    }
+    held_ |= kHeldIp;
+}
+
+void Session::release_connection_slots() {
+    if (held_ & kHeldServer) generation_->server_connections().release();
+    if (held_ & kHeldListener) listener_.counters->connections.release();
+    if (held_ & kHeldIp) listener_.counters->per_ip.release(client_address_.ip_string());
+    held_ = 0;
 }
 
 void Session::enter(SessionState next) {
@@ -91,7 +124,7 @@ void Session::enter(SessionState next) {
             arm_deadline(static_cast<uint64_t>(pool_->config().connect_timeout.count()));
             break;
         case SessionState::Relaying:
-            state_due_ = 0;
+            state_due_ = websocket_ ? relay_due() : 0;
             rearm();
             break;
         case SessionState::Closing:
@@ -159,8 +192,8 @@ void Session::on_timeout() {
             refuse(CloseReason::BackendTimeout, "backend did not answer the upgrade in time");
             break;
         case SessionState::Relaying:
-            // Both Close frames went through and a peer kept its socket open.
-            finish(reason_);
+            on_relay_timeout(now);
+            if (state_ == SessionState::Relaying) state_due_ = relay_due();
             break;
         case SessionState::Closing:
             finish(reason_decided_ ? reason_ : CloseReason::CloseTimeout);
@@ -188,7 +221,8 @@ void Session::close_gracefully(CloseReason reason, uint16_t code, uint64_t deadl
     if (close_code_ == 0) close_code_ = code;
     std::string_view why = metrics::info(reason).log_reason;
     to_client_.send_close(code, why);
-    to_backend_.send_close(code, why);
+    // The backend loses a client that is going away, whatever the client is told.
+    to_backend_.send_close(ws::kGoingAway, why);
     state_ = SessionState::Closing;
     state_due_ = std::max<uint64_t>(deadline_ms, 1);
     rearm();
@@ -270,13 +304,102 @@ void Session::on_close_frame(Pipe& pipe, uint16_t code) {
     }
     // Both Close frames have passed: the close handshake is complete and the backend
     // should now close TCP. Give the peers a bounded time to do so.
-    if (to_backend_.close_received() && to_client_.close_received()) arm_deadline(kLingerMs);
+    if (to_backend_.close_received() && to_client_.close_received() && linger_at_ == 0) {
+        linger_at_ = uv_now(ctx_.loop) + kLingerMs;
+        state_due_ = relay_due();
+        rearm();
+    }
 }
 
-void Session::on_violation(Pipe& pipe, ws::Violation v) {
-    if (!pipe.from_client()) return;  // backends are trusted; the client will judge them
-    log_event("client protocol violation", ws::violation_text(v));
-    close_gracefully(CloseReason::ProtocolError, ws::kProtocolError, uv_now(ctx_.loop) + kLingerMs);
+void Session::on_stop(Pipe& pipe, Pipe::Stop stop) {
+    uint64_t deadline = uv_now(ctx_.loop) + kLingerMs;
+    switch (stop) {
+        case Pipe::Stop::Violation:
+            log_event("client protocol violation", ws::violation_text(pipe.violation()));
+            close_gracefully(CloseReason::ProtocolError, ws::kProtocolError, deadline);
+            break;
+        case Pipe::Stop::TooBig:
+            log_event("client message over max_message_bytes");
+            close_gracefully(CloseReason::MessageTooBig, ws::kMessageTooBig, deadline);
+            break;
+        case Pipe::Stop::RateLimited:
+            log_event("client over max_messages_per_second");
+            close_gracefully(CloseReason::RateLimited, ws::kPolicyViolation, deadline);
+            break;
+        case Pipe::Stop::None:
+            break;
+    }
+}
+
+void Session::on_activity(Pipe& pipe) {
+    (pipe.from_client() ? last_client_ms_ : last_backend_ms_) = uv_now(ctx_.loop);
+}
+
+void Session::on_pong(Pipe&) {
+    ping_sent_ms_ = 0;  // the client is alive; the next ping waits for the next silence
+    if (state_ == SessionState::Relaying) {
+        state_due_ = relay_due();
+        rearm();
+    }
+}
+
+uint64_t Session::relay_due() const {
+    // The earliest of the relay's timers; each is computed from timestamps the Pipes
+    // keep current, so traffic never has to touch the deadline heap.
+    const auto& ws = pool_->config().websocket;
+    uint64_t due = 0;
+    auto consider = [&](uint64_t t) {
+        if (t != 0 && (due == 0 || t < due)) due = t;
+    };
+    consider(linger_at_);
+    consider(expire_at_);
+    if (ws.idle_timeout.count() > 0) {
+        consider(std::max(last_client_ms_, last_backend_ms_) +
+                 static_cast<uint64_t>(ws.idle_timeout.count()));
+    }
+    if (ws.ping_interval.count() > 0) {
+        consider(ping_sent_ms_ != 0
+                     ? ping_sent_ms_ + static_cast<uint64_t>(ws.ping_timeout.count())
+                     : last_client_ms_ + static_cast<uint64_t>(ws.ping_interval.count()));
+    }
+    return due;
+}
+
+void Session::on_relay_timeout(uint64_t now) {
+    const auto& ws = pool_->config().websocket;
+    uint64_t deadline = now + kLingerMs;
+    if (linger_at_ != 0 && now >= linger_at_) {
+        // Both Close frames went through and a peer kept its socket open.
+        finish(reason_);
+    } else if (expire_at_ != 0 && now >= expire_at_) {
+        close_gracefully(CloseReason::MaxLifetime, ws::kGoingAway, deadline);
+    } else if (ws.idle_timeout.count() > 0 &&
+               now >= std::max(last_client_ms_, last_backend_ms_) +
+                          static_cast<uint64_t>(ws.idle_timeout.count())) {
+        close_gracefully(CloseReason::IdleTimeout, ws::kGoingAway, deadline);
+    } else if (ws.ping_interval.count() > 0 && ping_sent_ms_ != 0 &&
+               now >= ping_sent_ms_ + static_cast<uint64_t>(ws.ping_timeout.count())) {
+        // No Pong: the client is gone (a phone that lost its network). Nothing can be
+        // said to it; the backend hears 1001.
+        log_event("client did not answer a ping");
+        decide(CloseReason::PingTimeout);
+        if (close_code_ == 0) close_code_ = ws::kGoingAway;
+        client_gone_ = true;
+        to_client_.discard();
+        to_backend_.send_close(ws::kGoingAway, "ping timeout");
+        state_ = SessionState::Closing;
+        state_due_ = deadline;
+        maybe_finish();
+    } else if (ws.ping_interval.count() > 0 && ping_sent_ms_ == 0 &&
+               now >= last_client_ms_ + static_cast<uint64_t>(ws.ping_interval.count())) {
+        ping_token_seq_ = ping_token_seq_ * 6364136223846793005ull + id_;
+        if (to_client_.send_ping(ping_token_seq_)) {
+            to_backend_.expect_pong(ping_token_seq_);
+            ping_sent_ms_ = now;
+        } else {
+            last_client_ms_ = now;  // a proxy frame is still waiting; try again later
+        }
+    }
 }
 
 void Session::on_pipe_done(Pipe&) {
@@ -288,7 +411,8 @@ void Session::maybe_finish() {
     bool done = false;
     if (state_ == SessionState::Closing) {
         // Closing: each peer is finished once it answered with a Close or hung up.
-        bool client_finished = to_backend_.close_received() || to_backend_.source_ended();
+        bool client_finished =
+            client_gone_ || to_backend_.close_received() || to_backend_.source_ended();
         bool backend_finished =
             backend_gone_ || to_client_.close_received() || to_client_.source_ended();
         done = client_finished && backend_finished;
@@ -315,6 +439,7 @@ void Session::finish(CloseReason reason) {
                                    : close_sender_);
     }
     listener_stats_.active.add(-1);
+    release_connection_slots();
     if (pool_ != nullptr) pool_->release(placement_);
     if (log::Logger::get().access_log_enabled()) write_access_log();
     handshake_.reset();

@@ -28,6 +28,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -59,9 +60,11 @@ class Session {
     // How long a closing session waits for its peers to answer before it cuts them.
     static constexpr uint64_t kLingerMs = 5000;
 
-    // Accepts one pending connection from `server` and starts its session.
+    // Starts the session of a connection the listener accepted (descriptor `fd`, now
+    // owned by the session) from `peer`.
     static void accept(WorkerContext& ctx, pool::GenerationPtr generation,
-                       const pool::ListenerRuntime& listener, uv_stream_t* server);
+                       const pool::ListenerRuntime& listener, int fd,
+                       const config::SocketAddress& peer);
 
     // Proxy-initiated end (drain, rehome, removed backend...): a relaying session sends
     // Close `code` to both peers at frame boundaries and waits for them until
@@ -87,7 +90,9 @@ class Session {
     void on_pipe_error(Pipe& pipe, int status, bool while_reading);
     void on_source_ended(Pipe& pipe);
     void on_close_frame(Pipe& pipe, uint16_t code);
-    void on_violation(Pipe& pipe, ws::Violation v);
+    void on_stop(Pipe& pipe, Pipe::Stop stop);
+    void on_activity(Pipe& pipe);
+    void on_pong(Pipe& pipe);
     void on_pipe_done(Pipe& pipe);
     void on_raw_bytes(Pipe& pipe, std::string_view bytes);
     WorkerContext& context() { return ctx_; }
@@ -106,6 +111,8 @@ class Session {
             const pool::ListenerRuntime& listener);
     ~Session();
 
+    void take_connection_slots();
+    void release_connection_slots();
     void enter(SessionState next);
     void arm_deadline(uint64_t delay_ms);
     void rearm();
@@ -133,6 +140,8 @@ class Session {
     static void on_closed(uv_handle_t* handle) noexcept;
     static void on_deadline(void* self);
     void on_timeout();
+    uint64_t relay_due() const;
+    void on_relay_timeout(uint64_t now);
 
     void write_access_log();
     void log_event(std::string_view message, std::string_view detail = {}) const;
@@ -157,6 +166,13 @@ class Session {
     uint64_t state_due_ = 0;       // loop time the current state times out (0 = never)
     uint64_t close_at_ = 0;        // loop time of a scheduled proxy close (0 = none)
     uint64_t close_deadline_ = 0;  // ...and when that close must be complete
+    // Relay timers (loop time, 0 = not set): see relay_due().
+    uint64_t last_client_ms_ = 0;   // last bytes from the client
+    uint64_t last_backend_ms_ = 0;  // last bytes from the backend
+    uint64_t ping_sent_ms_ = 0;     // our Ping is out since (0 = none outstanding)
+    uint64_t ping_token_seq_ = 0;
+    uint64_t expire_at_ = 0;  // max_lifetime, jittered
+    uint64_t linger_at_ = 0;  // both Close frames passed; peers must hang up by then
 
     config::SocketAddress client_address_;
     std::string host_;       // for the access log
@@ -168,12 +184,16 @@ class Session {
     SessionState state_ = SessionState::ReadingRequest;
     CloseReason reason_ = CloseReason::ClientClosed;
     CloseReason pending_reason_ = CloseReason::Shutdown;  // of the scheduled close
+    std::optional<CloseReason> over_limit_;               // a connection limit refused it at accept
+    static constexpr uint8_t kHeldServer = 1, kHeldListener = 2, kHeldIp = 4;
+    uint8_t held_ = 0;  // connection slots taken at accept
     uint16_t pending_code_ = 0;
     bool reason_decided_ = false;
     metrics::Side close_sender_ = metrics::Side::Client;  // who sent the first Close frame
     bool websocket_ = false;                              // relaying frames (a 101 went through)
     bool backend_open_ = false;  // backend_tcp_ initialized and not yet closed
     bool backend_gone_ = false;  // backend lost mid-relay; only the client is left
+    bool client_gone_ = false;   // client dead (no pong); only the backend is left
     uint8_t open_handles_ = 0;
 };
 

@@ -3,8 +3,10 @@
 // request, read the backend's answer, and start the relay.
 #include <algorithm>
 #include <cstring>
+#include <random>
 
 #include "balance/hash.h"
+#include "config/validate.h"
 #include "http/forward.h"
 #include "http/replies.h"
 #include "http/request_key.h"
@@ -78,10 +80,27 @@ void Session::on_request_head() {
     std::string_view host;
     if (http::find_header(hs.request, parser.headers(), "host", host)) host_ = std::string(host);
 
+    if (over_limit_) {
+        refuse(*over_limit_, *over_limit_ == CloseReason::ClientLimit
+                                 ? "too many connections from this address"
+                                 : "too many connections");
+        return;
+    }
     auto check = http::check_upgrade(hs.request, parser, hs.upgrade);
     if (check.status != http::Status::Ok) {
         refuse(reason_for(check.status), check.reason);
         return;
+    }
+    const auto& allowed = listener_.config.allowed_origins;
+    if (!allowed.empty()) {
+        // RFC 6454: origins compare as (scheme, host, port), default ports implied. A
+        // request without an Origin is refused too: the list names who may connect.
+        std::string origin = config::normalize_origin(hs.upgrade.origin);
+        if (origin.empty() || std::find(allowed.begin(), allowed.end(), origin) == allowed.end()) {
+            refuse(CloseReason::OriginNotAllowed,
+                   hs.upgrade.origin.empty() ? "no Origin header" : "origin not allowed");
+            return;
+        }
     }
     const std::string* pool_name = listener_.router.route(hs.upgrade.host_name, hs.upgrade.path);
     if (pool_name == nullptr) {
@@ -146,7 +165,13 @@ void Session::connect_next() {
     enter(SessionState::ConnectingBackend);
     int rc = uv_tcp_connect(&hs.connect, &backend_tcp_, backend_->resolved().sockaddr_ptr(),
                             &Session::on_connect);
-    if (rc != 0) on_connect_failed(uv_strerror(rc));
+    if (rc == UV_EMFILE || rc == UV_ENFILE || rc == UV_ENOBUFS || rc == UV_ENOMEM) {
+        // Our own shortage, not the backend's fault: no passive-health failure.
+        log_event("cannot open a backend connection", uv_strerror(rc));
+        refuse(CloseReason::Overloaded, "the proxy is out of resources");
+    } else if (rc != 0) {
+        on_connect_failed(uv_strerror(rc));
+    }
 }
 
 void Session::on_connect(uv_connect_t* req, int status) noexcept {
@@ -242,6 +267,16 @@ void Session::start_relay(bool websocket) {
             send_owned(as_stream(&backend_tcp_), std::string(client_extra), false);
         }
         handshake_.reset();
+        uint64_t now = uv_now(ctx_.loop);
+        const auto& ws = pool_->config().websocket;
+        last_client_ms_ = last_backend_ms_ = now;
+        to_backend_.set_limits(&ws, now);
+        if (ws.max_lifetime.count() > 0) {
+            // ±10% so a fleet's connections, opened together, do not expire together.
+            std::uniform_real_distribution<double> jitter(0.9, 1.1);
+            expire_at_ = now + static_cast<uint64_t>(static_cast<double>(ws.max_lifetime.count()) *
+                                                     jitter(ctx_.rng));
+        }
         enter(SessionState::Relaying);
         to_backend_.start();
         to_client_.start();

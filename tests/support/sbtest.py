@@ -41,12 +41,12 @@ def wait_for(predicate, timeout=10.0, interval=0.01, what="condition"):
 class Process:
     """A child process whose stdout and stderr lines are collected by threads."""
 
-    def __init__(self, argv, env=None, cwd=None):
+    def __init__(self, argv, env=None, cwd=None, preexec_fn=None):
         self.argv = argv
         self.lines = []  # (stream, line) in arrival order
         self._lock = threading.Lock()
-        self.proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=cwd)
+        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env=env, cwd=cwd, preexec_fn=preexec_fn)
         self._threads = [
             threading.Thread(target=self._pump, args=(self.proc.stdout, "out"), daemon=True),
             threading.Thread(target=self._pump, args=(self.proc.stderr, "err"), daemon=True),
@@ -97,15 +97,19 @@ class Process:
     def wait(self, timeout=15.0):
         return self.proc.wait(timeout=timeout)
 
-    def stop(self, timeout=15.0):
-        """SIGTERM, then SIGKILL if it does not exit in time. Returns the exit code."""
+    def stop(self, timeout=3.0):
+        """SIGTERM; if it has not exited in `timeout` (a drain waiting for peers that
+        never answer), SIGTERM again, which exits at once; SIGKILL as a last resort.
+        Returns the exit code."""
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=5)
+            for signum in (signal.SIGTERM, signal.SIGKILL):
+                try:
+                    self.proc.wait(timeout=timeout)
+                    break
+                except subprocess.TimeoutExpired:
+                    os.kill(self.proc.pid, signum)
+            self.proc.wait(timeout=5)
         for t in self._threads:
             t.join(timeout=5)
         return self.proc.returncode
@@ -125,11 +129,13 @@ class Switchboard(Process):
     may also use for their own files (`self.dir`).
     """
 
-    def __init__(self, config, listeners=("public",), extra_args=(), wait=True, env=None):
+    def __init__(self, config, listeners=("public",), extra_args=(), wait=True, env=None,
+                 preexec_fn=None):
         self.dir = tempfile.mkdtemp(prefix="sbtest-")
         self.config_path = os.path.join(self.dir, "switchboard.toml")
         self.write_config(config)
-        super().__init__([BINARY, "-c", self.config_path, *extra_args], env=env)
+        super().__init__([BINARY, "-c", self.config_path, *extra_args], env=env,
+                         preexec_fn=preexec_fn)
         self.addresses = {}
         if wait:
             for name in listeners:
@@ -312,6 +318,14 @@ def upgrade_request(path="/", host="example.com", extra="", version="13",
             f"Sec-WebSocket-Version: {version}\r\n{extra}\r\n").encode()
 
 
+def handshake_status(port, request, timeout=5.0):
+    """Sends a request head and returns the status of the answer's head, without
+    waiting for the connection to end (a 101 keeps it open)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+        s.sendall(request)
+        return status_of(read_head(s))
+
+
 def status_of(response):
     """The status code of a raw HTTP response, or None."""
     m = re.match(rb"HTTP/1\.1 (\d{3})", response)
@@ -415,3 +429,146 @@ def accept_upgrade(conn):
     conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                   f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
     return head
+
+
+class RawWebSocket:
+    """A WebSocket client on a raw socket, for tests where a real client would be too
+    polite: it can send unmasked or malformed frames, and never answers pings unless
+    told to."""
+
+    def __init__(self, port, path="/", host="127.0.0.1", extra="", timeout=5.0):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.sendall(upgrade_request(path, extra=extra))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = self.sock.recv(1)
+            if not chunk:
+                raise AssertionError(f"closed during the handshake: {head!r}")
+            head += chunk
+        self.head = head
+        self.status = status_of(head)
+        self._buffer = b""
+
+    def send_frame(self, opcode, payload=b"", fin=True, masked=True, rsv=0):
+        self.sock.sendall(encode_frame(opcode, payload, fin=fin, masked=masked, rsv=rsv))
+
+    def recv_frame(self, timeout=5.0):
+        """(fin, opcode, payload) of the next frame, or None when the peer closed."""
+        self.sock.settimeout(timeout)
+        frame = decode_frame(self._buffer)
+        while frame is None:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self._buffer += chunk
+            frame = decode_frame(self._buffer)
+        fin, opcode, payload, used = frame
+        self._buffer = self._buffer[used:]
+        return fin, opcode, payload
+
+    def recv_close(self, timeout=5.0, answer=True):
+        """Reads frames until a Close; returns its code (None if the socket closed
+        first). Answers it with a Close of its own, as RFC 6455 asks, unless told not to."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            frame = self.recv_frame(max(0.01, deadline - time.monotonic()))
+            if frame is None:
+                return None
+            if frame[1] == 8:
+                if answer:
+                    try:
+                        self.send_frame(8, frame[2][:2])
+                    except OSError:
+                        pass
+                return int.from_bytes(frame[2][:2], "big") if len(frame[2]) >= 2 else 1005
+        raise AssertionError("no Close frame in time")
+
+    def close(self):
+        self.sock.close()
+
+
+def encode_frame(opcode, payload=b"", fin=True, masked=True, rsv=0):
+    import os as _os
+
+    head = bytes([(0x80 if fin else 0) | (rsv << 4) | opcode])
+    n = len(payload)
+    mask_bit = 0x80 if masked else 0
+    if n < 126:
+        head += bytes([mask_bit | n])
+    elif n < 65536:
+        head += bytes([mask_bit | 126]) + n.to_bytes(2, "big")
+    else:
+        head += bytes([mask_bit | 127]) + n.to_bytes(8, "big")
+    if not masked:
+        return head + payload
+    key = _os.urandom(4)
+    return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+
+
+def decode_frame(data):
+    """(fin, opcode, unmasked payload, bytes used) or None if incomplete."""
+    if len(data) < 2:
+        return None
+    fin = bool(data[0] & 0x80)
+    opcode = data[0] & 0x0F
+    masked = bool(data[1] & 0x80)
+    n = data[1] & 0x7F
+    at = 2
+    if n == 126:
+        if len(data) < 4:
+            return None
+        n = int.from_bytes(data[2:4], "big")
+        at = 4
+    elif n == 127:
+        if len(data) < 10:
+            return None
+        n = int.from_bytes(data[2:10], "big")
+        at = 10
+    key = b""
+    if masked:
+        if len(data) < at + 4:
+            return None
+        key = data[at:at + 4]
+        at += 4
+    if len(data) < at + n:
+        return None
+    payload = data[at:at + n]
+    if masked:
+        payload = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return fin, opcode, payload, at + n
+
+
+class RecordingBackend(RawBackend):
+    """A raw WebSocket backend that answers 101, then records every frame it receives
+    (with whether it was masked) and echoes data frames unmasked."""
+
+    def __init__(self):
+        self.frames = []  # (opcode, payload, masked)
+        super().__init__(self._serve_one)
+
+    def _serve_one(self, conn):
+        accept_upgrade(conn)
+        buffer = b""
+        conn.settimeout(30)
+        while True:
+            chunk = conn.recv(65536)
+            if not chunk:
+                conn.close()  # the proxy passed on the client's hang-up: hang up too
+                return
+            buffer += chunk
+            while True:
+                if len(buffer) < 2:
+                    break
+                masked = bool(buffer[1] & 0x80)
+                frame = decode_frame(buffer)
+                if frame is None:
+                    break
+                fin, opcode, payload, used = frame
+                buffer = buffer[used:]
+                self.frames.append((opcode, payload, masked))
+                if opcode in (1, 2):
+                    conn.sendall(encode_frame(opcode, payload, masked=False))
+                elif opcode == 8:
+                    conn.sendall(encode_frame(8, payload[:2], masked=False))
+                    conn.close()
+                    return
