@@ -4,6 +4,7 @@
 
 #include "app/server.h"
 #include "config/loader.h"
+#include "pool/generation.h"
 #include "version.h"
 
 namespace sb::app {
@@ -64,6 +65,13 @@ int check(const std::string& path) {
     auto loaded = config::load_file(path);
     if (!loaded.ok()) {
         for (const auto& e : loaded.errors)
+            std::fprintf(stderr, "%s\n", e.to_string().c_str());
+        return 1;
+    }
+    // Load the certificates and CA files too, exactly as startup and reload do.
+    std::vector<config::ConfigError> errors;
+    if (!pool::Generation::build(loaded.config, 1, nullptr, errors)) {
+        for (const auto& e : errors)
             std::fprintf(stderr, "%s\n", e.to_string().c_str());
         return 1;
     }

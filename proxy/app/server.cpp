@@ -128,6 +128,10 @@ bool Server::start() {
     });
     if (!apply(loaded.config, true)) return false;
 
+    uv_timer_init(&loop_, &ticket_timer_);
+    ticket_timer_.data = this;
+    uv_timer_start(&ticket_timer_, &Server::on_ticket_rotation, kTicketRotationMs,
+                   kTicketRotationMs);
     for (auto [handle, signum] : {std::pair{&sigterm_, SIGTERM}, std::pair{&sigint_, SIGINT},
                                   std::pair{&sighup_, SIGHUP}, std::pair{&sigusr1_, SIGUSR1}}) {
         uv_signal_init(&loop_, handle);
@@ -141,6 +145,22 @@ bool Server::start() {
 bool Server::apply(const config::ConfigPtr& config, bool first) {
     const config::Config& c = *config;
     unsigned count = first ? worker_count(c) : static_cast<unsigned>(workers_.size());
+    // Load certificates first: a bad one rejects the whole file, and the running
+    // configuration (with its certificates) stays.
+    auto previous = generation_;
+    uint64_t number = previous ? previous->number() + 1 : 1;
+    std::vector<config::ConfigError> errors;
+    auto next_generation = pool::Generation::build(config, number, previous.get(), errors);
+    if (!next_generation) {
+        for (const auto& e : errors) {
+            if (first) {
+                std::fprintf(stderr, "%s\n", e.to_string().c_str());
+            } else {
+                log::error("reload: " + e.to_string());
+            }
+        }
+        return false;
+    }
     if (!first && worker_count(c) != count) {
         log::warn("server.workers changed: the new count takes effect at the next restart");
     }
@@ -174,9 +194,7 @@ bool Server::apply(const config::ConfigPtr& config, bool first) {
         return false;
     }
 
-    auto previous = generation_;
-    uint64_t number = previous ? previous->number() + 1 : 1;
-    generation_ = pool::Generation::build(config, number, previous.get());
+    generation_ = std::move(next_generation);
     auto fds_for = [&](unsigned worker) {
         std::map<std::string, int> fds;
         for (const auto& [name, sockets] : added)
@@ -306,6 +324,13 @@ void Server::on_drain_deadline(uv_timer_t* timer) noexcept {
         w->post([](Worker& worker) { worker.abort_all(); });
 }
 
+void Server::on_ticket_rotation(uv_timer_t* timer) noexcept {
+    auto* server = static_cast<Server*>(timer->data);
+    for (const auto& l : server->generation_->listeners()) {
+        if (l->tls) l->tls->ticket_keys()->rotate();
+    }
+}
+
 void Server::on_backend_up(const std::string& pool) {
     if (!draining_) rehomer_->scan(generation_, pool);
 }
@@ -323,8 +348,9 @@ void Server::close_main_handles() {
         if (handles_closed_) return;
         handles_closed_ = true;
     }
-    for (auto* h : {as_handle(&sigterm_), as_handle(&sigint_), as_handle(&sighup_),
-                    as_handle(&sigusr1_), as_handle(&main_async_), as_handle(&drain_timer_)}) {
+    for (auto* h :
+         {as_handle(&sigterm_), as_handle(&sigint_), as_handle(&sighup_), as_handle(&sigusr1_),
+          as_handle(&main_async_), as_handle(&drain_timer_), as_handle(&ticket_timer_)}) {
         if (h->loop != nullptr && !uv_is_closing(h)) uv_close(h, nullptr);
     }
     if (rehomer_) rehomer_->close();  // freed with the Server, after its handle closed

@@ -68,6 +68,7 @@ class Server {
     static void on_signal(uv_signal_t* handle, int signum) noexcept;
     static void on_main_async(uv_async_t* handle) noexcept;
     static void on_drain_deadline(uv_timer_t* timer) noexcept;
+    static void on_ticket_rotation(uv_timer_t* timer) noexcept;
 
     std::string config_path_;
     uv_loop_t loop_;
@@ -78,6 +79,9 @@ class Server {
     uv_signal_t sigusr1_{};
     uv_async_t main_async_{};
     uv_timer_t drain_timer_{};
+    uv_timer_t ticket_timer_{};
+    // TLS session ticket keys rotate hourly: a ticket resumes for one to two hours.
+    static constexpr uint64_t kTicketRotationMs = 3600 * 1000;
     std::unique_ptr<Rehomer> rehomer_;
     std::vector<std::unique_ptr<Worker>> workers_;
     pool::GenerationPtr generation_;

@@ -50,9 +50,17 @@ struct Route {
 
 enum class TlsVersion { Tls12, Tls13 };
 
+// Where a value sits in the file, for errors found after decoding (certificates
+// that do not load).
+struct Position {
+    unsigned line = 0;
+    unsigned column = 0;
+};
+
 struct CertificateFiles {
     std::string certificate;
     std::string private_key;
+    Position at;
 };
 
 struct ListenerTlsConfig {
@@ -93,6 +101,7 @@ struct PoolTlsConfig {
     bool verify = true;
     std::string ca_file;      // "" = system store
     std::string server_name;  // "" = backend host name
+    Position at;
 };
 
 struct HealthCheckConfig {

@@ -18,7 +18,6 @@ constexpr std::string_view kLaterProxyProtocol = "the PROXY protocol";
 constexpr std::string_view kLaterHealthCheck = "active health checking";
 constexpr std::string_view kLaterDns = "DNS discovery of backends";
 // Work in progress in this tree: each goes away with the change that implements it.
-constexpr std::string_view kLaterTls = "TLS";
 constexpr std::string_view kLaterAdmin = "the admin listener";
 
 using V = const toml::value&;
@@ -81,6 +80,7 @@ const Key<ListenerTlsConfig> kListenerTlsKeys[] = {
              if (!d.expect_table(item, "each certificate")) continue;
              CertificateFiles files;
              decode_table<CertificateFiles>(d, item, kCertificateKeys, files, "a certificate");
+             files.at = {item.location().line(), item.location().column()};
              t.certificates.push_back(std::move(files));
          }
      },
@@ -141,8 +141,7 @@ const Key<ListenerConfig> kListenerKeys[] = {
          ListenerTlsConfig tls;
          decode_table<ListenerTlsConfig>(d, v, kListenerTlsKeys, tls, "[listeners.tls]");
          l.tls = std::move(tls);
-     },
-     false, kLaterTls},
+     }},
 };
 
 // ---- [pools.NAME] backends ----
@@ -272,9 +271,9 @@ const Key<PoolConfig> kPoolKeys[] = {
          if (!d.expect_table(v, "[pools.NAME.tls]")) return;
          PoolTlsConfig tls;
          decode_table<PoolTlsConfig>(d, v, kPoolTlsKeys, tls, "[pools." + p.name + ".tls]");
+         tls.at = {v.location().line(), v.location().column()};
          p.tls = std::move(tls);
-     },
-     false, kLaterTls},
+     }},
     {"health_check", [](Decoder&, V, PoolConfig&) {}, false, kLaterHealthCheck},
     {"websocket",
      [](Decoder& d, V v, PoolConfig& p) {

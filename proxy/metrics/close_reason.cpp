@@ -30,6 +30,8 @@ constexpr std::array<CloseReasonInfo, kCloseReasonCount> kTable = {{
     {"backend_bad_answer", Proxy, "backend_bad_answer", 502, true},
     {"backend_timeout", Proxy, "backend_timeout", 504, true},
     {"overloaded", Proxy, "overloaded", 503, true},
+    {"backend_tls_failed", Proxy, "backend_tls_failed", 502, true},
+    {"tls_handshake_failed", Proxy, "tls_handshake_failed", 0, true},
     {"shutdown", Proxy, "shutdown", 0, false},
     {"idle_timeout", Proxy, "idle_timeout", 0, false},
     {"ping_timeout", Proxy, "ping_timeout", 0, false},

@@ -22,21 +22,23 @@ enum class CloseReason : uint8_t {
     BackendLost,      // backend connection lost without a Close frame (client gets 1012)
     BackendAnswered,  // a non-101 backend answer was passed to the client
     // Refusals during the handshake.
-    ClientAborted,     // client went away before an answer
-    HandshakeTimeout,  // no complete request within handshake_timeout
-    BadRequest,        // 400
-    BadVersion,        // 426
-    HeadersTooLarge,   // 431
-    OriginNotAllowed,  // 403
-    NoRoute,           // 404
-    ClientLimit,       // 429 max_connections_per_ip
-    ListenerLimit,     // 503 listener max_connections
-    ServerLimit,       // 503 server max_connections
-    NoBackend,         // 503 no backend up or free
-    BackendRefused,    // 502 connect failed on every attempt
-    BackendBadAnswer,  // 502 backend answered garbage or closed during the handshake
-    BackendTimeout,    // 504 backend did not answer in time
-    Overloaded,        // 503 the proxy itself is out of descriptors or memory
+    ClientAborted,       // client went away before an answer
+    HandshakeTimeout,    // no complete request within handshake_timeout
+    BadRequest,          // 400
+    BadVersion,          // 426
+    HeadersTooLarge,     // 431
+    OriginNotAllowed,    // 403
+    NoRoute,             // 404
+    ClientLimit,         // 429 max_connections_per_ip
+    ListenerLimit,       // 503 listener max_connections
+    ServerLimit,         // 503 server max_connections
+    NoBackend,           // 503 no backend up or free
+    BackendRefused,      // 502 connect failed on every attempt
+    BackendBadAnswer,    // 502 backend answered garbage or closed during the handshake
+    BackendTimeout,      // 504 backend did not answer in time
+    Overloaded,          // 503 the proxy itself is out of descriptors or memory
+    BackendTlsFailed,    // 502 TLS to the backend failed (verification, protocol)
+    TlsHandshakeFailed,  // the client's TLS handshake failed: no HTTP exchange
     // Proxy-initiated ends of relayed connections.
     Shutdown,        // 1001 graceful drain
     IdleTimeout,     // 1001 no frames either way for idle_timeout

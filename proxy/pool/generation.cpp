@@ -21,7 +21,8 @@ balance::Algorithm to_balance(config::Algorithm a) {
 }  // namespace
 
 std::shared_ptr<const Generation> Generation::build(config::ConfigPtr config, uint64_t number,
-                                                    const Generation* previous) {
+                                                    const Generation* previous,
+                                                    std::vector<config::ConfigError>& errors) {
     std::shared_ptr<Generation> g(new Generation());
     g->config_ = std::move(config);
     g->number_ = number;
@@ -31,6 +32,19 @@ std::shared_ptr<const Generation> Generation::build(config::ConfigPtr config, ui
         const ListenerRuntime* old = previous ? previous->listener(l.name) : nullptr;
         auto counters = old ? old->counters : std::make_shared<ListenerCounters>();
         g->listeners_.push_back(std::make_unique<ListenerRuntime>(l, std::move(counters)));
+        if (l.tls) {
+            // Ticket keys outlive a reload, so clients keep resuming their sessions.
+            auto keys =
+                old && old->tls ? old->tls->ticket_keys() : std::make_shared<tls::TicketKeys>();
+            std::string error;
+            g->listeners_.back()->tls = tls::ServerContext::load(*l.tls, std::move(keys), error);
+            if (!g->listeners_.back()->tls) {
+                const auto& at = l.tls->certificates.empty() ? config::Position{}
+                                                             : l.tls->certificates.front().at;
+                errors.push_back({g->config_->path, at.line, at.column,
+                                  "listener \"" + l.name + "\": " + error});
+            }
+        }
     }
     for (const auto& [name, pool_config] : g->config_->pools) {
         const Pool* old = previous ? previous->pool(name) : nullptr;
@@ -53,9 +67,20 @@ std::shared_ptr<const Generation> Generation::build(config::ConfigPtr config, ui
             table = std::make_shared<balance::Table>(algorithm, std::move(nodes));
         }
         auto rooms = old ? old->rooms() : std::make_shared<RoomTable>();
-        g->pools_.emplace(name, std::make_unique<Pool>(pool_config, std::move(backends),
-                                                       std::move(rooms), std::move(table)));
+        std::shared_ptr<tls::ClientContext> client_tls;
+        if (pool_config.tls) {
+            std::string error;
+            client_tls = tls::ClientContext::load(*pool_config.tls, error);
+            if (!client_tls) {
+                errors.push_back({g->config_->path, pool_config.tls->at.line,
+                                  pool_config.tls->at.column, "pool \"" + name + "\": " + error});
+            }
+        }
+        g->pools_.emplace(name,
+                          std::make_unique<Pool>(pool_config, std::move(backends), std::move(rooms),
+                                                 std::move(table), std::move(client_tls)));
     }
+    if (!errors.empty()) return nullptr;
     return g;
 }
 

@@ -13,9 +13,11 @@
 #include <vector>
 
 #include "config/config.h"
+#include "config/decoder.h"
 #include "http/router.h"
 #include "limits/counter.h"
 #include "pool/pool.h"
+#include "tls/context.h"
 
 namespace sb::pool {
 
@@ -32,14 +34,18 @@ struct ListenerRuntime {
     const config::ListenerConfig& config;  // owned by the generation's Config
     http::Router router;
     std::shared_ptr<ListenerCounters> counters;
+    std::shared_ptr<tls::ServerContext> tls;  // null for plain TCP
 };
 
 class Generation {
   public:
     // Builds generation `number` from `config`, reusing live backend state from
-    // `previous` (may be null) for every (pool, address) pair that remains.
+    // `previous` (may be null) for every (pool, address) pair that remains, and loading
+    // every certificate. Returns null with `errors` (positioned in the file) when a
+    // certificate or CA file does not load.
     static std::shared_ptr<const Generation> build(config::ConfigPtr config, uint64_t number,
-                                                   const Generation* previous);
+                                                   const Generation* previous,
+                                                   std::vector<config::ConfigError>& errors);
 
     const config::Config& config() const { return *config_; }
     const config::ConfigPtr& config_ptr() const { return config_; }

@@ -26,6 +26,7 @@
 #include "config/config.h"
 #include "pool/backend.h"
 #include "pool/room_table.h"
+#include "tls/context.h"
 
 namespace sb::pool {
 
@@ -52,7 +53,8 @@ class Pool {
     };
 
     Pool(const config::PoolConfig& config, std::vector<std::shared_ptr<Backend>> backends,
-         std::shared_ptr<RoomTable> rooms, std::shared_ptr<const balance::Table> table);
+         std::shared_ptr<RoomTable> rooms, std::shared_ptr<const balance::Table> table,
+         std::shared_ptr<tls::ClientContext> tls = nullptr);
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
 
@@ -61,6 +63,8 @@ class Pool {
     const std::vector<std::shared_ptr<Backend>>& backends() const { return backends_; }
     const std::shared_ptr<RoomTable>& rooms() const { return rooms_; }
     const std::shared_ptr<const balance::Table>& table() const { return table_; }
+    // TLS to backends (null = plain TCP).
+    const tls::ClientContext* tls() const { return tls_.get(); }
     std::shared_ptr<Backend> find(const std::string& address) const;
     // Index of `b` in backends(), or -1 when the backend is not in this pool.
     int index_of(const Backend* b) const;
@@ -95,6 +99,7 @@ class Pool {
     std::unordered_map<const Backend*, uint32_t> index_;
     std::shared_ptr<RoomTable> rooms_;
     std::shared_ptr<const balance::Table> table_;
+    std::shared_ptr<tls::ClientContext> tls_;
     mutable std::atomic<uint64_t> turn_{0};  // round robin's counter
 };
 

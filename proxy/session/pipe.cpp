@@ -160,6 +160,11 @@ void Pipe::set_limits(const config::WebSocketConfig* limits, uint64_t now_ms) {
 void Pipe::start() {
     stopped_ = false;
     if (reading_ || source_ended_ || in_flight_ != nullptr || src_ == nullptr) return;
+    if (src_tls_ != nullptr && src_tls_->has_input()) {
+        // Ciphertext read before the pause is still waiting: decrypt it first.
+        session_.pump_tls(from_client_);
+        if (!accepting()) return;
+    }
     if (paused_) {
         paused_ = false;
         session_.context().stats.resumes.add();
@@ -192,30 +197,39 @@ void Pipe::on_alloc(uv_buf_t* buf) {
 }
 
 void Pipe::release(uv::Block* b) {
-    if (b != nullptr) session_.context().blocks.give(b);
+    // A block may head a chain of ciphertext blocks.
+    tls::release_chain(session_.context().blocks, b);
 }
 
 void Pipe::on_read(ssize_t nread, const uv_buf_t* buf) {
     if (nread <= 0) {
         if (buf->base != nullptr) release(block_of(buf->base));
         if (nread == 0) return;  // EAGAIN: the block goes back, nothing is held
-        reading_ = false;
-        if (nread == UV_EOF) {
-            source_ended_ = true;
-            session_.on_source_ended(*this);
-        } else {
-            uv_read_stop(src_);
-            session_.on_pipe_error(*this, static_cast<int>(nread), true);
-        }
+        on_end(static_cast<int>(nread));
         return;
     }
-    uv::Block* b = block_of(buf->base);  // data arrived, so libuv used our block
-    bytes_ += static_cast<uint64_t>(nread);
+    // Data arrived, so libuv used our block.
+    on_plaintext(block_of(buf->base), static_cast<size_t>(nread));
+}
+
+void Pipe::on_end(int status) {
+    if (reading_) uv_read_stop(src_);
+    reading_ = false;
+    if (status == UV_EOF) {
+        source_ended_ = true;
+        session_.on_source_ended(*this);
+    } else {
+        session_.on_pipe_error(*this, status, true);
+    }
+}
+
+void Pipe::on_plaintext(uv::Block* b, size_t n) {
+    bytes_ += n;
     session_.on_activity(*this);
     // Put the bytes held back last time in front of the new ones: one contiguous run.
-    char* start = buf->base - carry_len_;
+    char* start = b->data() + kHeadroom - carry_len_;
     std::memcpy(start, carry_, carry_len_);
-    size_t len = carry_len_ + static_cast<size_t>(nread);
+    size_t len = carry_len_ + n;
     b->size = static_cast<uint32_t>(len);
     forward(b, start, len);
 }
@@ -326,6 +340,41 @@ void Pipe::forward(uv::Block* b, char* data, size_t len) {
 }
 
 bool Pipe::write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra) {
+    if (dst_tls_ != nullptr) {
+        // Encrypt now, in order, and send the ciphertext: the plaintext blocks are free.
+        bool ok = true;
+        for (unsigned i = 0; i < count && ok; ++i)
+            ok = dst_tls_->write(bufs[i].base, bufs[i].len);
+        release(owner);
+        release(extra);
+        uv::Block* chain = dst_tls_->take_output();
+        if (!ok) {
+            tls::release_chain(session_.context().blocks, chain);
+            session_.on_pipe_error(*this, UV_EPROTO, false);
+            return false;
+        }
+        return write_chain(chain);
+    }
+    return write_plain(owner, bufs, count, extra);
+}
+
+bool Pipe::write_chain(uv::Block* chain) {
+    if (chain == nullptr) return true;
+    uv_buf_t bufs[8];
+    unsigned count = 0;
+    for (uv::Block* b = chain; b != nullptr; b = b->next) {
+        if (count == std::size(bufs)) {
+            // Cannot happen: one chunk of at most one block encrypts into two or three.
+            tls::release_chain(session_.context().blocks, chain);
+            session_.on_pipe_error(*this, UV_ENOBUFS, false);
+            return false;
+        }
+        bufs[count++] = uv_buf_init(b->data(), b->size);
+    }
+    return write_plain(chain, bufs, count, nullptr);
+}
+
+bool Pipe::write_plain(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra) {
     size_t total = 0;
     for (unsigned i = 0; i < count; ++i)
         total += bufs[i].len;
@@ -452,9 +501,14 @@ void Pipe::maybe_shutdown() {
             std::memcpy(b->data(), carry_, carry_len_);
             uv_buf_t buf = uv_buf_init(b->data(), carry_len_);
             carry_len_ = 0;
-            write(b, &buf, 1, nullptr);
-            if (in_flight_ != nullptr) return;
+            if (!write(b, &buf, 1, nullptr) || in_flight_ != nullptr) return;
         }
+    }
+    if (dst_tls_ != nullptr) {
+        // TLS says goodbye with close_notify before the TCP FIN.
+        dst_tls_->close_notify();
+        uv::Block* chain = dst_tls_->take_output();
+        if (chain != nullptr && !write_chain(chain)) return;
     }
     shutdown_sent_ = true;
     auto* req = new uv_shutdown_t;

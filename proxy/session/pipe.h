@@ -31,6 +31,7 @@
 
 #include "config/config.h"
 #include "limits/token_bucket.h"
+#include "tls/connection.h"
 #include "uv/block_pool.h"
 #include "ws/frame_scanner.h"
 #include "ws/protocol.h"
@@ -62,10 +63,14 @@ class Pipe {
     Pipe(const Pipe&) = delete;
     Pipe& operator=(const Pipe&) = delete;
 
-    void attach(uv_stream_t* src, uv_stream_t* dst, Mode mode) {
+    // `src_tls`/`dst_tls`: the TLS layer of either socket, or null for plain TCP.
+    void attach(uv_stream_t* src, uv_stream_t* dst, Mode mode, tls::Connection* src_tls = nullptr,
+                tls::Connection* dst_tls = nullptr) {
         src_ = src;
         dst_ = dst;
         mode_ = mode;
+        src_tls_ = src_tls;
+        dst_tls_ = dst_tls;
     }
     // Limits applied to what the source sends (the client's pipe only).
     void set_limits(const config::WebSocketConfig* limits, uint64_t now_ms);
@@ -82,6 +87,13 @@ class Pipe {
     // libuv read plumbing for the source socket (called by the Session trampolines).
     void on_alloc(uv_buf_t* buf);
     void on_read(ssize_t nread, const uv_buf_t* buf);
+    // Plaintext the session decrypted from a TLS source: `n` bytes at
+    // block->data() + kHeadroom. The Pipe owns the block from here on.
+    void on_plaintext(uv::Block* block, size_t n);
+    // The source ended (UV_EOF, or close_notify) or failed (another status).
+    void on_end(int status);
+    // Whether the Pipe takes source bytes now (no write in flight, not stopped).
+    bool accepting() const { return in_flight_ == nullptr && !stopped_ && !source_ended_; }
 
     // Queues a Close frame to the destination at the next frame boundary; bytes read
     // after that point are no longer forwarded, only watched for the source's own
@@ -123,6 +135,9 @@ class Pipe {
     // back to the pool once their bytes are written. Returns false on error (the
     // session has been told).
     bool write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
+    // Writes a chain of blocks (linked by Block::next) that are all to go out as is.
+    bool write_chain(uv::Block* chain);
+    bool write_plain(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
     bool queue_control(const std::string& frame, bool is_close);
     void write_control();
     void after_write();
@@ -135,6 +150,8 @@ class Pipe {
     Session& session_;
     uv_stream_t* src_ = nullptr;
     uv_stream_t* dst_ = nullptr;
+    tls::Connection* src_tls_ = nullptr;
+    tls::Connection* dst_tls_ = nullptr;
     const config::WebSocketConfig* limits_ = nullptr;
     ws::FrameScanner scanner_;
     ws::MessageState message_;

@@ -76,6 +76,9 @@ void Session::accept(WorkerContext& ctx, pool::GenerationPtr generation,
     s->listener_stats_.total.add();
     s->take_connection_slots();
     s->handshake_ = std::make_unique<Handshake>();
+    if (listener.tls) {
+        s->client_tls_ = tls::Connection::accept(listener.tls->default_context(), ctx.blocks);
+    }
     s->enter(SessionState::ReadingRequest);
     uv_read_start(as_stream(&s->client_), &Session::on_alloc, &Session::on_read);
 }
@@ -517,7 +520,11 @@ void Session::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
     auto* s = static_cast<Session*>(handle->data);
     bool from_client = handle == as_handle(&s->client_);
     Pipe& pipe = from_client ? s->to_backend_ : s->to_client_;
-    if (pipe.attached()) {
+    if ((from_client ? s->client_tls_ : s->backend_tls_) != nullptr) {
+        // Ciphertext: a whole block, handed to the TLS layer (on_tls_input).
+        uv::Block* b = s->ctx_.blocks.take();
+        *buf = b != nullptr ? uv_buf_init(b->data(), b->capacity) : uv_buf_init(nullptr, 0);
+    } else if (pipe.attached()) {
         pipe.on_alloc(buf);
     } else if (s->state_ == SessionState::ReadingRequest && from_client) {
         s->handshake_->request_space(s->listener_.config.max_header_bytes, buf);
@@ -532,7 +539,9 @@ void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) n
     auto* s = static_cast<Session*>(stream->data);
     bool from_client = stream == as_stream(&s->client_);
     Pipe& pipe = from_client ? s->to_backend_ : s->to_client_;
-    if (pipe.attached()) {
+    if ((from_client ? s->client_tls_ : s->backend_tls_) != nullptr) {
+        s->on_tls_input(from_client, nread, buf);
+    } else if (pipe.attached()) {
         pipe.on_read(nread, buf);
     } else if (s->state_ == SessionState::ReadingRequest && from_client) {
         s->on_request_read(nread);

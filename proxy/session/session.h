@@ -38,6 +38,7 @@
 #include "session/context.h"
 #include "session/pipe.h"
 #include "session/session_list.h"
+#include "tls/connection.h"
 #include "uv/timer_heap.h"
 
 namespace sb::session {
@@ -95,6 +96,9 @@ class Session {
     void on_pong(Pipe& pipe);
     void on_pipe_done(Pipe& pipe);
     void on_raw_bytes(Pipe& pipe, std::string_view bytes);
+    // Decrypts what a TLS side has read and hands it on (also called by a Pipe that
+    // resumes after backpressure with ciphertext still waiting).
+    void pump_tls(bool client_side);
     WorkerContext& context() { return ctx_; }
 
     // libuv read callbacks for both sockets; they dispatch on the handle and state.
@@ -125,15 +129,28 @@ class Session {
 
     // Handshake (session_handshake.cpp).
     void on_request_read(ssize_t nread);
+    void on_request_bytes();
     void on_request_head();
     void connect_next();
     void on_connected();
+    void on_backend_ready();
     void on_connect_failed(std::string_view why);
     void on_response_read(ssize_t nread);
+    void on_response_bytes();
     void on_response_head();
     void start_relay(bool websocket);
     void send_owned(uv_stream_t* to, std::string bytes, bool shutdown_after);
     static void on_owned_written(uv_write_t* req, int status) noexcept;
+
+    // TLS (session_tls.cpp).
+    struct ChainWrite;
+    void on_tls_input(bool client_side, ssize_t nread, const uv_buf_t* buf);
+    void on_tls_end(bool client_side, int status);
+    void on_client_tls_failed();
+    void on_backend_tls_failed(std::string_view why);
+    void flush_tls(bool client_side);
+    void write_chain(uv_stream_t* to, uv::Block* chain, bool shutdown_after);
+    static void on_chain_written(uv_write_t* req, int status) noexcept;
 
     // libuv trampolines.
     static void on_connect(uv_connect_t* req, int status) noexcept;
@@ -159,6 +176,8 @@ class Session {
 
     uv_tcp_t client_;
     uv_tcp_t backend_tcp_;
+    std::unique_ptr<tls::Connection> client_tls_;   // when the listener has TLS
+    std::unique_ptr<tls::Connection> backend_tls_;  // when the pool has TLS
     Pipe to_backend_{*this, true};
     Pipe to_client_{*this, false};
     std::unique_ptr<Handshake> handshake_;  // only until the relay starts

@@ -56,6 +56,11 @@ void Session::on_request_read(ssize_t nread) {
         finish(CloseReason::ClientAborted);
         return;
     }
+    on_request_bytes();
+}
+
+void Session::on_request_bytes() {
+    auto& hs = *handshake_;
     uint64_t limit = listener_.config.max_header_bytes;
     auto status = hs.request_parser.parse(hs.request);
     if (status == MessageParser::Status::Error) {
@@ -120,7 +125,7 @@ void Session::on_request_head() {
     http::ForwardInfo info;
     info.add_forwarded_headers = pool_->config().forwarded_headers;
     info.client_ip = client_ip;
-    info.proto = "http";
+    info.proto = listener_.tls ? "https" : "http";
     hs.backend_request = http::backend_request(hs.request, parser, info);
 
     // Nothing more is read from the client until a backend has answered.
@@ -207,9 +212,25 @@ void Session::on_connected() {
         log::info("backend up again", {{"backend", backend_->address()}, {"pool", pool_->name()}});
         if (ctx_.on_backend_up) ctx_.on_backend_up(pool_->name());
     }
+    uv_read_start(as_stream(&backend_tcp_), &Session::on_alloc, &Session::on_read);
+    if (const tls::ClientContext* tls = pool_->tls()) {
+        // TLS first, within the same connect_timeout; the request follows the handshake.
+        const auto& c = tls->config();
+        std::string name = c.server_name.empty() ? backend_->resolved().ip_string() : c.server_name;
+        backend_tls_ = tls::Connection::connect(tls->context(), name, c.verify, ctx_.blocks);
+        if (!backend_tls_) {
+            refuse(CloseReason::InternalError, "cannot start TLS");
+            return;
+        }
+        pump_tls(false);  // sends the ClientHello
+        return;
+    }
+    on_backend_ready();
+}
+
+void Session::on_backend_ready() {
     enter(SessionState::AwaitingResponse);
     send_owned(as_stream(&backend_tcp_), handshake_->backend_request, false);
-    uv_read_start(as_stream(&backend_tcp_), &Session::on_alloc, &Session::on_read);
 }
 
 // ---- backend answer ----
@@ -224,6 +245,11 @@ void Session::on_response_read(ssize_t nread) {
                                                   : uv_strerror(static_cast<int>(nread)));
         return;
     }
+    on_response_bytes();
+}
+
+void Session::on_response_bytes() {
+    auto& hs = *handshake_;
     auto status = hs.response_parser.parse(hs.response);
     if (status == MessageParser::Status::Error) {
         refuse(CloseReason::BackendBadAnswer,
@@ -252,7 +278,8 @@ void Session::start_relay(bool websocket) {
     std::string_view backend_extra = std::string_view(hs.response).substr(response_head);
 
     to_client_.attach(as_stream(&backend_tcp_), as_stream(&client_),
-                      websocket ? Pipe::Mode::Frames : Pipe::Mode::Raw);
+                      websocket ? Pipe::Mode::Frames : Pipe::Mode::Raw, backend_tls_.get(),
+                      client_tls_.get());
     if (websocket) {
         backend_->add_total();
         to_client_.scan_only(backend_extra);
@@ -261,7 +288,8 @@ void Session::start_relay(bool websocket) {
         // Frames the client sent early, right behind its request, go first.
         std::string_view client_extra =
             std::string_view(hs.request).substr(hs.request_parser.head_length());
-        to_backend_.attach(as_stream(&client_), as_stream(&backend_tcp_), Pipe::Mode::Frames);
+        to_backend_.attach(as_stream(&client_), as_stream(&backend_tcp_), Pipe::Mode::Frames,
+                           client_tls_.get(), backend_tls_.get());
         if (!client_extra.empty()) {
             to_backend_.scan_only(client_extra);
             send_owned(as_stream(&backend_tcp_), std::string(client_extra), false);
@@ -331,6 +359,17 @@ void Session::refuse(CloseReason reason, std::string_view detail) {
 
 void Session::send_owned(uv_stream_t* to, std::string bytes, bool shutdown_after) {
     if (bytes.empty() && !shutdown_after) return;
+    tls::Connection* tls = to == as_stream(&client_) ? client_tls_.get() : backend_tls_.get();
+    if (tls != nullptr) {
+        if (!tls->write(bytes.data(), bytes.size())) {
+            log_event("TLS write failed", tls->error());
+            finish(reason_decided_ ? reason_ : CloseReason::InternalError);
+            return;
+        }
+        if (shutdown_after) tls->close_notify();
+        write_chain(to, tls->take_output(), shutdown_after);
+        return;
+    }
     auto* w = new OwnedWrite{};
     w->session = this;
     w->bytes = std::move(bytes);

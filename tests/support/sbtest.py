@@ -572,3 +572,56 @@ class RecordingBackend(RawBackend):
                     conn.sendall(encode_frame(8, payload[:2], masked=False))
                     conn.close()
                     return
+
+
+class TestPki:
+    """A throwaway certificate authority and leaf certificates made with the `openssl`
+    command, in a temporary directory."""
+
+    def __init__(self, name="Test CA"):
+        self.dir = tempfile.mkdtemp(prefix="sbpki-")
+        self.ca_key = os.path.join(self.dir, f"{_slug(name)}.key")
+        self.ca = os.path.join(self.dir, f"{_slug(name)}.pem")
+        self._openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                      "-days", "2", "-nodes", "-keyout", self.ca_key, "-out", self.ca,
+                      "-subj", f"/CN={name}")
+
+    def _openssl(self, *args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=60)
+
+    def leaf(self, name, dns=(), ips=(), kind="rsa"):
+        """Issues a certificate; returns (certificate path, key path)."""
+        base = os.path.join(self.dir, _slug(name) + "-" + kind)
+        key, csr, cert, ext = base + ".key", base + ".csr", base + ".pem", base + ".ext"
+        newkey = (["-newkey", "rsa:2048"] if kind == "rsa"
+                  else ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"])
+        self._openssl("req", "-new", *newkey, "-nodes", "-keyout", key, "-out", csr,
+                      "-subj", f"/CN={name}")
+        sans = [f"DNS:{d}" for d in dns] + [f"IP:{i}" for i in ips]
+        with open(ext, "w") as f:
+            f.write("subjectAltName=" + ",".join(sans) + "\n" if sans else "\n")
+        self._openssl("x509", "-req", "-in", csr, "-CA", self.ca, "-CAkey", self.ca_key,
+                      "-CAcreateserial", "-days", "2", "-out", cert, "-extfile", ext)
+        return cert, key
+
+    def client_context(self):
+        import ssl
+        ctx = ssl.create_default_context(cafile=self.ca)
+        return ctx
+
+    def server_context(self, cert, key):
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(cert, key)
+        return ctx
+
+
+def _slug(text):
+    return re.sub(r"[^A-Za-z0-9]+", "_", text).strip("_")
+
+
+def s_client(port, *args, stdin=b"", timeout=10):
+    """Runs `openssl s_client` against 127.0.0.1:port; returns its combined output."""
+    r = subprocess.run(["openssl", "s_client", "-connect", f"127.0.0.1:{port}", *args],
+                       input=stdin, capture_output=True, timeout=timeout)
+    return (r.stdout + r.stderr).decode("utf-8", "replace")
