@@ -111,6 +111,53 @@ void Server::run_main_tasks() {
         task();
 }
 
+admin::AdminSources Server::admin_sources() {
+    admin::AdminSources sources;
+    sources.generation = [this] { return generation_; };
+    sources.listeners = [this] {
+        std::vector<admin::ListenerAddress> out;
+        for (const auto& l : listeners_)
+            out.push_back({l.name, l.bound.to_string()});
+        return out;
+    };
+    sources.workers = [this] {
+        std::vector<const metrics::WorkerStats*> out;
+        for (const auto& w : workers_)
+            out.push_back(&w->stats());
+        return out;
+    };
+    sources.draining = [this] { return draining_; };
+    sources.reloads_ok = [this] { return reloads_.ok.load(std::memory_order_relaxed); };
+    sources.reloads_failed = [this] { return reloads_.failed.load(std::memory_order_relaxed); };
+    return sources;
+}
+
+bool Server::configure_admin(const config::Config& config) {
+    const auto& wanted = config.admin;
+    if (admin_ && wanted && admin_address_ == wanted->listen) return true;  // unchanged
+    std::unique_ptr<admin::AdminServer> next;
+    if (wanted) {
+        next = std::make_unique<admin::AdminServer>(&loop_, admin_sources());
+        std::string error;
+        if (!next->listen(wanted->listen, error)) {
+            log::error("admin listener: " + error);
+            next->close();
+            retired_admin_.push_back(std::move(next));
+            return false;
+        }
+    }
+    if (admin_) {
+        admin_->close();
+        retired_admin_.push_back(std::move(admin_));  // freed after its handles close
+    }
+    admin_ = std::move(next);
+    if (admin_) {
+        admin_address_ = wanted->listen;
+        log::info("listening admin " + admin_->bound().to_string());
+    }
+    return true;
+}
+
 bool Server::start() {
     auto loaded = config::load_file(config_path_);
     if (!loaded.ok()) {
@@ -188,6 +235,10 @@ bool Server::apply(const config::ConfigPtr& config, bool first) {
         }
         next.push_back({l.name, l.listen, opened.bound});
         added[l.name] = std::move(opened);
+    }
+    if (!configure_admin(c)) {
+        abandon();
+        return false;
     }
     if (!configure_logging(c)) {
         abandon();

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "admin/admin_server.h"
 #include "app/rehome.h"
 #include "app/worker.h"
 #include "config/config.h"
@@ -57,6 +58,9 @@ class Server {
     // every worker, closes what it removes. On failure nothing changes.
     bool apply(const config::ConfigPtr& config, bool first);
     bool configure_logging(const config::Config& config);
+    // Opens, moves or closes the admin listener to match `config`; false on failure.
+    bool configure_admin(const config::Config& config);
+    admin::AdminSources admin_sources();
     unsigned worker_count(const config::Config& config) const;
     void reload();
     void begin_drain();
@@ -83,6 +87,11 @@ class Server {
     // TLS session ticket keys rotate hourly: a ticket resumes for one to two hours.
     static constexpr uint64_t kTicketRotationMs = 3600 * 1000;
     std::unique_ptr<Rehomer> rehomer_;
+    std::unique_ptr<admin::AdminServer> admin_;
+    config::SocketAddress admin_address_;  // as configured
+    // Admin servers closed by a reload; kept until the Server goes, since libuv frees
+    // their handles only on a later loop turn.
+    std::vector<std::unique_ptr<admin::AdminServer>> retired_admin_;
     std::vector<std::unique_ptr<Worker>> workers_;
     pool::GenerationPtr generation_;
     std::vector<OpenListener> listeners_;

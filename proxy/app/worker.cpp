@@ -18,7 +18,7 @@ uv_handle_t* as_handle(void* h) {
 Worker::Worker(unsigned index, std::function<void()> on_exit)
     : index_(index), on_exit_(std::move(on_exit)), rng_(std::random_device{}()) {
     uv_loop_init(&loop_);
-    context_ = std::make_unique<session::WorkerContext>(&loop_, index);
+    context_ = std::make_unique<session::WorkerContext>(&loop_, index, stats_);
     uv_async_init(&loop_, &async_, &Worker::on_async);
     async_.data = this;
     uv_timer_init(&loop_, &idle_timer_);

@@ -67,6 +67,8 @@ class Worker {
     void exit_when_idle();
 
     session::WorkerContext& context() { return *context_; }
+    // The worker's counters; readable from any thread for as long as the Worker lives.
+    const metrics::WorkerStats& stats() const { return stats_; }
     unsigned index() const { return index_; }
     const pool::Generation& generation() const { return *generation_; }
 
@@ -93,6 +95,7 @@ class Worker {
     uv_loop_t loop_;
     uv_async_t async_;
     uv_timer_t idle_timer_;
+    metrics::WorkerStats stats_;
     std::unique_ptr<session::WorkerContext> context_;
     pool::GenerationPtr generation_;
     std::map<std::string, std::unique_ptr<Listener>> listeners_;

@@ -18,7 +18,6 @@ constexpr std::string_view kLaterProxyProtocol = "the PROXY protocol";
 constexpr std::string_view kLaterHealthCheck = "active health checking";
 constexpr std::string_view kLaterDns = "DNS discovery of backends";
 // Work in progress in this tree: each goes away with the change that implements it.
-constexpr std::string_view kLaterAdmin = "the admin listener";
 
 using V = const toml::value&;
 
@@ -302,8 +301,7 @@ const Key<Config> kTopKeys[] = {
          AdminConfig admin;
          decode_table<AdminConfig>(d, v, kAdminKeys, admin, "[admin]");
          c.admin = admin;
-     },
-     false, kLaterAdmin},
+     }},
     {"listeners",
      [](Decoder& d, V v, Config& c) {
          if (!d.expect_array(v, "[[listeners]]")) return;

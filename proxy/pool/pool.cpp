@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "balance/hash.h"
+
 namespace sb::pool {
 
 Pool::Pool(const config::PoolConfig& config, std::vector<std::shared_ptr<Backend>> backends,
@@ -146,6 +148,50 @@ void Pool::release(Placement& p) const {
         if (it != p.shard->rooms.end()) p.shard->rooms.erase(it);
     }
     p = Placement{};
+}
+
+Pool::Route Pool::describe(std::string_view key) const {
+    Route r;
+    r.hash = balance::hash_key(key);
+    const int64_t cap = load_cap();
+    uint64_t where = table_->algorithm() == balance::Algorithm::RoundRobin
+                         ? turn_.load(std::memory_order_relaxed)
+                         : r.hash;
+    walk_preference(where, [&](uint32_t node) {
+        const Backend* b = backends_[node].get();
+        r.preference.push_back({b, skip_reason(*b, cap)});
+        return true;
+    });
+    {
+        RoomTable::Shard& shard = rooms_->shard_for(r.hash);
+        std::lock_guard lock(shard.mutex);
+        auto it = shard.rooms.find(key);
+        if (it != shard.rooms.end()) {
+            r.room_active = true;
+            r.room_connections = it->second.connections;
+            r.room_backend = it->second.backend.get();
+        }
+    }
+    // The same decisions as place(): an active room on a backend that is up is joined
+    // (unless full: then refused); otherwise the first candidate nothing skips, or the
+    // first that is up when all are over the cap.
+    if (r.room_active && index_of(r.room_backend) >= 0 && r.room_backend->is_up()) {
+        if (skip_reason(*r.room_backend, 0) == Skip::None) r.chosen = r.room_backend;
+        return r;
+    }
+    for (const auto& c : r.preference) {
+        if (c.skip == Skip::None) {
+            r.chosen = c.backend;
+            return r;
+        }
+    }
+    for (const auto& c : r.preference) {
+        if (c.skip == Skip::OverCap) {
+            r.chosen = c.backend;
+            return r;
+        }
+    }
+    return r;
 }
 
 Backend* Pool::home(uint64_t hash) const {

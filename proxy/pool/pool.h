@@ -80,8 +80,23 @@ class Pool {
     // Gives up the slot and the room (the room leaves the table with its last connection).
     void release(Placement& p) const;
 
-    // The key's preference order as placement walks it, each with why it would be
-    // skipped now (for /route). Does not place anything.
+    // Where a connection with `key` would go now, and why, from the same table, room
+    // table and checks placement uses (for /route). Places nothing.
+    struct Route {
+        uint64_t hash = 0;
+        bool room_active = false;
+        uint32_t room_connections = 0;
+        const Backend* room_backend = nullptr;
+        const Backend* chosen = nullptr;  // null: no backend would take it (503)
+        struct Candidate {
+            const Backend* backend;
+            Skip skip;
+        };
+        std::vector<Candidate> preference;
+    };
+    Route describe(std::string_view key) const;
+
+    // The key's preference order as placement walks it (lazily, no allocation).
     template <class Visit>
     void walk_preference(uint64_t hash, Visit&& visit) const;
     Skip skip_reason(const Backend& b, int64_t cap) const;

@@ -20,8 +20,8 @@
 namespace sb::session {
 
 struct WorkerContext {
-    explicit WorkerContext(uv_loop_t* l, unsigned i)
-        : loop(l), index(i), timers(l), rng(std::random_device{}()) {}
+    WorkerContext(uv_loop_t* l, unsigned i, metrics::WorkerStats& s)
+        : loop(l), index(i), timers(l), stats(s), rng(std::random_device{}()) {}
     WorkerContext(const WorkerContext&) = delete;
     WorkerContext& operator=(const WorkerContext&) = delete;
 
@@ -29,7 +29,9 @@ struct WorkerContext {
     unsigned index;
     uv::TimerHeap timers;
     uv::BlockPool blocks;
-    metrics::WorkerStats stats;
+    // Owned by the Worker, which outlives this context, so the admin thread may read
+    // the counters until the process ends.
+    metrics::WorkerStats& stats;
     SessionList sessions;
     std::mt19937_64 rng;  // jitter (max_lifetime), not security
     // Called (on this worker's thread) when a connect succeeds to a backend that was

@@ -111,7 +111,11 @@ struct Pipe::Sink {
 
     bool on_frame_end(const ws::FrameHeader& h, size_t end, std::span<const uint8_t> capture) {
         size_t at = base + end;
-        if (ws::MessageState::ends_message(h)) ++pipe.messages_;
+        // Messages count when relayed: not those cut off by a close or a limit.
+        if (ws::MessageState::ends_message(h) && !pipe.discarding_) {
+            ++pipe.messages_;
+            if (pipe.stats_ != nullptr) pipe.stats_->messages[pipe.direction()].add();
+        }
         if (h.opcode == ws::kClose && !saw_close) {
             saw_close = true;
             close_code = ws::close_code_of(capture);
@@ -225,6 +229,7 @@ void Pipe::on_end(int status) {
 
 void Pipe::on_plaintext(uv::Block* b, size_t n) {
     bytes_ += n;
+    if (stats_ != nullptr) stats_->bytes[direction()].add(n);
     session_.on_activity(*this);
     // Put the bytes held back last time in front of the new ones: one contiguous run.
     char* start = b->data() + kHeadroom - carry_len_;
@@ -239,6 +244,7 @@ void Pipe::scan_only(std::string_view bytes) {
     Sink sink{*this, plan, 0, uv_now(session_.context().loop)};
     scanner_.scan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), sink);
     bytes_ += bytes.size();
+    if (stats_ != nullptr) stats_->bytes[direction()].add(bytes.size());
     dst_boundary_ = scanner_.at_boundary();
     // A backend may say goodbye in the same packet as its 101.
     if (sink.saw_close) {

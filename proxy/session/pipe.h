@@ -31,6 +31,7 @@
 
 #include "config/config.h"
 #include "limits/token_bucket.h"
+#include "metrics/worker_stats.h"
 #include "tls/connection.h"
 #include "uv/block_pool.h"
 #include "ws/frame_scanner.h"
@@ -72,6 +73,8 @@ class Pipe {
         src_tls_ = src_tls;
         dst_tls_ = dst_tls;
     }
+    // The pool's counters this direction adds its bytes and messages to.
+    void set_stats(metrics::PoolStats* stats) { stats_ = stats; }
     // Limits applied to what the source sends (the client's pipe only).
     void set_limits(const config::WebSocketConfig* limits, uint64_t now_ms);
 
@@ -130,6 +133,10 @@ class Pipe {
   private:
     struct Sink;
 
+    metrics::Direction direction() const {
+        return from_client_ ? metrics::kClientToBackend : metrics::kBackendToClient;
+    }
+
     void forward(uv::Block* block, char* data, size_t len);
     // Writes bufs (which point into `owner` and, if set, `extra`); both blocks go
     // back to the pool once their bytes are written. Returns false on error (the
@@ -153,6 +160,7 @@ class Pipe {
     tls::Connection* src_tls_ = nullptr;
     tls::Connection* dst_tls_ = nullptr;
     const config::WebSocketConfig* limits_ = nullptr;
+    metrics::PoolStats* stats_ = nullptr;
     ws::FrameScanner scanner_;
     ws::MessageState message_;
     limits::TokenBucket bucket_;

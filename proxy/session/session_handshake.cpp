@@ -280,6 +280,8 @@ void Session::start_relay(bool websocket) {
     to_client_.attach(as_stream(&backend_tcp_), as_stream(&client_),
                       websocket ? Pipe::Mode::Frames : Pipe::Mode::Raw, backend_tls_.get(),
                       client_tls_.get());
+    to_client_.set_stats(pool_stats_);
+    to_backend_.set_stats(pool_stats_);
     if (websocket) {
         backend_->add_total();
         to_client_.scan_only(backend_extra);

@@ -1,0 +1,358 @@
+#include "admin/views.h"
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "config/units.h"
+#include "config/validate.h"
+#include "metrics/exposition.h"
+#include "version.h"
+
+namespace sb::admin {
+
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+double uptime_seconds(const AdminSources& s) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - s.started).count();
+}
+
+std::string algorithm_name(config::Algorithm a) {
+    switch (a) {
+        case config::Algorithm::Ring:
+            return "ring";
+        case config::Algorithm::Maglev:
+            return "maglev";
+        case config::Algorithm::LeastConnections:
+            return "least_connections";
+        case config::Algorithm::RoundRobin:
+            return "round_robin";
+    }
+    return "ring";
+}
+
+std::string skip_name(pool::Skip s) {
+    switch (s) {
+        case pool::Skip::None:
+            return "none";
+        case pool::Skip::Down:
+            return "down";
+        case pool::Skip::Full:
+            return "full";
+        case pool::Skip::OverCap:
+            return "over_cap";
+        case pool::Skip::Tried:
+            return "tried";
+    }
+    return "none";
+}
+
+std::string state_name(const pool::Backend& b) {
+    if (!b.marked_down()) return "up";
+    return b.is_up() ? "retrying" : "down";
+}
+
+// Per-listener and per-pool sums over the workers' counters.
+struct Totals {
+    struct Listener {
+        int64_t active = 0;
+        uint64_t total = 0;
+        std::array<uint64_t, metrics::kCloseReasonCount> rejections{};
+    };
+    struct Pool {
+        uint64_t bytes[2] = {0, 0};
+        uint64_t messages[2] = {0, 0};
+        std::vector<uint64_t> buckets =
+            std::vector<uint64_t>(metrics::Histogram::kBounds.size() + 1);
+        double sum = 0;
+    };
+    std::map<std::string, Listener> listeners;
+    std::map<std::string, Pool> pools;
+    std::map<metrics::CloseKey, uint64_t> closes;
+    std::array<uint64_t, metrics::kCloseReasonCount> ends{};
+    uint64_t pauses = 0;
+    uint64_t resumes = 0;
+};
+
+Totals sum_workers(const AdminSources& sources) {
+    Totals t;
+    for (const metrics::WorkerStats* w : sources.workers()) {
+        w->for_each_listener([&](const std::string& name, const metrics::ListenerStats& s) {
+            auto& l = t.listeners[name];
+            l.active += s.active.value();
+            l.total += s.total.value();
+            for (size_t i = 0; i < metrics::kCloseReasonCount; ++i)
+                l.rejections[i] += s.rejections[i].value();
+        });
+        w->for_each_pool([&](const std::string& name, const metrics::PoolStats& s) {
+            auto& p = t.pools[name];
+            for (int d = 0; d < 2; ++d) {
+                p.bytes[d] += s.bytes[static_cast<size_t>(d)].value();
+                p.messages[d] += s.messages[static_cast<size_t>(d)].value();
+            }
+            for (size_t i = 0; i < p.buckets.size(); ++i)
+                p.buckets[i] += s.handshake.bucket(i);
+            p.sum += s.handshake.sum();
+        });
+        w->for_each_close([&](const metrics::CloseKey& key, uint64_t n) { t.closes[key] += n; });
+        for (size_t i = 0; i < metrics::kCloseReasonCount; ++i)
+            t.ends[i] += w->ends[i].value();
+        t.pauses += w->pauses.value();
+        t.resumes += w->resumes.value();
+    }
+    return t;
+}
+
+const char* direction_name(int d) {
+    return d == 0 ? "client_to_backend" : "backend_to_client";
+}
+
+}  // namespace
+
+std::string metrics_text(const AdminSources& sources) {
+    auto generation = sources.generation();
+    Totals t = sum_workers(sources);
+    metrics::Exposition e;
+
+    e.family("switchboard_build_info", "gauge", "Version of the running switchboard.");
+    e.sample("switchboard_build_info", {{"version", SB_VERSION}}, uint64_t{1});
+    e.family("switchboard_uptime_seconds", "gauge", "Seconds since the process started.");
+    e.sample("switchboard_uptime_seconds", {}, uptime_seconds(sources));
+    e.family("switchboard_config_generation", "gauge",
+             "Number of the configuration in use (1 at start, +1 per reload).");
+    e.sample("switchboard_config_generation", {}, generation->number());
+    e.family("switchboard_draining", "gauge", "1 while draining after SIGTERM/SIGINT.");
+    e.sample("switchboard_draining", {}, uint64_t{sources.draining() ? 1u : 0u});
+    e.family("switchboard_config_reloads_total", "counter", "Configuration reloads by result.");
+    e.sample("switchboard_config_reloads_total", {{"result", "ok"}}, sources.reloads_ok());
+    e.sample("switchboard_config_reloads_total", {{"result", "failed"}}, sources.reloads_failed());
+
+    e.family("switchboard_connections_active", "gauge",
+             "Client connections open now, by listener.");
+    for (const auto& [name, l] : t.listeners)
+        e.sample("switchboard_connections_active", {{"listener", name}}, l.active);
+    e.family("switchboard_connections_total", "counter",
+             "Client connections accepted, by listener.");
+    for (const auto& [name, l] : t.listeners)
+        e.sample("switchboard_connections_total", {{"listener", name}}, l.total);
+    e.family("switchboard_rejections_total", "counter",
+             "Connections refused before relaying, by listener and reason.");
+    for (const auto& [name, l] : t.listeners) {
+        for (size_t i = 0; i < metrics::kCloseReasonCount; ++i) {
+            const auto& info = metrics::info(static_cast<metrics::CloseReason>(i));
+            if (!info.refusal) continue;
+            e.sample("switchboard_rejections_total",
+                     {{"listener", name}, {"reason", std::string(info.label)}}, l.rejections[i]);
+        }
+    }
+    e.family("switchboard_connections_ended_total", "counter",
+             "Client connections ended, by reason.");
+    for (size_t i = 0; i < metrics::kCloseReasonCount; ++i) {
+        const auto& info = metrics::info(static_cast<metrics::CloseReason>(i));
+        e.sample("switchboard_connections_ended_total", {{"reason", std::string(info.label)}},
+                 t.ends[i]);
+    }
+    e.family("switchboard_closes_total", "counter",
+             "WebSocket connections ended, by close code (0 = none) and the side that closed.");
+    for (const auto& [key, n] : t.closes) {
+        e.sample("switchboard_closes_total",
+                 {{"code", std::to_string(key.code)},
+                  {"side", std::string(metrics::side_name(key.side))}},
+                 n);
+    }
+
+    e.family("switchboard_handshake_duration_seconds", "histogram",
+             "Time from the first backend connect attempt to the backend's answer, by pool.");
+    std::vector<double> bounds(metrics::Histogram::kBounds.begin(),
+                               metrics::Histogram::kBounds.end());
+    for (const auto& [name, p] : t.pools) {
+        e.histogram("switchboard_handshake_duration_seconds", {{"pool", name}}, bounds, p.buckets,
+                    p.sum);
+    }
+    e.family("switchboard_bytes_total", "counter", "Bytes relayed, by pool and direction.");
+    for (const auto& [name, p] : t.pools) {
+        for (int d = 0; d < 2; ++d) {
+            e.sample("switchboard_bytes_total", {{"pool", name}, {"direction", direction_name(d)}},
+                     p.bytes[d]);
+        }
+    }
+    e.family("switchboard_messages_total", "counter",
+             "WebSocket data messages relayed, by pool and direction.");
+    for (const auto& [name, p] : t.pools) {
+        for (int d = 0; d < 2; ++d) {
+            e.sample("switchboard_messages_total",
+                     {{"pool", name}, {"direction", direction_name(d)}}, p.messages[d]);
+        }
+    }
+    e.family("switchboard_backpressure_pauses_total", "counter",
+             "Times a relay stopped reading because its destination was slow.");
+    e.sample("switchboard_backpressure_pauses_total", {}, t.pauses);
+    e.family("switchboard_backpressure_resumes_total", "counter",
+             "Times a paused relay resumed reading.");
+    e.sample("switchboard_backpressure_resumes_total", {}, t.resumes);
+
+    e.family("switchboard_rooms", "gauge", "Keys with live connections (rooms), by pool.");
+    for (const auto& [name, pool] : generation->pools()) {
+        e.sample("switchboard_rooms", {{"pool", name}},
+                 static_cast<uint64_t>(pool->rooms()->size()));
+    }
+    e.family("switchboard_backend_up", "gauge",
+             "1 if the backend is up, 0 if marked down, by pool and backend.");
+    for (const auto& [name, pool] : generation->pools()) {
+        for (const auto& b : pool->backends()) {
+            e.sample("switchboard_backend_up", {{"pool", name}, {"backend", b->address()}},
+                     uint64_t{b->marked_down() ? 0u : 1u});
+        }
+    }
+    e.family("switchboard_backend_active_connections", "gauge",
+             "Connections placed on the backend now (handshakes included).");
+    for (const auto& [name, pool] : generation->pools()) {
+        for (const auto& b : pool->backends()) {
+            e.sample("switchboard_backend_active_connections",
+                     {{"pool", name}, {"backend", b->address()}}, b->active());
+        }
+    }
+    e.family("switchboard_backend_connections_total", "counter",
+             "WebSocket connections relayed to the backend.");
+    for (const auto& [name, pool] : generation->pools()) {
+        for (const auto& b : pool->backends()) {
+            e.sample("switchboard_backend_connections_total",
+                     {{"pool", name}, {"backend", b->address()}}, b->total());
+        }
+    }
+    e.family("switchboard_backend_connect_failures_total", "counter",
+             "Failed connect attempts to the backend.");
+    for (const auto& [name, pool] : generation->pools()) {
+        for (const auto& b : pool->backends()) {
+            e.sample("switchboard_backend_connect_failures_total",
+                     {{"pool", name}, {"backend", b->address()}}, b->connect_failures());
+        }
+    }
+    return e.text();
+}
+
+std::string status_json(const AdminSources& sources) {
+    auto generation = sources.generation();
+    Totals t = sum_workers(sources);
+    Json j;
+    j["version"] = SB_VERSION;
+    j["uptime_seconds"] = uptime_seconds(sources);
+    j["generation"] = generation->number();
+    j["draining"] = sources.draining();
+    j["workers"] = sources.workers().size();
+    Json listeners = Json::array();
+    auto addresses = sources.listeners();
+    for (const auto& l : generation->listeners()) {
+        const auto& c = l->config;
+        std::string address = c.listen.to_string();
+        for (const auto& a : addresses) {
+            if (a.name == c.name) address = a.address;
+        }
+        const auto& totals = t.listeners[c.name];
+        listeners.push_back({{"name", c.name},
+                             {"address", address},
+                             {"tls", c.tls.has_value()},
+                             {"default_pool", c.pool.empty() ? Json(nullptr) : Json(c.pool)},
+                             {"active_connections", totals.active},
+                             {"total_connections", totals.total}});
+    }
+    j["listeners"] = listeners;
+    Json pools = Json::array();
+    for (const auto& [name, pool] : generation->pools()) {
+        const auto& c = pool->config();
+        auto shares = pool->table()->shares();
+        Json backends = Json::array();
+        for (size_t i = 0; i < pool->backends().size(); ++i) {
+            const auto& b = pool->backends()[i];
+            backends.push_back({{"address", b->address()},
+                                {"state", state_name(*b)},
+                                {"weight", c.backends[i].weight},
+                                {"active_connections", b->active()},
+                                {"total_connections", b->total()},
+                                {"connect_failures", b->connect_failures()},
+                                {"share", shares.empty() ? Json(nullptr) : Json(shares[i])}});
+        }
+        const auto& totals = t.pools[name];
+        pools.push_back(
+            {{"name", name},
+             {"algorithm", algorithm_name(c.algorithm)},
+             {"hash_key", config::hash_key_to_string(c.hash_key)},
+             {"load_factor", c.load_factor},
+             {"rehome", c.rehome},
+             {"tls", c.tls.has_value()},
+             {"rooms", pool->rooms()->size()},
+             {"bytes",
+              {{"client_to_backend", totals.bytes[0]}, {"backend_to_client", totals.bytes[1]}}},
+             {"messages",
+              {{"client_to_backend", totals.messages[0]},
+               {"backend_to_client", totals.messages[1]}}},
+             {"backends", backends}});
+    }
+    j["pools"] = pools;
+    return j.dump(2);
+}
+
+std::string route_json(const AdminSources& sources, const std::string& pool_name,
+                       const std::string& key, bool& found) {
+    auto generation = sources.generation();
+    const pool::Pool* pool = generation->pool(pool_name);
+    found = pool != nullptr;
+    if (pool == nullptr) return Json{{"error", "no pool named \"" + pool_name + "\""}}.dump(2);
+    auto r = pool->describe(key);
+    auto address = [](const pool::Backend* b) { return b ? Json(b->address()) : Json(nullptr); };
+    Json preference = Json::array();
+    for (const auto& c : r.preference) {
+        preference.push_back(
+            {{"backend", c.backend->address()},
+             {"state", state_name(*c.backend)},
+             {"active_connections", c.backend->active()},
+             {"skipped", c.skip == pool::Skip::None ? Json(nullptr) : Json(skip_name(c.skip))}});
+    }
+    Json j;
+    j["pool"] = pool_name;
+    j["key"] = key;
+    char hash[20];
+    std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(r.hash));
+    j["hash"] = hash;
+    j["backend"] = address(r.chosen);
+    j["room"] = {{"active", r.room_active},
+                 {"connections", r.room_connections},
+                 {"backend", address(r.room_backend)}};
+    j["load_cap"] = pool->load_cap();
+    j["preference"] = preference;
+    return j.dump(2);
+}
+
+std::string live_json(const AdminSources& sources) {
+    auto generation = sources.generation();
+    Totals t = sum_workers(sources);
+    Json j;
+    j["uptime_seconds"] = uptime_seconds(sources);
+    j["generation"] = generation->number();
+    j["draining"] = sources.draining();
+    Json listeners = Json::object();
+    for (const auto& [name, l] : t.listeners) {
+        uint64_t rejected = 0;
+        for (auto n : l.rejections)
+            rejected += n;
+        listeners[name] = {{"active", l.active}, {"total", l.total}, {"rejected", rejected}};
+    }
+    j["listeners"] = listeners;
+    Json pools = Json::object();
+    for (const auto& [name, pool] : generation->pools()) {
+        const auto& p = t.pools[name];
+        Json backends = Json::object();
+        for (const auto& b : pool->backends()) {
+            backends[b->address()] = {{"state", state_name(*b)}, {"active", b->active()}};
+        }
+        pools[name] = {{"messages", p.messages[0] + p.messages[1]},
+                       {"bytes", p.bytes[0] + p.bytes[1]},
+                       {"rooms", pool->rooms()->size()},
+                       {"backends", backends}};
+    }
+    j["pools"] = pools;
+    return j.dump();
+}
+
+}  // namespace sb::admin
