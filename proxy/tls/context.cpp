@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
+#include <cstdio>
 #include <cstring>
 
 // OpenSSL's API is largely C macros with C casts inside (SSL_CTX_set_mode,
@@ -70,6 +72,17 @@ int select_alpn(SSL*, const unsigned char** out, unsigned char* out_len, const u
     return SSL_TLSEXT_ERR_NOACK;
 }
 
+// OpenSSL reports a missing file as "system lib"; say what the system said.
+bool readable(const std::string& path, std::string& error) {
+    std::FILE* f = std::fopen(path.c_str(), "r");
+    if (f == nullptr) {
+        error = path + ": cannot read: " + std::strerror(errno);
+        return false;
+    }
+    std::fclose(f);
+    return true;
+}
+
 }  // namespace
 
 bool ServerContext::name_matches(const std::string& pattern, const std::string& host) {
@@ -108,6 +121,9 @@ std::shared_ptr<ServerContext> ServerContext::load(const config::ListenerTlsConf
         SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);  // tickets carry sessions
         SSL_CTX_set_alpn_select_cb(ctx, &select_alpn, nullptr);
+        if (!readable(files.certificate, error) || !readable(files.private_key, error)) {
+            return nullptr;
+        }
         if (SSL_CTX_use_certificate_chain_file(ctx, files.certificate.c_str()) != 1) {
             error = files.certificate + ": cannot load the certificate: " + last_error();
             return nullptr;
@@ -175,6 +191,7 @@ std::shared_ptr<ClientContext> ClientContext::load(const config::PoolTlsConfig& 
     SSL_CTX_set_options(out->ctx_, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
     if (config.verify) {
         SSL_CTX_set_verify(out->ctx_, SSL_VERIFY_PEER, nullptr);
+        if (!config.ca_file.empty() && !readable(config.ca_file, error)) return nullptr;
         int ok = config.ca_file.empty()
                      ? SSL_CTX_set_default_verify_paths(out->ctx_)
                      : SSL_CTX_load_verify_locations(out->ctx_, config.ca_file.c_str(), nullptr);

@@ -52,6 +52,14 @@ class CommandLineTest(unittest.TestCase):
         r = run_binary("--check", "-c", os.path.join(SOURCE_DIR, "conf", "switchboard.toml"))
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_examples_in_conf_are_valid(self):
+        examples = os.path.join(SOURCE_DIR, "conf", "examples")
+        for name in sorted(os.listdir(examples)):
+            r = run_binary("--check", "-c", os.path.join(examples, name))
+            # Their certificate files do not exist here; everything else must check.
+            for line in r.stderr.strip().splitlines():
+                self.assertIn("cannot read: No such file or directory", line, f"{name}: {line}")
+
     def test_check_prints_every_error_with_its_position(self):
         path = write_temp("""[server]
 workers = "two"
