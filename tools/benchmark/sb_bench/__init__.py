@@ -1,0 +1,9 @@
+"""The pieces of tools/bench, the benchmark command (see its docstring).
+
+  procfs     CPU time, resident memory, sockets and CPU affinity from /proc
+  processes  starting, pinning and stopping the run's processes; waiting on them
+  targets    the five targets: direct, relay, haproxy, nginx, switchboard
+  measure    the five scenarios and one measurement of one target
+  report     the table (text and Markdown), its notes and the RTT plot
+  host       peers from Debian, the release build, descriptor limits, machine facts
+"""

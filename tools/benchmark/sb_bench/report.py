@@ -1,0 +1,173 @@
+"""The table (plain text for the terminal, Markdown for bench.md and the docs), its
+notes, and the plot of RTT percentiles."""
+
+from .targets import PEERS
+
+# (scenario, figure key, label, number format, which way is better)
+ROWS = [
+    ("small", "msgs_per_sec", "small: messages/s", "{:,.0f}", "higher"),
+    ("small", "rtt_p50_us", "small: RTT p50 µs", "{:,.0f}", "lower"),
+    ("small", "rtt_p99_us", "small: RTT p99 µs", "{:,.0f}", "lower"),
+    ("small", "cpu_us_per_msg", "small: proxy CPU-µs per message", "{:,.1f}", "lower"),
+    ("rate", "rtt_p50_us", "rate: RTT p50 µs", "{:,.0f}", "lower"),
+    ("rate", "rtt_p99_us", "rate: RTT p99 µs", "{:,.0f}", "lower"),
+    ("rate", "rtt_p999_us", "rate: RTT p99.9 µs", "{:,.0f}", "lower"),
+    ("large", "mb_per_sec", "large: MB/s", "{:,.0f}", "higher"),
+    ("large", "cpu_ms_per_gb", "large: proxy CPU-ms per GB", "{:,.0f}", "lower"),
+    ("idle", "bytes_per_conn", "idle: proxy RSS bytes per connection", "{:,.0f}", "lower"),
+    ("churn", "handshakes_per_sec", "churn: handshakes/s", "{:,.0f}", "higher"),
+    ("churn", "cpu_us_per_handshake", "churn: proxy CPU-µs per connection", "{:,.0f}", "lower"),
+]
+
+
+def _result(results, scenario, target):
+    return results.get(scenario, {}).get(target)
+
+
+def figure(results, scenario, target, key):
+    r = _result(results, scenario, target)
+    if not r or r.get("status") != "ok":
+        return None
+    return r.get("figures", {}).get(key)
+
+
+def _flagged(r):
+    return any(r.get(k) for k in ("errors", "rate_note", "idle_note", "cpu_note"))
+
+
+def _cell(results, scenario, target, key, fmt):
+    r = _result(results, scenario, target)
+    if r is None:
+        return ""
+    if r.get("status") in ("skipped", "failed"):
+        return r["status"]
+    value = figure(results, scenario, target, key)
+    if value is None:
+        return "-"
+    return fmt.format(value) + (" !" if _flagged(r) else "")
+
+
+def _ratio(results, scenario, target, key, peer):
+    value = figure(results, scenario, target, key)
+    base = figure(results, scenario, peer, key)
+    if target == peer or value is None or not base:
+        return ""
+    return f"{value / base:.2f}× {peer}"
+
+
+def rows(results, targets):
+    """[label, one cell per target] for each figure, each followed by its ratios to
+    the peers that have that figure."""
+    out = []
+    for scenario, key, label, fmt, better in ROWS:
+        if scenario not in results:
+            continue
+        out.append([f"{label} ({better} is better)"]
+                   + [_cell(results, scenario, t, key, fmt) for t in targets])
+        for peer in PEERS:
+            if figure(results, scenario, peer, key):
+                out.append([f"  vs {peer}"]
+                           + [_ratio(results, scenario, t, key, peer) for t in targets])
+    return out
+
+
+def text_table(results, targets):
+    table = [["figure"] + targets] + rows(results, targets)
+    widths = [max(len(r[i]) for r in table) for i in range(len(table[0]))]
+    lines = []
+    for n, row in enumerate(table):
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:], widths[1:])]
+        lines.append("  ".join(cells).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown_table(results, targets):
+    lines = ["| figure | " + " | ".join(targets) + " |",
+             "|:---|" + "---:|" * len(targets)]
+    for row in rows(results, targets):
+        label = row[0].strip()
+        if row[0].startswith("  "):
+            label = f"&emsp;{label}"
+        lines.append(f"| {label} | " + " | ".join(row[1:]) + " |")
+    return "\n".join(lines)
+
+
+def notes(results, targets):
+    """One line per skipped or failed measurement and per result marked `!`."""
+    out = []
+    for scenario, by_target in results.items():
+        for target in targets:
+            r = by_target.get(target)
+            if r is None:
+                continue
+            where = f"{scenario} / {target}"
+            if r.get("status") in ("skipped", "failed"):
+                out.append(f"{where}: {r['status']}: {r.get('reason', '')}")
+                continue
+            for key in ("rate_note", "idle_note", "cpu_note"):
+                if r.get(key):
+                    out.append(f"{where}: {r[key]}")
+            if r.get("errors"):
+                out.append(f"{where}: sb-load counted {r['errors']} errors {r['error_kinds']}")
+    return out
+
+
+def interference(results):
+    """How much of each core other programs took during the measured windows of the
+    proxies (mean and worst), as a sentence: on a shared machine this is what the
+    figures must be read with."""
+    shares = {"proxy_core_others": [], "load_core_others": []}
+    for by_target in results.values():
+        for target, r in by_target.items():
+            cores = r.get("cores") if target != "direct" else None
+            if r.get("status") == "ok" and cores:
+                for key, values in shares.items():
+                    values.append(cores[key])
+    if not shares["proxy_core_others"]:
+        return ""
+    parts = []
+    for key, name in (("proxy_core_others", "the proxy's core"),
+                      ("load_core_others", "the load's core")):
+        v = shares[key]
+        parts.append(f"{name} {100 * sum(v) / len(v):.0f}% on average "
+                     f"(at worst {100 * max(v):.0f}%)")
+    return ("During the measured windows, other programs on this machine used "
+            + " and ".join(parts) + ".")
+
+
+def plot(results, targets, scenario_list, path):
+    """Writes the RTT percentiles of the small-message and fixed-rate scenarios, one
+    line per target, to `path` (PNG). Returns False when matplotlib is missing."""
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    labels = ["p50", "p90", "p99", "p99.9", "max"]
+    keys = ["p50", "p90", "p99", "p999", "max"]
+    wanted = [s for s in scenario_list if s.name in ("small", "rate")]
+    if not wanted:
+        return True
+    fig, axes = plt.subplots(1, len(wanted), figsize=(6.2 * len(wanted), 4.6), squeeze=False)
+    for ax, s in zip(axes[0], wanted):
+        for target in targets:
+            r = _result(results, s.name, target)
+            if not r or r.get("status") != "ok":
+                continue
+            rtt = r["load"]["rtt_us"]
+            ax.plot(labels, [max(rtt[k], 1.0) for k in keys], marker="o", label=target)
+        ax.set_yscale("log")
+        ax.set_title(f"{s.title}: {s.describe().split(';')[0]}", fontsize=9)
+        ax.set_xlabel("percentile")
+        ax.set_ylabel("round-trip time (µs, log scale)")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle("WebSocket echo round trips through each target "
+                 "(loopback; proxy on one core, load and backend on the other)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True

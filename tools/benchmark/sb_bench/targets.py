@@ -1,0 +1,199 @@
+"""The five targets, each started fresh for every measurement, relaying to the
+measurement's own echo backend:
+
+  direct       no proxy: sb-load talks to sb-echo-backend (what the backend and the
+               load generator cost, and the best any proxy could do)
+  relay        sb-bench-relay (tools/benchmark/relay.h): reads and writes only, the floor
+  haproxy      HAProxy, nbthread 1, mode http (it parses the upgrade, then tunnels)
+  nginx        nginx, worker_processes 1 (a master and one worker, both counted)
+  switchboard  workers = 1, access log off
+
+Each runs with its own configuration in the measurement's temp dir, logs nothing per
+connection, and uses long timeouts so that nothing is cut during a measurement."""
+
+import os
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .processes import free_port, wait_for_line, wait_for_port
+from .procfs import process_tree
+
+ALL_TARGETS = ["direct", "relay", "haproxy", "nginx", "switchboard"]
+PEERS = ["haproxy", "nginx"]  # what every figure is also given as a ratio to
+
+
+@dataclass
+class Tools:
+    """Where the programs are: the project's in a build directory, the peers on PATH
+    (or in /usr/sbin, where Debian puts them)."""
+    build_dir: Path
+
+    def __post_init__(self):
+        self.echo = self.build_dir / "tools" / "sb-echo-backend"
+        self.load = self.build_dir / "tools" / "sb-load"
+        self.relay = self.build_dir / "tools" / "benchmark" / "sb-bench-relay"
+        self.switchboard = self.build_dir / "proxy" / "switchboard"
+        path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
+        self.haproxy = shutil.which("haproxy", path=path)
+        self.nginx = shutil.which("nginx", path=path)
+
+    def missing(self, target):
+        """Why `target` cannot run here, or None."""
+        if target == "direct":
+            return None
+        program = getattr(self, target)
+        if program is None:
+            return f"{target} is not installed"
+        if not Path(program).is_file():
+            return f"{program} is missing"
+        return None
+
+
+@dataclass
+class Limits:
+    fd_limit: int   # the soft RLIMIT_NOFILE every child inherits
+    max_conns: int  # the proxied connections a peer must accept at once
+
+
+@dataclass
+class Proxy:
+    """A running target: the address sb-load connects to and the processes whose CPU
+    time and memory are charged to it (none for direct)."""
+    address: str
+    proc: object = None
+    pids: list = field(default_factory=list)
+
+
+def start_target(name, tools, procs, cpu, work, backend, limits):
+    """Starts target `name` pinned to `cpu`, with its files in `work`, relaying to
+    `backend` (HOST:PORT); returns once it accepts connections."""
+    if name == "direct":
+        return Proxy(backend)
+    if name == "relay":
+        proc = procs.spawn([str(tools.relay), "--backend", backend], cpu, work / "relay.log")
+        address = wait_for_line(proc, "listening ", 10).split()[1]
+    elif name == "switchboard":
+        config = work / "switchboard.toml"
+        config.write_text(switchboard_config(backend))
+        proc = procs.spawn([str(tools.switchboard), "-c", str(config)], cpu,
+                           work / "switchboard.log")
+        # "listening public 127.0.0.1:PORT" on stderr, once it accepts.
+        address = wait_for_line(proc, "listening public ", 15).split()[2]
+    elif name == "haproxy":
+        port = free_port()
+        config = work / "haproxy.cfg"
+        config.write_text(haproxy_config(port, backend, work, limits))
+        proc = procs.spawn([tools.haproxy, "-db", "-f", str(config)], cpu, work / "haproxy.log")
+        wait_for_port(proc, port, 15)
+        address = f"127.0.0.1:{port}"
+    elif name == "nginx":
+        port = free_port()
+        for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (work / d).mkdir()
+        config = work / "nginx.conf"
+        config.write_text(nginx_config(port, backend, work, limits))
+        proc = procs.spawn([tools.nginx, "-p", str(work), "-e", str(work / "nginx-error.log"),
+                            "-c", str(config)], cpu, work / "nginx.log")
+        wait_for_port(proc, port, 15)
+        address = f"127.0.0.1:{port}"
+    else:
+        raise AssertionError(name)
+    pids = process_tree(proc.pid)
+    # nginx's master forks its worker around the time it starts listening.
+    deadline = time.monotonic() + 5
+    while name == "nginx" and len(pids) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+        pids = process_tree(proc.pid)
+    return Proxy(address, proc, pids)
+
+
+def switchboard_config(backend):
+    # A short drain: when the proxy is stopped, its connections are already gone.
+    return f"""\
+[server]
+workers = 1
+drain_timeout = "1s"
+
+[log]
+access_log = "off"
+
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:0"
+pool = "p"
+
+[pools.p]
+backends = [ {{ address = "{backend}" }} ]
+"""
+
+
+def haproxy_config(port, backend, work, limits):
+    # mode http: HAProxy parses the upgrade request, as nginx and switchboard do, then
+    # tunnels the WebSocket; `timeout tunnel` governs the connection from then on.
+    # No `log` line: HAProxy logs nothing. maxconn is explicit because the default
+    # follows the descriptor limit.
+    return f"""\
+global
+    nbthread 1
+    maxconn {limits.max_conns}
+    pidfile {work}/haproxy.pid
+
+defaults
+    mode http
+    maxconn {limits.max_conns}
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout tunnel 1h
+    timeout client-fin 5s
+
+frontend public
+    bind 127.0.0.1:{port}
+    default_backend echo
+
+backend echo
+    server echo {backend}
+"""
+
+
+def nginx_config(port, backend, work, limits):
+    # The WebSocket recipe of nginx's documentation (proxy_http_version 1.1 and the
+    # Upgrade/Connection headers). Everything nginx writes stays in `work`; `user
+    # root` keeps the worker able to read it when the run is root's. Each proxied
+    # connection takes two of worker_connections.
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return f"""\
+{user}worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+worker_rlimit_nofile {limits.fd_limit};
+events {{
+    worker_connections {2 * limits.max_conns + 100};
+}}
+http {{
+    access_log off;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    upstream echo {{
+        server {backend};
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://echo;
+            proxy_http_version 1.1;
+            proxy_set_header Upgrade $http_upgrade;
+            proxy_set_header Connection "upgrade";
+            proxy_set_header Host $host;
+            proxy_read_timeout 1h;
+            proxy_send_timeout 1h;
+        }}
+    }}
+}}
+"""
