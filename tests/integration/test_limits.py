@@ -410,6 +410,9 @@ class DescriptorExhaustionTest(unittest.TestCase):
         held = []
         try:
             sb.wait_listening("public")
+            # One ordinary connection first. (Under UBSan, a type check's first run reads
+            # /proc/self/maps: with no descriptor left it would fail spuriously.)
+            self.assertEqual(run(_echo(sb.url("/before"), "warm")), "a:warm")
             # Each relayed connection takes two descriptors in the proxy; open more
             # connections than fit.
             for i in range(limit):
