@@ -32,6 +32,9 @@ void Rehomer::scan(const pool::GenerationPtr& generation, const std::string& nam
     if (pool == nullptr || !pool->config().rehome) return;
     Batch batch{generation, pool, {}, 0, 0};
     pool->rooms()->for_each([&](const std::string& key, const pool::Room& room) {
+        // A room the load rules placed away from home stays: rehoming undoes moves
+        // caused by backend changes, never the bounded-load placement.
+        if (room.displaced_by_load) return;
         uint64_t hash = balance::hash_key(key);
         const pool::Backend* home = pool->home(hash);
         if (home != nullptr && home != room.backend.get()) batch.moves.push_back({key, hash});
@@ -57,6 +60,12 @@ uint64_t Rehomer::move(const pool::Pool& pool, const Move& m) {
     std::lock_guard lock(shard.mutex);
     auto it = shard.rooms.find(m.key);
     if (it == shard.rooms.end() || it->second.backend.get() == home) return 0;
+    // Moving must not overload the home: not past the bounded-load cap, not past
+    // max_connections_per_backend.
+    int64_t cap = pool.load_cap();
+    int64_t after = home->active() + it->second.connections;
+    uint64_t limit = pool.config().max_connections_per_backend;
+    if ((cap > 0 && after > cap) || (limit > 0 && after > static_cast<int64_t>(limit))) return 0;
     // The entry moves first: connections of this room from now on join the new home.
     it->second.backend = pool.backends()[static_cast<size_t>(pool.index_of(home))];
     return it->second.id;

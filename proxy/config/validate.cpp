@@ -217,6 +217,17 @@ void validate(Decoder& d, const toml::value& root, const Config& config) {
     }
     for (const auto& [name, pool] : config.pools) {
         const auto* backends = find(root, {"pools", name, "backends"});
+        unsigned total_weight = 0;
+        for (const auto& b : pool.backends)
+            total_weight += b.weight;
+        // Each unit of weight is 1,280 points on a ring (balance/ring.h).
+        constexpr unsigned kMaxRingWeight = 5000;
+        if (pool.algorithm == Algorithm::Ring && total_weight > kMaxRingWeight && backends) {
+            d.error(*backends, "the weights of a ring pool add up to " +
+                                   std::to_string(total_weight) + "; at most " +
+                                   std::to_string(kMaxRingWeight) +
+                                   " (use smaller weights in the same proportions, or maglev)");
+        }
         std::map<std::string, size_t> seen;
         for (size_t b = 0; b < pool.backends.size(); ++b) {
             if (!seen.emplace(pool.backends[b].address, b).second && backends) {

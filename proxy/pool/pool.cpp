@@ -59,7 +59,7 @@ Skip Pool::skip_reason(const Backend& b, int64_t cap) const {
     return Skip::None;
 }
 
-Backend* Pool::choose(uint64_t hash, const std::vector<uint32_t>& tried) const {
+Backend* Pool::choose(uint64_t hash, const std::vector<uint32_t>& tried, bool* displaced) const {
     const int64_t cap = load_cap();
     const uint64_t limit = config_.max_connections_per_backend;
     const auto now = Backend::Clock::now();
@@ -68,18 +68,24 @@ Backend* Pool::choose(uint64_t hash, const std::vector<uint32_t>& tried) const {
                          : hash;
     Backend* chosen = nullptr;
     int over_cap = -1;  // the first backend that is up but over the cap
+    bool pushed = false;
     walk_preference(where, [&](uint32_t node) {
         if (was_tried(node, tried)) return true;
         Backend* b = backends_[node].get();
         if (!b->is_up(now)) return true;
         if (cap > 0 && b->active() >= cap) {
             if (over_cap < 0) over_cap = static_cast<int>(node);
+            pushed = true;
             return true;
         }
-        if (!b->try_acquire(limit)) return true;  // full
+        if (!b->try_acquire(limit)) {  // full
+            pushed = true;
+            return true;
+        }
         chosen = b;
         return false;
     });
+    if (displaced != nullptr) *displaced = pushed && chosen != nullptr;
     // Every backend is over the cap: the key goes to its first choice that is up.
     if (chosen == nullptr && over_cap >= 0 &&
         backends_[static_cast<size_t>(over_cap)]->try_acquire(limit)) {
@@ -106,17 +112,20 @@ Pool::Outcome Pool::place(std::string_view key, uint64_t hash, const std::vector
             return Outcome::Joined;
         }
         // The room's backend is down or gone from the pool: the room moves.
-        Backend* b = choose(hash, tried);
+        bool displaced = false;
+        Backend* b = choose(hash, tried, &displaced);
         if (b == nullptr) return Outcome::NoBackend;
         room.backend = backends_[index_.at(b)];
+        room.displaced_by_load = displaced;
         ++room.connections;
         out = {&room, &it->first, &shard, b};
         return Outcome::Placed;
     }
-    Backend* b = choose(hash, tried);
+    bool displaced = false;
+    Backend* b = choose(hash, tried, &displaced);
     if (b == nullptr) return Outcome::NoBackend;
     auto [inserted, fresh] = shard.rooms.emplace(
-        std::string(key), Room{backends_[index_.at(b)], 1, rooms_->next_room_id()});
+        std::string(key), Room{backends_[index_.at(b)], 1, rooms_->next_room_id(), displaced});
     out = {&inserted->second, &inserted->first, &shard, b};
     return Outcome::Placed;
 }

@@ -106,7 +106,10 @@ class Pool {
     Backend* home(uint64_t hash) const;
 
   private:
-    Backend* choose(uint64_t hash, const std::vector<uint32_t>& tried) const;
+    // The first acceptable backend (its slot taken), and whether load rules (the cap,
+    // a full backend) pushed the key past a backend that was up.
+    Backend* choose(uint64_t hash, const std::vector<uint32_t>& tried,
+                    bool* displaced = nullptr) const;
     bool was_tried(uint32_t node, const std::vector<uint32_t>& tried) const;
 
     const config::PoolConfig& config_;  // owned by the generation's Config

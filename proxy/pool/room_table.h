@@ -28,6 +28,9 @@ struct Room {
     std::shared_ptr<Backend> backend;
     uint32_t connections = 0;
     uint64_t id = 0;  // unique per room instance, so a worker can find its sessions
+    // Placed away from its first choice because that was over the bounded-load cap
+    // or full: rehoming leaves it where the load rules put it.
+    bool displaced_by_load = false;
 };
 
 class RoomTable {

@@ -450,3 +450,40 @@ max_lifetime = "30s"
 
 }  // namespace
 }  // namespace sb::config
+
+namespace sb::config {
+namespace {
+
+TEST(ValidateRingWeights, TotalWeightOfARingPoolIsBounded) {
+    auto result = load(R"(
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:80"
+pool = "p"
+[pools.p]
+backends = [ { address = "10.0.0.1:80", weight = 1000 }, { address = "10.0.0.2:80", weight = 1000 },
+             { address = "10.0.0.3:80", weight = 1000 }, { address = "10.0.0.4:80", weight = 1000 },
+             { address = "10.0.0.5:80", weight = 1000 }, { address = "10.0.0.6:80", weight = 1 } ]
+)");
+    EXPECT_THAT(result.errors,
+                ::testing::ElementsAre(ErrorAt(6, 12, ::testing::HasSubstr("add up to 5001"))))
+        << dump(result);
+}
+
+TEST(ValidateRingWeights, MaglevTakesAnyTotal) {
+    auto result = load(R"(
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:80"
+pool = "p"
+[pools.p]
+algorithm = "maglev"
+backends = [ { address = "10.0.0.1:80", weight = 1000 }, { address = "10.0.0.2:80", weight = 1000 },
+             { address = "10.0.0.3:80", weight = 1000 }, { address = "10.0.0.4:80", weight = 1000 },
+             { address = "10.0.0.5:80", weight = 1000 }, { address = "10.0.0.6:80", weight = 1 } ]
+)");
+    EXPECT_TRUE(result.ok()) << dump(result);
+}
+
+}  // namespace
+}  // namespace sb::config

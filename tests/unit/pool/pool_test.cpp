@@ -176,6 +176,22 @@ TEST(Pool, BoundedLoadCapAppliesToNewRooms) {
         f.pool->release(p);
 }
 
+TEST(Pool, RoomsPlacedAwayByTheCapAreMarkedSoRehomeLeavesThem) {
+    Fixture f(2, config::Algorithm::Ring, 1.0);
+    std::vector<Placement> held;
+    int displaced = 0;
+    for (int i = 0; i < 20; ++i) {
+        std::string key = "r" + std::to_string(i);
+        held.push_back(f.place(key));
+        bool at_home = held.back().backend == f.pool->home(balance::hash_key(key));
+        EXPECT_EQ(held.back().room->displaced_by_load, !at_home) << key;
+        displaced += held.back().room->displaced_by_load ? 1 : 0;
+    }
+    EXPECT_GT(displaced, 0);
+    for (auto& p : held)
+        f.pool->release(p);
+}
+
 TEST(Pool, BoundedLoadNeverSplitsARoom) {
     Fixture f(4, config::Algorithm::Ring, 1.0);
     std::vector<Placement> held;
