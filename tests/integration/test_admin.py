@@ -196,6 +196,9 @@ class AdminTest(unittest.TestCase):
                     # A second connection from the same address: 429.
                     self.assertEqual(handshake_status(sb.port(), upgrade_request("/second")), 429)
             run(echo_while_full())
+            # The echo session frees its per-address slot before it logs: once both
+            # lines are out, a new connection from this address is welcome.
+            sb.wait_access_log(2)
             big = RawWebSocket(sb.port(), "/big?room=r2")
             big.send_frame(1, b"z" * 11)
             self.assertEqual(big.recv_close(), 1009)
