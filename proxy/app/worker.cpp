@@ -4,6 +4,7 @@
 
 #include "log/logger.h"
 #include "session/session.h"
+#include "uv/slab.h"
 
 namespace sb::app {
 
@@ -23,6 +24,14 @@ Worker::Worker(unsigned index, std::function<void()> on_exit)
     async_.data = this;
     uv_timer_init(&loop_, &idle_timer_);
     idle_timer_.data = this;
+    uv_timer_init(&loop_, &trim_timer_);
+    trim_timer_.data = this;
+    uv_unref(as_handle(&trim_timer_));
+    // A burst of handshakes frees a few kilobytes each, scattered in the heap; once it
+    // is over (and stays over for a moment), those pages go back to the kernel.
+    context_->on_handshake_burst_end = [this] {
+        uv_timer_start(&trim_timer_, &Worker::on_trim, 100, 0);
+    };
 }
 
 Worker::~Worker() {
@@ -30,6 +39,7 @@ Worker::~Worker() {
 }
 
 void Worker::start(pool::GenerationPtr generation, std::map<std::string, int> listen_fds) {
+    // (Sessions find their context through a thread-local pointer that run() sets.)
     generation_ = std::move(generation);
     for (const auto& [name, fd] : listen_fds)
         adopt(name, fd);
@@ -41,6 +51,7 @@ void Worker::join() {
 }
 
 void Worker::run() {
+    session::WorkerContext::current = context_.get();
     uv_run(&loop_, UV_RUN_DEFAULT);
     // Every handle is closed by now; closing the loop must succeed (libuv's rule).
     int rc = uv_loop_close(&loop_);
@@ -181,6 +192,13 @@ void Worker::exit_when_idle() {
     }
 }
 
+void Worker::on_trim(uv_timer_t* timer) noexcept {
+    auto* w = static_cast<Worker*>(timer->data);
+    if (w->context_->handshakes_in_flight > 0) return;  // a new burst: its end trims
+    w->context_->handshakes_since_trim = 0;
+    uv::Slab::trim_heap();
+}
+
 void Worker::on_idle_check(uv_timer_t* timer) noexcept {
     static_cast<Worker*>(timer->data)->check_idle();
 }
@@ -199,6 +217,8 @@ void Worker::shut_down_loop() {
     stop_accepting();
     uv_timer_stop(&idle_timer_);
     uv_close(as_handle(&idle_timer_), nullptr);
+    uv_timer_stop(&trim_timer_);
+    uv_close(as_handle(&trim_timer_), nullptr);
     uv_close(as_handle(&async_), nullptr);
     context_->timers.close();
 }

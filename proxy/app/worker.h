@@ -89,12 +89,14 @@ class Worker {
     void shut_down_loop();
     static void on_async(uv_async_t* handle) noexcept;
     static void on_idle_check(uv_timer_t* timer) noexcept;
+    static void on_trim(uv_timer_t* timer) noexcept;
 
     const unsigned index_;
     std::function<void()> on_exit_;
     uv_loop_t loop_;
     uv_async_t async_;
     uv_timer_t idle_timer_;
+    uv_timer_t trim_timer_;  // gives freed handshake memory back after a burst
     metrics::WorkerStats stats_;
     std::unique_ptr<session::WorkerContext> context_;
     pool::GenerationPtr generation_;

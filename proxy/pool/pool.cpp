@@ -108,7 +108,7 @@ Pool::Outcome Pool::place(std::string_view key, uint64_t hash, const std::vector
             // rather than splitting the room.
             if (!current->try_acquire(config_.max_connections_per_backend)) return Outcome::Full;
             ++room.connections;
-            out = {&room, &it->first, &shard, current};
+            out = {&room, current};
             return Outcome::Joined;
         }
         // The room's backend is down or gone from the pool: the room moves.
@@ -118,20 +118,23 @@ Pool::Outcome Pool::place(std::string_view key, uint64_t hash, const std::vector
         room.backend = backends_[index_.at(b)];
         room.displaced_by_load = displaced;
         ++room.connections;
-        out = {&room, &it->first, &shard, b};
+        out = {&room, b};
         return Outcome::Placed;
     }
     bool displaced = false;
     Backend* b = choose(hash, tried, &displaced);
     if (b == nullptr) return Outcome::NoBackend;
     auto [inserted, fresh] = shard.rooms.emplace(
-        std::string(key), Room{backends_[index_.at(b)], 1, rooms_->next_room_id(), displaced});
-    out = {&inserted->second, &inserted->first, &shard, b};
+        std::string(key),
+        Room{backends_[index_.at(b)], nullptr, 1, rooms_->next_room_id(), displaced});
+    inserted->second.key = &inserted->first;
+    out = {&inserted->second, b};
     return Outcome::Placed;
 }
 
 Pool::Outcome Pool::retry(uint64_t hash, const std::vector<uint32_t>& tried, Placement& p) const {
-    std::unique_lock lock(p.shard->mutex);
+    RoomTable::Shard& shard = rooms_->shard_for(hash);
+    std::unique_lock lock(shard.mutex);
     p.backend->release();
     Room& room = *p.room;
     bool others_there = room.connections > 1 && room.backend.get() == p.backend;
@@ -149,12 +152,14 @@ Pool::Outcome Pool::retry(uint64_t hash, const std::vector<uint32_t>& tried, Pla
 
 void Pool::release(Placement& p) const {
     if (!p) return;
-    std::lock_guard lock(p.shard->mutex);
+    // The shard is found again from the key rather than kept by every session.
+    RoomTable::Shard& shard = rooms_->shard_for(balance::hash_key(*p.room->key));
+    std::lock_guard lock(shard.mutex);
     if (p.backend != nullptr) p.backend->release();
     if (--p.room->connections == 0) {
         // Find first: the key string lives in the node that erase() destroys.
-        auto it = p.shard->rooms.find(*p.key);
-        if (it != p.shard->rooms.end()) p.shard->rooms.erase(it);
+        auto it = shard.rooms.find(*p.room->key);
+        if (it != shard.rooms.end()) shard.rooms.erase(it);
     }
     p = Placement{};
 }

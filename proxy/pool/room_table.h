@@ -26,6 +26,7 @@ namespace sb::pool {
 
 struct Room {
     std::shared_ptr<Backend> backend;
+    const std::string* key = nullptr;  // the table entry's own key
     uint32_t connections = 0;
     uint64_t id = 0;  // unique per room instance, so a worker can find its sessions
     // Placed away from its first choice because that was over the bounded-load cap

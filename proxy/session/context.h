@@ -19,11 +19,21 @@
 
 namespace sb::session {
 
+// Every deadline in a worker's heap is a Session's (defined in session.cpp).
+void fire_session_deadline(uv::Deadline& deadline);
+
 struct WorkerContext {
     WorkerContext(uv_loop_t* l, unsigned i, metrics::WorkerStats& s)
-        : loop(l), index(i), timers(l), stats(s), rng(std::random_device{}()) {}
+        : loop(l),
+          index(i),
+          timers(l, &fire_session_deadline),
+          stats(s),
+          rng(std::random_device{}()) {}
     WorkerContext(const WorkerContext&) = delete;
     WorkerContext& operator=(const WorkerContext&) = delete;
+
+    // The context of the worker running on this thread (set by the Worker).
+    static thread_local WorkerContext* current;
 
     uv_loop_t* loop;
     unsigned index;
@@ -33,6 +43,11 @@ struct WorkerContext {
     // the counters until the process ends.
     metrics::WorkerStats& stats;
     SessionList sessions;
+    // Handshakes under way and finished since the last heap trim: when a burst ends,
+    // the worker gives the general heap's free pages back (Slab::trim_heap).
+    unsigned handshakes_in_flight = 0;
+    unsigned handshakes_since_trim = 0;
+    std::function<void()> on_handshake_burst_end;
     std::mt19937_64 rng;  // jitter (max_lifetime), not security
     // Called (on this worker's thread) when a connect succeeds to a backend that was
     // marked down: the main thread may then move rooms back to it (rehome).

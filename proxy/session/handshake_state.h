@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,9 +18,12 @@ namespace sb::session {
 struct Session::Handshake {
     // The most an answer head from a backend may take.
     static constexpr size_t kMaxResponseHead = 64 * 1024;
-    static constexpr size_t kReadStep = 4096;
+    // A WebSocket upgrade head is a few hundred bytes: reads start at 1 KiB and the
+    // buffer doubles from there, so a burst of handshakes leaves little behind.
+    static constexpr size_t kFirstRead = 1024;
 
-    std::string request;  // bytes read from the client so far
+    std::optional<CloseReason> over_limit;  // a connection limit refused it at accept
+    std::string request;                    // bytes read from the client so far
     http::MessageParser request_parser{http::MessageParser::Kind::Request};
     http::UpgradeRequest upgrade;
     std::string method;
@@ -48,7 +52,7 @@ struct Session::Handshake {
   private:
     void space(std::string& buffer, size_t cap, uv_buf_t* buf) {
         size_t used = buffer.size();
-        size_t step = used < cap ? std::min(kReadStep, cap - used) : 0;
+        size_t step = used < cap ? std::min(std::max(kFirstRead, used), cap - used) : 0;
         (&buffer == &request ? request_before : response_before) = used;
         buffer.resize(used + step);
         *buf = uv_buf_init(buffer.data() + used, static_cast<unsigned>(step));

@@ -90,15 +90,16 @@ struct Pipe::Sink {
             pipe.violation_ = v;
             return halt(Stop::Violation, start);
         }
-        if (pipe.limits_ != nullptr) {
-            const auto& l = *pipe.limits_;
+        if (const config::WebSocketConfig* limits = pipe.session_.client_limits();
+            limits != nullptr && pipe.from_client_) {
+            const auto& l = *limits;
             if (l.max_message_bytes > 0 && !h.is_control() &&
                 pipe.message_.message_bytes() > l.max_message_bytes) {
                 return halt(Stop::TooBig, start);
             }
             bool starts_message = h.opcode == ws::kText || h.opcode == ws::kBinary;
             if (l.max_messages_per_second > 0 && starts_message &&
-                !pipe.bucket_.take(l.max_messages_per_second, now_ms)) {
+                !pipe.session_.rate_bucket().take(l.max_messages_per_second, now_ms)) {
                 return halt(Stop::RateLimited, start);
             }
         }
@@ -113,8 +114,8 @@ struct Pipe::Sink {
         size_t at = base + end;
         // Messages count when relayed: not those cut off by a close or a limit.
         if (ws::MessageState::ends_message(h) && !pipe.discarding_) {
-            ++pipe.messages_;
-            if (pipe.stats_ != nullptr) pipe.stats_->messages[pipe.direction()].add();
+            pipe.session_.count_message(pipe.direction());
+            if (auto* stats = pipe.session_.pool_stats()) stats->messages[pipe.direction()].add();
         }
         if (h.opcode == ws::kClose && !saw_close) {
             saw_close = true;
@@ -122,7 +123,7 @@ struct Pipe::Sink {
         }
         if (in_pong) {
             in_pong = false;
-            std::string token = token_bytes(pipe.pong_token_);
+            std::string token = token_bytes(pipe.session_.ping_token());
             if (capture.size() == 8 && std::memcmp(capture.data(), token.data(), 8) == 0) {
                 // The answer to our own Ping: it never reaches the backend.
                 pong_matched = true;
@@ -154,17 +155,23 @@ Pipe::~Pipe() {
     release(control_);
 }
 
-void Pipe::set_limits(const config::WebSocketConfig* limits, uint64_t now_ms) {
-    bool any =
-        limits != nullptr && (limits->max_message_bytes > 0 || limits->max_messages_per_second > 0);
-    limits_ = any ? limits : nullptr;
-    if (limits_ != nullptr) bucket_.reset(limits_->max_messages_per_second, now_ms);
+uv_stream_t* Pipe::src() const {
+    return session_.stream(from_client_);
+}
+uv_stream_t* Pipe::dst() const {
+    return session_.stream(!from_client_);
+}
+tls::Connection* Pipe::src_tls() const {
+    return session_.tls_of(from_client_);
+}
+tls::Connection* Pipe::dst_tls() const {
+    return session_.tls_of(!from_client_);
 }
 
 void Pipe::start() {
     stopped_ = false;
-    if (reading_ || source_ended_ || in_flight_ != nullptr || src_ == nullptr) return;
-    if (src_tls_ != nullptr && src_tls_->has_input()) {
+    if (reading_ || source_ended_ || in_flight_ != nullptr || !attached_) return;
+    if (tls::Connection* tls = src_tls(); tls != nullptr && tls->has_input()) {
         // Ciphertext read before the pause is still waiting: decrypt it first.
         session_.pump_tls(from_client_);
         if (!accepting()) return;
@@ -173,18 +180,18 @@ void Pipe::start() {
         paused_ = false;
         session_.context().stats.resumes.add();
     }
-    if (uv_read_start(src_, &Session::on_alloc, &Session::on_read) == 0) reading_ = true;
+    if (uv_read_start(src(), &Session::on_alloc, &Session::on_read) == 0) reading_ = true;
 }
 
 void Pipe::stop() {
     stopped_ = true;
-    if (reading_) uv_read_stop(src_);
+    if (reading_) uv_read_stop(src());
     reading_ = false;
 }
 
 void Pipe::pause() {
     if (!reading_) return;
-    uv_read_stop(src_);
+    uv_read_stop(src());
     reading_ = false;
     paused_ = true;
     session_.context().stats.pauses.add();
@@ -217,7 +224,7 @@ void Pipe::on_read(ssize_t nread, const uv_buf_t* buf) {
 }
 
 void Pipe::on_end(int status) {
-    if (reading_) uv_read_stop(src_);
+    if (reading_) uv_read_stop(src());
     reading_ = false;
     if (status == UV_EOF) {
         source_ended_ = true;
@@ -228,8 +235,8 @@ void Pipe::on_end(int status) {
 }
 
 void Pipe::on_plaintext(uv::Block* b, size_t n) {
-    bytes_ += n;
-    if (stats_ != nullptr) stats_->bytes[direction()].add(n);
+    session_.count_bytes(direction(), n);
+    if (auto* stats = session_.pool_stats()) stats->bytes[direction()].add(n);
     session_.on_activity(*this);
     // Put the bytes held back last time in front of the new ones: one contiguous run.
     char* start = b->data() + kHeadroom - carry_len_;
@@ -243,8 +250,8 @@ void Pipe::scan_only(std::string_view bytes) {
     Plan plan{const_cast<char*>(bytes.data())};
     Sink sink{*this, plan, 0, uv_now(session_.context().loop)};
     scanner_.scan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), sink);
-    bytes_ += bytes.size();
-    if (stats_ != nullptr) stats_->bytes[direction()].add(bytes.size());
+    session_.count_bytes(direction(), bytes.size());
+    if (auto* stats = session_.pool_stats()) stats->bytes[direction()].add(bytes.size());
     dst_boundary_ = scanner_.at_boundary();
     // A backend may say goodbye in the same packet as its 101.
     if (sink.saw_close) {
@@ -346,14 +353,14 @@ void Pipe::forward(uv::Block* b, char* data, size_t len) {
 }
 
 bool Pipe::write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra) {
-    if (dst_tls_ != nullptr) {
+    if (tls::Connection* tls = dst_tls()) {
         // Encrypt now, in order, and send the ciphertext: the plaintext blocks are free.
         bool ok = true;
         for (unsigned i = 0; i < count && ok; ++i)
-            ok = dst_tls_->write(bufs[i].base, bufs[i].len);
+            ok = tls->write(bufs[i].base, bufs[i].len);
         release(owner);
         release(extra);
-        uv::Block* chain = dst_tls_->take_output();
+        uv::Block* chain = tls->take_output();
         if (!ok) {
             tls::release_chain(session_.context().blocks, chain);
             session_.on_pipe_error(*this, UV_EPROTO, false);
@@ -384,7 +391,7 @@ bool Pipe::write_plain(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Blo
     size_t total = 0;
     for (unsigned i = 0; i < count; ++i)
         total += bufs[i].len;
-    int rc = uv_try_write(dst_, bufs, count);
+    int rc = uv_try_write(dst(), bufs, count);
     if (rc == UV_EAGAIN) rc = 0;
     if (rc < 0) {
         release(owner);
@@ -404,14 +411,19 @@ bool Pipe::write_plain(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Blo
         written -= bufs[first++].len;
     bufs[first].base += written;
     bufs[first].len -= written;
+    // The proxy frame written along rides in the chain, released with it.
+    if (extra != nullptr) {
+        uv::Block* tail = owner;
+        while (tail->next != nullptr)
+            tail = tail->next;
+        tail->next = extra;
+    }
     in_flight_ = owner;
-    in_flight_extra_ = extra;
     owner->write.data = this;
-    rc = uv_write(&owner->write, dst_, bufs + first, count - first, &Pipe::on_write);
+    rc = uv_write(&owner->write, dst(), bufs + first, count - first, &Pipe::on_write);
     if (rc != 0) {
-        in_flight_ = in_flight_extra_ = nullptr;
+        in_flight_ = nullptr;
         release(owner);
-        release(extra);
         session_.on_pipe_error(*this, rc, false);
         return false;
     }
@@ -422,8 +434,7 @@ bool Pipe::write_plain(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Blo
 void Pipe::on_write(uv_write_t* req, int status) noexcept {
     auto* pipe = static_cast<Pipe*>(req->data);
     pipe->release(pipe->in_flight_);
-    pipe->release(pipe->in_flight_extra_);
-    pipe->in_flight_ = pipe->in_flight_extra_ = nullptr;
+    pipe->in_flight_ = nullptr;
     if (status == UV_ECANCELED) return;  // the session is closing its handles
     if (status < 0) {
         pipe->session_.on_pipe_error(*pipe, status, false);
@@ -445,7 +456,7 @@ void Pipe::after_write() {
 }
 
 bool Pipe::queue_control(const std::string& frame, bool is_close) {
-    if (control_ != nullptr || shutdown_sent_ || dst_ == nullptr) return false;
+    if (control_ != nullptr || shutdown_sent_ || !attached_) return false;
     uv::Block* b = session_.context().blocks.take();
     if (b == nullptr) return false;
     std::memcpy(b->data(), frame.data(), frame.size());
@@ -510,16 +521,16 @@ void Pipe::maybe_shutdown() {
             if (!write(b, &buf, 1, nullptr) || in_flight_ != nullptr) return;
         }
     }
-    if (dst_tls_ != nullptr) {
+    if (tls::Connection* tls = dst_tls()) {
         // TLS says goodbye with close_notify before the TCP FIN.
-        dst_tls_->close_notify();
-        uv::Block* chain = dst_tls_->take_output();
+        tls->close_notify();
+        uv::Block* chain = tls->take_output();
         if (chain != nullptr && !write_chain(chain)) return;
     }
     shutdown_sent_ = true;
     auto* req = new uv_shutdown_t;
     req->data = this;
-    if (uv_shutdown(req, dst_, &Pipe::on_shutdown) != 0) {
+    if (uv_shutdown(req, dst(), &Pipe::on_shutdown) != 0) {
         delete req;
         shutdown_done_ = true;
         session_.on_pipe_done(*this);

@@ -64,19 +64,13 @@ class Pipe {
     Pipe(const Pipe&) = delete;
     Pipe& operator=(const Pipe&) = delete;
 
-    // `src_tls`/`dst_tls`: the TLS layer of either socket, or null for plain TCP.
-    void attach(uv_stream_t* src, uv_stream_t* dst, Mode mode, tls::Connection* src_tls = nullptr,
-                tls::Connection* dst_tls = nullptr) {
-        src_ = src;
-        dst_ = dst;
+    // Starts relaying. The sockets, their TLS layers, the pool's counters and the
+    // client's limits are the session's: a Pipe keeps no copy of them (an idle
+    // connection's size is the point).
+    void attach(Mode mode) {
         mode_ = mode;
-        src_tls_ = src_tls;
-        dst_tls_ = dst_tls;
+        attached_ = true;
     }
-    // The pool's counters this direction adds its bytes and messages to.
-    void set_stats(metrics::PoolStats* stats) { stats_ = stats; }
-    // Limits applied to what the source sends (the client's pipe only).
-    void set_limits(const config::WebSocketConfig* limits, uint64_t now_ms);
 
     // Starts reading the source (deferred while a write is in flight).
     void start();
@@ -105,11 +99,8 @@ class Pipe {
     // Queues a Ping carrying `token` (8 bytes) at the next frame boundary; false if
     // another proxy frame is still waiting.
     bool send_ping(uint64_t token);
-    // The source's Pong carrying `token` is the answer to our Ping: swallow it.
-    void expect_pong(uint64_t token) {
-        pong_token_ = token;
-        pong_expected_ = true;
-    }
+    // The source's Pong carrying the session's Ping token answers our Ping: swallow it.
+    void expect_pong() { pong_expected_ = true; }
     bool pong_expected() const { return pong_expected_; }
     // Stops forwarding without sending anything (the destination is gone).
     void discard() { discarding_ = true; }
@@ -117,7 +108,7 @@ class Pipe {
     // Shuts the destination down for writing once pending bytes are written.
     void shutdown_destination();
 
-    bool attached() const { return src_ != nullptr; }
+    bool attached() const { return attached_; }
     bool from_client() const { return from_client_; }
     bool source_ended() const { return source_ended_; }
     bool close_forwarded() const { return close_forwarded_; }
@@ -127,15 +118,16 @@ class Pipe {
     bool done() const { return shutdown_done_; }
     ws::Violation violation() const { return violation_; }
 
-    uint64_t bytes() const { return bytes_; }
-    uint64_t messages() const { return messages_; }
-
   private:
     struct Sink;
 
     metrics::Direction direction() const {
         return from_client_ ? metrics::kClientToBackend : metrics::kBackendToClient;
     }
+    uv_stream_t* src() const;
+    uv_stream_t* dst() const;
+    tls::Connection* src_tls() const;
+    tls::Connection* dst_tls() const;
 
     void forward(uv::Block* block, char* data, size_t len);
     // Writes bufs (which point into `owner` and, if set, `extra`); both blocks go
@@ -154,42 +146,34 @@ class Pipe {
     static void on_write(uv_write_t* req, int status) noexcept;
     static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
 
+    // Two of these live in every session: the order packs the small fields into the
+    // scanner's tail padding (which no_unique_address lets them use).
     Session& session_;
-    uv_stream_t* src_ = nullptr;
-    uv_stream_t* dst_ = nullptr;
-    tls::Connection* src_tls_ = nullptr;
-    tls::Connection* dst_tls_ = nullptr;
-    const config::WebSocketConfig* limits_ = nullptr;
-    metrics::PoolStats* stats_ = nullptr;
-    ws::FrameScanner scanner_;
-    ws::MessageState message_;
-    limits::TokenBucket bucket_;
-    uv::Block* in_flight_ = nullptr;        // block whose bytes a queued write still needs
-    uv::Block* in_flight_extra_ = nullptr;  // a control frame written along with it
-    uv::Block* control_ = nullptr;          // a proxy frame waiting for a frame boundary
-    uint64_t bytes_ = 0;
-    uint64_t messages_ = 0;
-    uint64_t pong_token_ = 0;
-    uint8_t carry_[14] = {};  // source bytes held back: an incomplete header or Pong
+    [[no_unique_address]] ws::FrameScanner scanner_;
     uint8_t carry_len_ = 0;
     Mode mode_ = Mode::Frames;
     ws::Violation violation_ = ws::Violation::None;
     const bool from_client_;
-    bool reading_ = false;
-    bool stopped_ = false;      // the session stopped reading for good
-    bool paused_ = false;       // reading stopped by backpressure
-    bool forwarding_ = false;   // inside forward(): defer shutdowns and controls
-    bool dst_boundary_ = true;  // what went to dst so far ends between two frames
-    bool control_is_close_ = false;
-    bool discarding_ = false;       // forward nothing more; watch for Close and EOF
-    bool close_forwarded_ = false;  // a Close frame went to dst (the source's or ours)
-    bool close_received_ = false;   // the source sent a Close frame
-    bool pong_expected_ = false;    // our Ping is out; its Pong is to be swallowed
-    bool holding_pong_ = false;     // the carry holds the start of such a Pong
-    bool source_ended_ = false;
-    bool shutdown_wanted_ = false;
-    bool shutdown_sent_ = false;
-    bool shutdown_done_ = false;
+    bool attached_ : 1 = false;
+    bool reading_ : 1 = false;
+    bool stopped_ : 1 = false;      // the session stopped reading for good
+    bool paused_ : 1 = false;       // reading stopped by backpressure
+    bool forwarding_ : 1 = false;   // inside forward(): defer shutdowns and controls
+    bool dst_boundary_ : 1 = true;  // what went to dst so far ends between two frames
+    bool control_is_close_ : 1 = false;
+    bool discarding_ : 1 = false;       // forward nothing more; watch for Close and EOF
+    bool close_forwarded_ : 1 = false;  // a Close frame went to dst (the source's or ours)
+    bool close_received_ : 1 = false;   // the source sent a Close frame
+    bool pong_expected_ : 1 = false;    // our Ping is out; its Pong is to be swallowed
+    bool holding_pong_ : 1 = false;     // the carry holds the start of such a Pong
+    bool source_ended_ : 1 = false;
+    bool shutdown_wanted_ : 1 = false;
+    bool shutdown_sent_ : 1 = false;
+    bool shutdown_done_ : 1 = false;
+    ws::MessageState message_;
+    uv::Block* in_flight_ = nullptr;  // blocks a queued write still needs (a chain)
+    uv::Block* control_ = nullptr;    // a proxy frame waiting for a frame boundary
+    uint8_t carry_[14] = {};          // source bytes held back: an incomplete header or Pong
 };
 
 }  // namespace sb::session

@@ -10,12 +10,21 @@
 
 #include "log/logger.h"
 #include "session/handshake_state.h"
+#include "uv/slab.h"
 
 namespace sb::session {
+
+thread_local WorkerContext* WorkerContext::current = nullptr;
 
 namespace {
 
 std::atomic<uint64_t> g_next_id{1};
+
+// Sessions come from their worker's own slab (see uv/slab.h for why).
+uv::Slab& session_slab() {
+    thread_local uv::Slab slab(sizeof(Session));
+    return slab;
+}
 
 uv_handle_t* as_handle(uv_tcp_t* t) {
     return reinterpret_cast<uv_handle_t*>(t);
@@ -46,19 +55,27 @@ std::string_view state_name(SessionState s) {
 
 Session::Session(WorkerContext& ctx, pool::GenerationPtr generation,
                  const pool::ListenerRuntime& listener)
-    : ctx_(ctx),
-      generation_(std::move(generation)),
+    : generation_(std::move(generation)),
       listener_(listener),
       listener_stats_(ctx.stats.listener(listener.config.name)),
-      id_(g_next_id.fetch_add(1, std::memory_order_relaxed)),
-      started_ms_(uv_now(ctx.loop)) {}
+      id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {
+    if (log::Logger::get().access_log_enabled()) {
+        log_ = std::make_unique<LogInfo>();
+        log_->started_ms = uv_now(ctx.loop);
+    }
+}
 
 Session::~Session() = default;
 
 void Session::accept(WorkerContext& ctx, pool::GenerationPtr generation,
                      const pool::ListenerRuntime& listener, int fd,
                      const config::SocketAddress& peer) {
-    auto* s = new Session(ctx, std::move(generation), listener);
+    void* memory = session_slab().allocate();
+    if (memory == nullptr) {
+        ::close(fd);  // out of memory: the connection is refused at once
+        return;
+    }
+    auto* s = new (memory) Session(ctx, std::move(generation), listener);
     uv_tcp_init(ctx.loop, &s->client_);
     s->client_.data = s;
     s->open_handles_ = 1;
@@ -70,14 +87,17 @@ void Session::accept(WorkerContext& ctx, pool::GenerationPtr generation,
         return;
     }
     s->client_address_ = peer;
+    ++ctx.handshakes_in_flight;
+    s->in_handshake_ = true;
     // Small WebSocket messages must leave as soon as they are written.
     uv_tcp_nodelay(&s->client_, 1);
     s->listener_stats_.active.add(1);
     s->listener_stats_.total.add();
-    s->take_connection_slots();
     s->handshake_ = std::make_unique<Handshake>();
+    s->take_connection_slots();
     if (listener.tls) {
-        s->client_tls_ = tls::Connection::accept(listener.tls->default_context(), ctx.blocks);
+        s->tls_sides().client =
+            tls::Connection::accept(listener.tls->default_context(), ctx.blocks);
     }
     s->enter(SessionState::ReadingRequest);
     uv_read_start(as_stream(&s->client_), &Session::on_alloc, &Session::on_read);
@@ -89,12 +109,12 @@ void Session::take_connection_slots() {
     auto& server = generation_->server_connections();
     auto& counters = *listener_.counters;
     if (!server.try_acquire(generation_->config().server.max_connections)) {
-        over_limit_ = CloseReason::ServerLimit;
+        handshake_->over_limit = CloseReason::ServerLimit;
         return;
     }
     held_ |= kHeldServer;
     if (!counters.connections.try_acquire(listener_.config.max_connections)) {
-        over_limit_ = CloseReason::ListenerLimit;
+        handshake_->over_limit = CloseReason::ListenerLimit;
         return;
     }
     held_ |= kHeldListener;
@@ -102,7 +122,7 @@ void Session::take_connection_slots() {
     // sets a limit finds the connections already open.
     if (!counters.per_ip.try_acquire(client_address_.ip_string(),
                                      listener_.config.max_connections_per_ip)) {
-        over_limit_ = CloseReason::ClientLimit;
+        handshake_->over_limit = CloseReason::ClientLimit;
         return;
     }
     held_ |= kHeldIp;
@@ -117,6 +137,14 @@ void Session::release_connection_slots() {
 
 void Session::enter(SessionState next) {
     state_ = next;
+    if (in_handshake_ && next >= SessionState::Relaying) {
+        in_handshake_ = false;
+        ++ctx().handshakes_since_trim;
+        if (--ctx().handshakes_in_flight == 0 &&
+            ctx().handshakes_since_trim >= kTrimAfterHandshakes && ctx().on_handshake_burst_end) {
+            ctx().on_handshake_burst_end();
+        }
+    }
     if (log::Logger::get().enabled(log::Level::Debug)) log_event("state");
     switch (next) {
         case SessionState::ReadingRequest:
@@ -134,14 +162,15 @@ void Session::enter(SessionState next) {
             arm_deadline(kLingerMs);
             break;
         case SessionState::Closed:
-            state_due_ = close_at_ = 0;
-            ctx_.timers.cancel(deadline_);
+            state_due_ = 0;
+            if (extras_) extras_->close_at = 0;
+            ctx().timers.cancel(*this);
             break;
     }
 }
 
 void Session::arm_deadline(uint64_t delay_ms) {
-    state_due_ = uv_now(ctx_.loop) + delay_ms;
+    state_due_ = uv_now(ctx().loop) + delay_ms;
     rearm();
 }
 
@@ -149,33 +178,39 @@ void Session::rearm() {
     // One Deadline serves the state's own timeout and a scheduled proxy close: it is
     // set to whichever comes first.
     uint64_t due = state_due_;
-    if (close_at_ != 0 && (due == 0 || close_at_ < due)) due = close_at_;
+    uint64_t close_at = extras_ ? extras_->close_at : 0;
+    if (close_at != 0 && (due == 0 || close_at < due)) due = close_at;
     if (due == 0) {
-        ctx_.timers.cancel(deadline_);
+        ctx().timers.cancel(*this);
     } else {
-        ctx_.timers.arm_at(deadline_, due);
+        ctx().timers.arm_at(*this, due);
     }
 }
 
 void Session::schedule_close(CloseReason reason, uint16_t code, uint64_t at_ms,
                              uint64_t deadline_ms) {
     if (state_ == SessionState::Closing || state_ == SessionState::Closed) return;
-    pending_reason_ = reason;
-    pending_code_ = code;
-    close_at_ = std::max<uint64_t>(at_ms, 1);
-    close_deadline_ = deadline_ms;
+    Extras& x = extras();
+    x.pending_reason = reason;
+    x.pending_code = code;
+    x.close_at = std::max<uint64_t>(at_ms, 1);
+    x.close_deadline = deadline_ms;
     rearm();
 }
 
-void Session::on_deadline(void* self) {
-    static_cast<Session*>(self)->on_timeout();
+void Session::on_deadline(uv::Deadline& deadline) {
+    static_cast<Session&>(deadline).on_timeout();
+}
+
+void fire_session_deadline(uv::Deadline& deadline) {
+    Session::on_deadline(deadline);
 }
 
 void Session::on_timeout() {
-    uint64_t now = uv_now(ctx_.loop);
-    if (close_at_ != 0 && now >= close_at_) {
-        close_at_ = 0;
-        close_gracefully(pending_reason_, pending_code_, close_deadline_);
+    uint64_t now = uv_now(ctx().loop);
+    if (extras_ && extras_->close_at != 0 && now >= extras_->close_at) {
+        extras_->close_at = 0;
+        close_gracefully(extras_->pending_reason, extras_->pending_code, extras_->close_deadline);
         if (state_ == SessionState::Closed) return;
     }
     if (state_due_ == 0 || now < state_due_) {
@@ -307,15 +342,15 @@ void Session::on_close_frame(Pipe& pipe, uint16_t code) {
     }
     // Both Close frames have passed: the close handshake is complete and the backend
     // should now close TCP. Give the peers a bounded time to do so.
-    if (to_backend_.close_received() && to_client_.close_received() && linger_at_ == 0) {
-        linger_at_ = uv_now(ctx_.loop) + kLingerMs;
+    if (to_backend_.close_received() && to_client_.close_received() && extras().linger_at == 0) {
+        extras().linger_at = uv_now(ctx().loop) + kLingerMs;
         state_due_ = relay_due();
         rearm();
     }
 }
 
 void Session::on_stop(Pipe& pipe, Pipe::Stop stop) {
-    uint64_t deadline = uv_now(ctx_.loop) + kLingerMs;
+    uint64_t deadline = uv_now(ctx().loop) + kLingerMs;
     switch (stop) {
         case Pipe::Stop::Violation:
             log_event("client protocol violation", ws::violation_text(pipe.violation()));
@@ -335,11 +370,14 @@ void Session::on_stop(Pipe& pipe, Pipe::Stop stop) {
 }
 
 void Session::on_activity(Pipe& pipe) {
-    (pipe.from_client() ? last_client_ms_ : last_backend_ms_) = uv_now(ctx_.loop);
+    // Only relay timers read these; without any, reads store nothing.
+    if (extras_)
+        (pipe.from_client() ? extras_->last_client_ms : extras_->last_backend_ms) =
+            uv_now(ctx().loop);
 }
 
 void Session::on_pong(Pipe&) {
-    ping_sent_ms_ = 0;  // the client is alive; the next ping waits for the next silence
+    extras().ping_sent_ms = 0;  // the client is alive; the next ping waits for the next silence
     if (state_ == SessionState::Relaying) {
         state_due_ = relay_due();
         rearm();
@@ -349,21 +387,23 @@ void Session::on_pong(Pipe&) {
 uint64_t Session::relay_due() const {
     // The earliest of the relay's timers; each is computed from timestamps the Pipes
     // keep current, so traffic never has to touch the deadline heap.
+    if (!extras_) return 0;  // no relay timer was ever needed
+    const Extras& x = *extras_;
     const auto& ws = pool_->config().websocket;
     uint64_t due = 0;
     auto consider = [&](uint64_t t) {
         if (t != 0 && (due == 0 || t < due)) due = t;
     };
-    consider(linger_at_);
-    consider(expire_at_);
+    consider(x.linger_at);
+    consider(x.expire_at);
     if (ws.idle_timeout.count() > 0) {
-        consider(std::max(last_client_ms_, last_backend_ms_) +
+        consider(std::max(x.last_client_ms, x.last_backend_ms) +
                  static_cast<uint64_t>(ws.idle_timeout.count()));
     }
     if (ws.ping_interval.count() > 0) {
-        consider(ping_sent_ms_ != 0
-                     ? ping_sent_ms_ + static_cast<uint64_t>(ws.ping_timeout.count())
-                     : last_client_ms_ + static_cast<uint64_t>(ws.ping_interval.count()));
+        consider(x.ping_sent_ms != 0
+                     ? x.ping_sent_ms + static_cast<uint64_t>(ws.ping_timeout.count())
+                     : x.last_client_ms + static_cast<uint64_t>(ws.ping_interval.count()));
     }
     return due;
 }
@@ -371,17 +411,18 @@ uint64_t Session::relay_due() const {
 void Session::on_relay_timeout(uint64_t now) {
     const auto& ws = pool_->config().websocket;
     uint64_t deadline = now + kLingerMs;
-    if (linger_at_ != 0 && now >= linger_at_) {
+    Extras& x = extras();
+    if (x.linger_at != 0 && now >= x.linger_at) {
         // Both Close frames went through and a peer kept its socket open.
         finish(reason_);
-    } else if (expire_at_ != 0 && now >= expire_at_) {
+    } else if (x.expire_at != 0 && now >= x.expire_at) {
         close_gracefully(CloseReason::MaxLifetime, ws::kGoingAway, deadline);
     } else if (ws.idle_timeout.count() > 0 &&
-               now >= std::max(last_client_ms_, last_backend_ms_) +
+               now >= std::max(x.last_client_ms, x.last_backend_ms) +
                           static_cast<uint64_t>(ws.idle_timeout.count())) {
         close_gracefully(CloseReason::IdleTimeout, ws::kGoingAway, deadline);
-    } else if (ws.ping_interval.count() > 0 && ping_sent_ms_ != 0 &&
-               now >= ping_sent_ms_ + static_cast<uint64_t>(ws.ping_timeout.count())) {
+    } else if (ws.ping_interval.count() > 0 && x.ping_sent_ms != 0 &&
+               now >= x.ping_sent_ms + static_cast<uint64_t>(ws.ping_timeout.count())) {
         // No Pong: the client is gone (a phone that lost its network). Nothing can be
         // said to it; the backend hears 1001.
         log_event("client did not answer a ping");
@@ -393,14 +434,15 @@ void Session::on_relay_timeout(uint64_t now) {
         state_ = SessionState::Closing;
         state_due_ = deadline;
         maybe_finish();
-    } else if (ws.ping_interval.count() > 0 && ping_sent_ms_ == 0 &&
-               now >= last_client_ms_ + static_cast<uint64_t>(ws.ping_interval.count())) {
-        ping_token_seq_ = ping_token_seq_ * 6364136223846793005ull + id_;
-        if (to_client_.send_ping(ping_token_seq_)) {
-            to_backend_.expect_pong(ping_token_seq_);
-            ping_sent_ms_ = now;
+    } else if (ws.ping_interval.count() > 0 && x.ping_sent_ms == 0 &&
+               now >= x.last_client_ms + static_cast<uint64_t>(ws.ping_interval.count())) {
+        // Each Ping carries a fresh token (not a secret: it only tells our Pongs apart).
+        x.ping_token = x.ping_token * 6364136223846793005ull + id_ + 1;
+        if (to_client_.send_ping(x.ping_token)) {
+            to_backend_.expect_pong();
+            x.ping_sent_ms = now;
         } else {
-            last_client_ms_ = now;  // a proxy frame is still waiting; try again later
+            x.last_client_ms = now;  // a proxy frame is still waiting; try again later
         }
     }
 }
@@ -434,17 +476,18 @@ void Session::finish(CloseReason reason) {
     const auto& info = metrics::info(reason_);
     if (status_ == 0) status_ = static_cast<uint16_t>(info.status);
     if (info.refusal) listener_stats_.rejections[static_cast<size_t>(reason_)].add();
-    ctx_.stats.count_end(reason_);
+    ctx().stats.count_end(reason_);
     if (websocket_) {
-        ctx_.stats.count_close(close_code_,
-                               close_code_ == 0 || info.closed_by == metrics::Side::Proxy
-                                   ? info.closed_by
-                                   : close_sender_);
+        ctx().stats.count_close(close_code_,
+                                close_code_ == 0 || info.closed_by == metrics::Side::Proxy
+                                    ? info.closed_by
+                                    : close_sender_);
     }
     listener_stats_.active.add(-1);
     release_connection_slots();
     if (pool_ != nullptr) pool_->release(placement_);
-    if (log::Logger::get().access_log_enabled()) write_access_log();
+    // A session accepted while the access log was off has nothing to write.
+    if (log_ && log::Logger::get().access_log_enabled()) write_access_log();
     handshake_.reset();
     close_handles();
 }
@@ -468,9 +511,10 @@ void Session::on_closed(uv_handle_t* handle) noexcept {
         }
     }
     if (s->open_handles_ > 0) return;
-    s->ctx_.timers.cancel(s->deadline_);
-    s->ctx_.sessions.remove(s);
-    delete s;
+    s->ctx().timers.cancel(*s);
+    s->ctx().sessions.remove(s);
+    s->~Session();
+    session_slab().free(s);
 }
 
 void Session::write_access_log() {
@@ -479,17 +523,17 @@ void Session::write_access_log() {
     j["listener"] = listener_.config.name;
     j["client"] = client_address_.to_string();
     j["method"] = handshake_ && !handshake_->method.empty() ? handshake_->method : "GET";
-    j["host"] = host_;
-    j["path"] = target_;
+    j["host"] = log_->host;
+    j["path"] = log_->target;
     j["status"] = status_;
     j["pool"] = pool_ ? nlohmann::ordered_json(pool_->name()) : nlohmann::ordered_json(nullptr);
     j["backend"] =
         backend_ ? nlohmann::ordered_json(backend_->address()) : nlohmann::ordered_json(nullptr);
-    j["duration_ms"] = uv_now(ctx_.loop) - started_ms_;
-    j["bytes_in"] = head_in_ + to_backend_.bytes();
-    j["bytes_out"] = head_out_ + to_client_.bytes();
-    j["messages_in"] = to_backend_.messages();
-    j["messages_out"] = to_client_.messages();
+    j["duration_ms"] = uv_now(ctx().loop) - log_->started_ms;
+    j["bytes_in"] = log_->head_in + log_->bytes[metrics::kClientToBackend];
+    j["bytes_out"] = log_->head_out + log_->bytes[metrics::kBackendToClient];
+    j["messages_in"] = log_->messages[metrics::kClientToBackend];
+    j["messages_out"] = log_->messages[metrics::kBackendToClient];
     j["close_code"] =
         close_code_ ? nlohmann::ordered_json(close_code_) : nlohmann::ordered_json(nullptr);
     const auto& info = metrics::info(reason_);
@@ -520,9 +564,9 @@ void Session::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
     auto* s = static_cast<Session*>(handle->data);
     bool from_client = handle == as_handle(&s->client_);
     Pipe& pipe = from_client ? s->to_backend_ : s->to_client_;
-    if ((from_client ? s->client_tls_ : s->backend_tls_) != nullptr) {
+    if (s->tls_of(from_client) != nullptr) {
         // Ciphertext: a whole block, handed to the TLS layer (on_tls_input).
-        uv::Block* b = s->ctx_.blocks.take();
+        uv::Block* b = s->ctx().blocks.take();
         *buf = b != nullptr ? uv_buf_init(b->data(), b->capacity) : uv_buf_init(nullptr, 0);
     } else if (pipe.attached()) {
         pipe.on_alloc(buf);
@@ -531,7 +575,7 @@ void Session::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
     } else if (s->state_ == SessionState::AwaitingResponse && !from_client) {
         s->handshake_->response_space(buf);
     } else {
-        *buf = uv_buf_init(s->ctx_.discard, sizeof(s->ctx_.discard));
+        *buf = uv_buf_init(s->ctx().discard, sizeof(s->ctx().discard));
     }
 }
 
@@ -539,7 +583,7 @@ void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) n
     auto* s = static_cast<Session*>(stream->data);
     bool from_client = stream == as_stream(&s->client_);
     Pipe& pipe = from_client ? s->to_backend_ : s->to_client_;
-    if ((from_client ? s->client_tls_ : s->backend_tls_) != nullptr) {
+    if (s->tls_of(from_client) != nullptr) {
         s->on_tls_input(from_client, nread, buf);
     } else if (pipe.attached()) {
         pipe.on_read(nread, buf);

@@ -33,6 +33,7 @@
 #include <string_view>
 
 #include "config/address.h"
+#include "limits/token_bucket.h"
 #include "metrics/close_reason.h"
 #include "pool/generation.h"
 #include "session/context.h"
@@ -54,12 +55,17 @@ enum class SessionState : uint8_t {
 
 std::string_view state_name(SessionState s);
 
-class Session {
+// A Session is its own uv::Deadline (a base rather than a member, so the worker's
+// TimerHeap finds the session from the deadline without a back pointer: the
+// session's size is what an idle connection costs).
+class Session : private uv::Deadline {
   public:
     using CloseReason = metrics::CloseReason;
 
     // How long a closing session waits for its peers to answer before it cuts them.
     static constexpr uint64_t kLingerMs = 5000;
+    // A burst of at least this many handshakes, once over, has the heap trimmed.
+    static constexpr unsigned kTrimAfterHandshakes = 64;
 
     // Starts the session of a connection the listener accepted (descriptor `fd`, now
     // owned by the session) from `peer`.
@@ -99,11 +105,40 @@ class Session {
     // Decrypts what a TLS side has read and hands it on (also called by a Pipe that
     // resumes after backpressure with ciphertext still waiting).
     void pump_tls(bool client_side);
-    WorkerContext& context() { return ctx_; }
+    WorkerContext& context() { return ctx(); }
 
     // libuv read callbacks for both sockets; they dispatch on the handle and state.
     static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
     static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
+    // The worker's TimerHeap callback for session deadlines.
+    static void on_deadline(uv::Deadline& deadline);
+
+    // What a Pipe reaches through its session rather than keeping a copy of.
+    uv_stream_t* stream(bool client_side) {
+        return reinterpret_cast<uv_stream_t*>(client_side ? &client_ : &backend_tcp_);
+    }
+    tls::Connection* tls_of(bool client_side) const {
+        if (!tls_) return nullptr;
+        return client_side ? tls_->client.get() : tls_->backend.get();
+    }
+    metrics::PoolStats* pool_stats() const { return pool_stats_; }
+    // The client's message limits, with their rate bucket (null without any).
+    const config::WebSocketConfig* client_limits() const {
+        if (pool_ == nullptr) return nullptr;
+        const auto& ws = pool_->config().websocket;
+        return ws.max_message_bytes > 0 || ws.max_messages_per_second > 0 ? &ws : nullptr;
+    }
+    limits::TokenBucket& rate_bucket() { return extras().bucket; }
+    // Relayed bytes and messages, for the access log (the pool's counters are kept by
+    // the Pipe itself).
+    void count_bytes(metrics::Direction d, uint64_t n) {
+        if (log_) log_->bytes[d] += n;
+    }
+    void count_message(metrics::Direction d) {
+        if (log_) ++log_->messages[d];
+    }
+    // The token of the proxy's own Ping, whose Pong the client pipe swallows.
+    uint64_t ping_token() const { return extras_ ? extras_->ping_token : 0; }
 
     SessionLink link;  // WorkerContext::sessions
 
@@ -155,7 +190,6 @@ class Session {
     // libuv trampolines.
     static void on_connect(uv_connect_t* req, int status) noexcept;
     static void on_closed(uv_handle_t* handle) noexcept;
-    static void on_deadline(void* self);
     void on_timeout();
     uint64_t relay_due() const;
     void on_relay_timeout(uint64_t now);
@@ -163,7 +197,41 @@ class Session {
     void write_access_log();
     void log_event(std::string_view message, std::string_view detail = {}) const;
 
-    WorkerContext& ctx_;
+    // State most connections never need, allocated on first use: the relay's timers
+    // (when the pool sets ping, idle or lifetime limits), a scheduled proxy close
+    // (drain, rehome), the message-rate bucket and the proxy's Ping token.
+    struct Extras {
+        uint64_t last_client_ms = 0;   // last bytes from the client
+        uint64_t last_backend_ms = 0;  // last bytes from the backend
+        uint64_t ping_sent_ms = 0;     // our Ping is out since (0 = none outstanding)
+        uint64_t ping_token = 0;
+        uint64_t expire_at = 0;       // max_lifetime, jittered
+        uint64_t linger_at = 0;       // both Close frames passed; peers must hang up by then
+        uint64_t close_at = 0;        // a scheduled proxy close (0 = none)...
+        uint64_t close_deadline = 0;  // ...and when it must be complete
+        CloseReason pending_reason = CloseReason::Shutdown;
+        uint16_t pending_code = 0;
+        limits::TokenBucket bucket;
+    };
+    // What only the access log needs, kept only while it is on (from accept).
+    struct LogInfo {
+        uint64_t started_ms = 0;        // loop time at accept
+        std::string host;               // Host header as sent
+        std::string target;             // request target (path and query)
+        uint64_t bytes[2] = {0, 0};     // relayed, by metrics::Direction
+        uint64_t messages[2] = {0, 0};  // relayed WebSocket messages, by direction
+        uint32_t head_in = 0;           // request head bytes read from the client
+        uint32_t head_out = 0;          // answer head bytes written to the client
+    };
+    // The worker's context: every session method runs on its worker's thread, so it
+    // is found there rather than stored in each session.
+    static WorkerContext& ctx() { return *WorkerContext::current; }
+    Extras& extras() {
+        if (!extras_) extras_ = std::make_unique<Extras>();
+        return *extras_;
+    }
+
+    // Field order keeps padding out: this object is what an idle connection costs.
     pool::GenerationPtr generation_;
     const pool::ListenerRuntime& listener_;
     metrics::ListenerStats& listener_stats_;
@@ -172,48 +240,41 @@ class Session {
     pool::Backend* backend_ = nullptr;  // the backend tried last; owned by generation_
     pool::Placement placement_;         // room and backend slot held until finish()
     uint64_t id_;
-    uint64_t started_ms_;  // loop time at accept
+    uint64_t state_due_ = 0;  // loop time the current state times out (0 = never)
 
     uv_tcp_t client_;
     uv_tcp_t backend_tcp_;
-    std::unique_ptr<tls::Connection> client_tls_;   // when the listener has TLS
-    std::unique_ptr<tls::Connection> backend_tls_;  // when the pool has TLS
     Pipe to_backend_{*this, true};
     Pipe to_client_{*this, false};
+    // The TLS layers of either side (only sessions with TLS have this).
+    struct TlsSides {
+        std::unique_ptr<tls::Connection> client;   // when the listener has TLS
+        std::unique_ptr<tls::Connection> backend;  // when the pool has TLS
+    };
+    TlsSides& tls_sides() {
+        if (!tls_) tls_ = std::make_unique<TlsSides>();
+        return *tls_;
+    }
+    std::unique_ptr<TlsSides> tls_;
     std::unique_ptr<Handshake> handshake_;  // only until the relay starts
-    uv::Deadline deadline_{&Session::on_deadline, this};
-    uint64_t state_due_ = 0;       // loop time the current state times out (0 = never)
-    uint64_t close_at_ = 0;        // loop time of a scheduled proxy close (0 = none)
-    uint64_t close_deadline_ = 0;  // ...and when that close must be complete
-    // Relay timers (loop time, 0 = not set): see relay_due().
-    uint64_t last_client_ms_ = 0;   // last bytes from the client
-    uint64_t last_backend_ms_ = 0;  // last bytes from the backend
-    uint64_t ping_sent_ms_ = 0;     // our Ping is out since (0 = none outstanding)
-    uint64_t ping_token_seq_ = 0;
-    uint64_t expire_at_ = 0;  // max_lifetime, jittered
-    uint64_t linger_at_ = 0;  // both Close frames passed; peers must hang up by then
+    std::unique_ptr<Extras> extras_;
+    std::unique_ptr<LogInfo> log_;
 
     config::SocketAddress client_address_;
-    std::string host_;       // for the access log
-    std::string target_;     // request target (path and query), for the access log
-    uint32_t head_in_ = 0;   // request head bytes read from the client
-    uint32_t head_out_ = 0;  // answer head bytes written to the client
     uint16_t status_ = 0;
     uint16_t close_code_ = 0;  // first Close frame's code, or the one the proxy sent
     SessionState state_ = SessionState::ReadingRequest;
     CloseReason reason_ = CloseReason::ClientClosed;
-    CloseReason pending_reason_ = CloseReason::Shutdown;  // of the scheduled close
-    std::optional<CloseReason> over_limit_;               // a connection limit refused it at accept
+    metrics::Side close_sender_ = metrics::Side::Client;  // who sent the first Close frame
     static constexpr uint8_t kHeldServer = 1, kHeldListener = 2, kHeldIp = 4;
     uint8_t held_ = 0;  // connection slots taken at accept
-    uint16_t pending_code_ = 0;
-    bool reason_decided_ = false;
-    metrics::Side close_sender_ = metrics::Side::Client;  // who sent the first Close frame
-    bool websocket_ = false;                              // relaying frames (a 101 went through)
-    bool backend_open_ = false;  // backend_tcp_ initialized and not yet closed
-    bool backend_gone_ = false;  // backend lost mid-relay; only the client is left
-    bool client_gone_ = false;   // client dead (no pong); only the backend is left
     uint8_t open_handles_ = 0;
+    bool reason_decided_ : 1 = false;
+    bool websocket_ : 1 = false;     // relaying frames (a 101 went through)
+    bool backend_open_ : 1 = false;  // backend_tcp_ initialized and not yet closed
+    bool backend_gone_ : 1 = false;  // backend lost mid-relay; only the client is left
+    bool client_gone_ : 1 = false;   // client dead (no pong); only the backend is left
+    bool in_handshake_ : 1 = false;  // counted in WorkerContext::handshakes_in_flight
 };
 
 }  // namespace sb::session

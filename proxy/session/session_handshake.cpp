@@ -79,16 +79,19 @@ void Session::on_request_bytes() {
 void Session::on_request_head() {
     auto& hs = *handshake_;
     const auto& parser = hs.request_parser;
-    head_in_ = static_cast<uint32_t>(parser.head_length());
     hs.method = std::string(parser.method().in(hs.request));
-    target_ = std::string(parser.target().in(hs.request));
-    std::string_view host;
-    if (http::find_header(hs.request, parser.headers(), "host", host)) host_ = std::string(host);
+    if (log_) {
+        log_->head_in = static_cast<uint32_t>(parser.head_length());
+        log_->target = std::string(parser.target().in(hs.request));
+        std::string_view host;
+        if (http::find_header(hs.request, parser.headers(), "host", host))
+            log_->host = std::string(host);
+    }
 
-    if (over_limit_) {
-        refuse(*over_limit_, *over_limit_ == CloseReason::ClientLimit
-                                 ? "too many connections from this address"
-                                 : "too many connections");
+    if (hs.over_limit) {
+        refuse(*hs.over_limit, *hs.over_limit == CloseReason::ClientLimit
+                                   ? "too many connections from this address"
+                                   : "too many connections");
         return;
     }
     auto check = http::check_upgrade(hs.request, parser, hs.upgrade);
@@ -113,7 +116,7 @@ void Session::on_request_head() {
         return;
     }
     pool_ = generation_->pool(*pool_name);
-    pool_stats_ = &ctx_.stats.pool(*pool_name);
+    pool_stats_ = &ctx().stats.pool(*pool_name);
 
     std::string client_ip = client_address_.ip_string();
     http::KeySource source{hs.request, &parser.headers(), hs.upgrade.path, hs.upgrade.query,
@@ -130,7 +133,7 @@ void Session::on_request_head() {
 
     // Nothing more is read from the client until a backend has answered.
     uv_read_stop(as_stream(&client_));
-    hs.connect_started_ms = uv_now(ctx_.loop);
+    hs.connect_started_ms = uv_now(ctx().loop);
     connect_next();
 }
 
@@ -161,7 +164,7 @@ void Session::connect_next() {
         return;
     }
     backend_ = placement_.backend;
-    uv_tcp_init(ctx_.loop, &backend_tcp_);
+    uv_tcp_init(ctx().loop, &backend_tcp_);
     backend_tcp_.data = this;
     backend_open_ = true;
     ++open_handles_;
@@ -210,15 +213,16 @@ void Session::on_connect_failed(std::string_view why) {
 void Session::on_connected() {
     if (backend_->record_success()) {
         log::info("backend up again", {{"backend", backend_->address()}, {"pool", pool_->name()}});
-        if (ctx_.on_backend_up) ctx_.on_backend_up(pool_->name());
+        if (ctx().on_backend_up) ctx().on_backend_up(pool_->name());
     }
     uv_read_start(as_stream(&backend_tcp_), &Session::on_alloc, &Session::on_read);
     if (const tls::ClientContext* tls = pool_->tls()) {
         // TLS first, within the same connect_timeout; the request follows the handshake.
         const auto& c = tls->config();
         std::string name = c.server_name.empty() ? backend_->resolved().ip_string() : c.server_name;
-        backend_tls_ = tls::Connection::connect(tls->context(), name, c.verify, ctx_.blocks);
-        if (!backend_tls_) {
+        tls_sides().backend =
+            tls::Connection::connect(tls->context(), name, c.verify, ctx().blocks);
+        if (tls_of(false) == nullptr) {
             refuse(CloseReason::InternalError, "cannot start TLS");
             return;
         }
@@ -264,7 +268,7 @@ void Session::on_response_bytes() {
 void Session::on_response_head() {
     auto& hs = *handshake_;
     uv_read_stop(as_stream(&backend_tcp_));
-    pool_stats_->handshake.observe(static_cast<double>(uv_now(ctx_.loop) - hs.connect_started_ms) /
+    pool_stats_->handshake.observe(static_cast<double>(uv_now(ctx().loop) - hs.connect_started_ms) /
                                    1000.0);
     status_ = static_cast<uint16_t>(hs.response_parser.status_code());
     start_relay(status_ == 101);
@@ -274,14 +278,10 @@ void Session::start_relay(bool websocket) {
     auto& hs = *handshake_;
     websocket_ = websocket;
     size_t response_head = hs.response_parser.head_length();
-    head_out_ = static_cast<uint32_t>(response_head);
+    if (log_) log_->head_out = static_cast<uint32_t>(response_head);
     std::string_view backend_extra = std::string_view(hs.response).substr(response_head);
 
-    to_client_.attach(as_stream(&backend_tcp_), as_stream(&client_),
-                      websocket ? Pipe::Mode::Frames : Pipe::Mode::Raw, backend_tls_.get(),
-                      client_tls_.get());
-    to_client_.set_stats(pool_stats_);
-    to_backend_.set_stats(pool_stats_);
+    to_client_.attach(websocket ? Pipe::Mode::Frames : Pipe::Mode::Raw);
     if (websocket) {
         backend_->add_total();
         to_client_.scan_only(backend_extra);
@@ -290,22 +290,27 @@ void Session::start_relay(bool websocket) {
         // Frames the client sent early, right behind its request, go first.
         std::string_view client_extra =
             std::string_view(hs.request).substr(hs.request_parser.head_length());
-        to_backend_.attach(as_stream(&client_), as_stream(&backend_tcp_), Pipe::Mode::Frames,
-                           client_tls_.get(), backend_tls_.get());
+        to_backend_.attach(Pipe::Mode::Frames);
         if (!client_extra.empty()) {
             to_backend_.scan_only(client_extra);
             send_owned(as_stream(&backend_tcp_), std::string(client_extra), false);
         }
         handshake_.reset();
-        uint64_t now = uv_now(ctx_.loop);
+        uint64_t now = uv_now(ctx().loop);
         const auto& ws = pool_->config().websocket;
-        last_client_ms_ = last_backend_ms_ = now;
-        to_backend_.set_limits(&ws, now);
-        if (ws.max_lifetime.count() > 0) {
-            // ±10% so a fleet's connections, opened together, do not expire together.
-            std::uniform_real_distribution<double> jitter(0.9, 1.1);
-            expire_at_ = now + static_cast<uint64_t>(static_cast<double>(ws.max_lifetime.count()) *
-                                                     jitter(ctx_.rng));
+        bool timers = ws.ping_interval.count() > 0 || ws.idle_timeout.count() > 0 ||
+                      ws.max_lifetime.count() > 0;
+        if (ws.max_messages_per_second > 0) extras().bucket.reset(ws.max_messages_per_second, now);
+        if (timers) {
+            Extras& x = extras();
+            x.last_client_ms = x.last_backend_ms = now;
+            if (ws.max_lifetime.count() > 0) {
+                // ±10% so a fleet's connections, opened together, do not expire together.
+                std::uniform_real_distribution<double> jitter(0.9, 1.1);
+                x.expire_at =
+                    now + static_cast<uint64_t>(static_cast<double>(ws.max_lifetime.count()) *
+                                                jitter(ctx().rng));
+            }
         }
         enter(SessionState::Relaying);
         to_backend_.start();
@@ -361,7 +366,7 @@ void Session::refuse(CloseReason reason, std::string_view detail) {
 
 void Session::send_owned(uv_stream_t* to, std::string bytes, bool shutdown_after) {
     if (bytes.empty() && !shutdown_after) return;
-    tls::Connection* tls = to == as_stream(&client_) ? client_tls_.get() : backend_tls_.get();
+    tls::Connection* tls = tls_of(to == as_stream(&client_));
     if (tls != nullptr) {
         if (!tls->write(bytes.data(), bytes.size())) {
             log_event("TLS write failed", tls->error());

@@ -37,7 +37,7 @@ void Session::write_chain(uv_stream_t* to, uv::Block* chain, bool shutdown_after
     auto* w = new ChainWrite{{}, {}, this, chain, shutdown_after};
     w->write.data = w;
     if (uv_write(&w->write, to, bufs, count, &Session::on_chain_written) != 0) {
-        tls::release_chain(ctx_.blocks, chain);
+        tls::release_chain(ctx().blocks, chain);
         delete w;
         finish(reason_decided_ ? reason_ : CloseReason::ClientReset);
     }
@@ -46,7 +46,7 @@ void Session::write_chain(uv_stream_t* to, uv::Block* chain, bool shutdown_after
 void Session::on_chain_written(uv_write_t* req, int status) noexcept {
     auto* w = static_cast<ChainWrite*>(req->data);
     Session* s = w->session;
-    tls::release_chain(s->ctx_.blocks, w->chain);
+    tls::release_chain(s->ctx().blocks, w->chain);
     w->chain = nullptr;
     if (status == 0 && w->shutdown_after && s->state_ != SessionState::Closed) {
         w->shutdown.data = w;
@@ -64,7 +64,7 @@ void Session::on_chain_written(uv_write_t* req, int status) noexcept {
 }
 
 void Session::flush_tls(bool client_side) {
-    tls::Connection* tls = client_side ? client_tls_.get() : backend_tls_.get();
+    tls::Connection* tls = tls_of(client_side);
     if (tls == nullptr || !tls->has_output()) return;
     write_chain(client_side ? as_stream(&client_) : as_stream(&backend_tcp_), tls->take_output(),
                 false);
@@ -73,11 +73,11 @@ void Session::flush_tls(bool client_side) {
 void Session::on_tls_input(bool client_side, ssize_t nread, const uv_buf_t* buf) {
     uv::Block* block = buf->base != nullptr ? reinterpret_cast<uv::Block*>(buf->base) - 1 : nullptr;
     if (nread <= 0) {
-        if (block != nullptr) ctx_.blocks.give(block);
+        if (block != nullptr) ctx().blocks.give(block);
         if (nread < 0) on_tls_end(client_side, static_cast<int>(nread));
         return;
     }
-    tls::Connection* tls = client_side ? client_tls_.get() : backend_tls_.get();
+    tls::Connection* tls = tls_of(client_side);
     tls->give_input(block, buf->base, static_cast<size_t>(nread));
     pump_tls(client_side);
 }
@@ -101,13 +101,13 @@ void Session::on_tls_end(bool client_side, int status) {
 }
 
 void Session::on_client_tls_failed() {
-    tls::Connection& tls = *client_tls_;
+    tls::Connection& tls = *tls_of(true);
     if (tls.saw_plain_http()) {
         // As nginx does: a plain HTTP request on a TLS port gets a plain answer.
         log_event("plain HTTP request on a TLS listener");
         decide(CloseReason::BadRequest);
         status_ = 400;
-        client_tls_.reset();  // the answer goes out unencrypted
+        tls_->client.reset();  // the answer goes out unencrypted
         enter(SessionState::Closing);
         send_owned(as_stream(&client_),
                    http::reply(http::Status::BadRequest, "plain HTTP request sent to a TLS port"),
@@ -127,7 +127,7 @@ void Session::on_backend_tls_failed(std::string_view why) {
 }
 
 void Session::pump_tls(bool client_side) {
-    tls::Connection* tls = client_side ? client_tls_.get() : backend_tls_.get();
+    tls::Connection* tls = tls_of(client_side);
     Pipe& pipe = client_side ? to_backend_ : to_client_;
     while (tls != nullptr && state_ != SessionState::Closed) {
         if (!tls->handshake_done()) {
@@ -149,7 +149,7 @@ void Session::pump_tls(bool client_side) {
         tls::Connection::Status status;
         if (pipe.attached()) {
             if (!pipe.accepting()) return;  // resumed from Pipe::start() once it drains
-            uv::Block* block = ctx_.blocks.take();
+            uv::Block* block = ctx().blocks.take();
             if (block == nullptr) {
                 pipe.on_end(UV_ENOBUFS);
                 return;
@@ -160,7 +160,7 @@ void Session::pump_tls(bool client_side) {
             if (n > 0) {
                 pipe.on_plaintext(block, n);
             } else {
-                ctx_.blocks.give(block);
+                ctx().blocks.give(block);
             }
         } else if (client_side && state_ == SessionState::ReadingRequest) {
             uv_buf_t buf;
@@ -180,7 +180,7 @@ void Session::pump_tls(bool client_side) {
             if (n > 0) on_response_bytes();
         } else {
             // Nothing wants these bytes now (a refused client still talking).
-            status = tls->read(ctx_.discard, sizeof(ctx_.discard), n);
+            status = tls->read(ctx().discard, sizeof(ctx().discard), n);
             flush_tls(client_side);
         }
         if (status == tls::Connection::Status::WantRead) return;

@@ -5,7 +5,7 @@
 
 namespace sb::uv {
 
-TimerHeap::TimerHeap(uv_loop_t* loop) : loop_(loop) {
+TimerHeap::TimerHeap(uv_loop_t* loop, Fire fire) : loop_(loop), fire_(fire) {
     uv_timer_init(loop_, &timer_);
     timer_.data = this;
     // The timer alone must not keep a loop alive once everything else has closed.
@@ -102,7 +102,7 @@ void TimerHeap::run_due() {
     while (!heap_.empty() && heap_.front()->due_ <= now) {
         Deadline* d = heap_.front();
         cancel(*d);
-        d->fire_(d->owner_);  // may arm or cancel any deadline, this one included
+        fire_(*d);  // may arm or cancel any deadline, this one included
     }
     reschedule();
 }

@@ -1,9 +1,11 @@
 // TimerHeap: many cheap deadlines on one libuv timer.
 //
-// A uv_timer_t costs 152 bytes; a Deadline costs 32 and lives inside its owner (a
-// Session has exactly one). The heap keeps pointers to armed deadlines ordered by
-// due time and keeps its single uv_timer_t set to the earliest. Deadlines have the
-// loop's millisecond resolution, which is all the proxy's timeouts need.
+// A uv_timer_t costs 152 bytes; a Deadline costs 16 and is a base of its owner (a
+// Session is one), so the heap's single callback finds the owner by a static_cast
+// and no per-deadline callback or back pointer is stored. The heap keeps pointers to
+// armed deadlines ordered by due time and keeps its single uv_timer_t set to the
+// earliest. Deadlines have the loop's millisecond resolution, which is all the
+// proxy's timeouts need.
 //
 // Owned by a Worker (or the main loop); used only from that loop's thread. A Deadline
 // must be cancelled (or fired) before its owner is freed.
@@ -20,9 +22,7 @@ namespace sb::uv {
 class TimerHeap;
 
 struct Deadline {
-    using Fire = void (*)(void* owner);
-
-    Deadline(Fire fire, void* owner) : fire_(fire), owner_(owner) {}
+    Deadline() = default;
     Deadline(const Deadline&) = delete;
     Deadline& operator=(const Deadline&) = delete;
 
@@ -35,13 +35,15 @@ struct Deadline {
 
     uint64_t due_ = 0;  // uv_now() milliseconds
     uint32_t index_ = kUnarmed;
-    Fire fire_;
-    void* owner_;
 };
 
 class TimerHeap {
   public:
-    explicit TimerHeap(uv_loop_t* loop);
+    using Fire = void (*)(Deadline& due);
+
+    // `fire` runs for every deadline that comes due (the owner is the Deadline's
+    // derived object).
+    TimerHeap(uv_loop_t* loop, Fire fire);
     TimerHeap(const TimerHeap&) = delete;
     TimerHeap& operator=(const TimerHeap&) = delete;
 
@@ -69,6 +71,7 @@ class TimerHeap {
     }
 
     uv_loop_t* loop_;
+    Fire fire_;
     uv_timer_t timer_;
     std::vector<Deadline*> heap_;
     uint64_t scheduled_for_ = 0;  // due time the uv timer is set to (0 = stopped)

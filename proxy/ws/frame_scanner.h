@@ -30,13 +30,14 @@ enum Opcode : uint8_t {
 };
 
 struct FrameHeader {
-    bool fin = false;
-    uint8_t rsv = 0;     // RSV1..3 as the top three bits of byte 0, shifted down (0..7)
-    uint8_t opcode = 0;  // raw 4-bit opcode; reserved values are reported, not rejected
-    bool masked = false;
-    uint8_t header_length = 0;  // 2..14
     uint64_t payload_length = 0;
     uint8_t mask[4] = {0, 0, 0, 0};
+    uint8_t header_length = 0;  // 2..14
+    // Bit fields: two of these live in every session (one per direction's scanner).
+    bool fin : 1 = false;
+    bool masked : 1 = false;
+    uint8_t rsv : 3 = 0;     // RSV1..3 as the top three bits of byte 0, shifted down (0..7)
+    uint8_t opcode : 4 = 0;  // raw 4-bit opcode; reserved values are reported, not rejected
 
     bool is_control() const { return (opcode & 0x8) != 0; }
 };
@@ -69,7 +70,7 @@ class FrameScanner {
     // is always scanned, so its callback fires).
     void skip_payload(uint64_t n) {
         remaining_ -= n;
-        payload_seen_ += n;
+        payload_seen_ = saturating_add(payload_seen_, n);
     }
 
   private:
@@ -83,13 +84,18 @@ class FrameScanner {
         return size;
     }
     void capture(const uint8_t* p, size_t n);
+    static uint8_t saturating_add(uint8_t a, uint64_t n) {
+        return static_cast<uint8_t>(std::min<uint64_t>(255, a + n));
+    }
     std::span<const uint8_t> captured() const { return {capture_, capture_len_}; }
 
     FrameHeader current_;
-    uint64_t remaining_ = 0;     // payload bytes left in the current frame
-    uint64_t payload_seen_ = 0;  // payload bytes of the current frame already passed
-    uint8_t buf_[14] = {};       // a header split across chunks
-    uint8_t have_ = 0;           // bytes in buf_
+    uint64_t remaining_ = 0;  // payload bytes left in the current frame
+    // Payload bytes of the current frame already passed, counted up to 255: only the
+    // first kCaptureBytes matter (for the capture and its mask index).
+    uint8_t payload_seen_ = 0;
+    uint8_t buf_[14] = {};  // a header split across chunks
+    uint8_t have_ = 0;      // bytes in buf_
     uint8_t capture_[kCaptureBytes] = {};
     uint8_t capture_len_ = 0;
     bool end_pending_ = false;  // on_header stopped the scan of a frame with no payload
@@ -136,7 +142,7 @@ inline void FrameScanner::capture(const uint8_t* p, size_t n) {
         ++payload_seen_;
         --n;
     }
-    payload_seen_ += n;
+    payload_seen_ = saturating_add(payload_seen_, n);
 }
 
 template <class Sink>
@@ -152,7 +158,7 @@ size_t FrameScanner::scan(const uint8_t* data, size_t len, Sink& sink) {
             if (current_.is_control()) {
                 capture(data + pos, take);
             } else {
-                payload_seen_ += take;
+                payload_seen_ = saturating_add(payload_seen_, take);
             }
             pos += take;
             remaining_ -= take;

@@ -38,13 +38,14 @@ Violation MessageState::on_header(const FrameHeader& h, bool from_client) {
             return Violation::None;  // control frames may sit inside a fragmented message
         case kContinuation:
             if (!in_message_) return Violation::UnexpectedContinuation;
-            message_bytes_ += h.payload_length;
+            message_bytes_ =
+                std::min(kMaxCount, message_bytes_ + std::min(kMaxCount, h.payload_length)) & kMask;
             break;
         case kText:
         case kBinary:
             if (in_message_) return Violation::ExpectedContinuation;
             in_message_ = true;
-            message_bytes_ = h.payload_length;
+            message_bytes_ = std::min(kMaxCount, h.payload_length) & kMask;
             break;
         default:
             return Violation::ReservedOpcode;

@@ -24,7 +24,7 @@ enum CloseCode : uint16_t {
 };
 
 // Why a frame is not acceptable from its sender.
-enum class Violation {
+enum class Violation : uint8_t {
     None,
     UnmaskedClientFrame,     // client frames must be masked (§5.1)
     MaskedServerFrame,       // server frames must not be
@@ -52,8 +52,12 @@ class MessageState {
     bool in_message() const { return in_message_; }
 
   private:
-    uint64_t message_bytes_ = 0;
-    bool in_message_ = false;
+    // One word: a Pipe holds one per direction. The count saturates at 2^62, far
+    // beyond any max_message_bytes.
+    static constexpr uint64_t kMaxCount = uint64_t{1} << 62;
+    static constexpr uint64_t kMask = kMaxCount * 2 - 1;  // the field's 63 bits
+    uint64_t message_bytes_ : 63 = 0;
+    bool in_message_ : 1 = false;
 };
 
 // Builds a complete Close frame with `code` and a short UTF-8 `reason` (truncated to

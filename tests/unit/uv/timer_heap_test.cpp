@@ -26,7 +26,14 @@ class TimerHeapTest : public ::testing::Test {
     // runs `then`, so that a test can act from inside the callback.
     struct Probe {
         Probe(TimerHeapTest* owner, std::string probe_name)
-            : test(owner), name(std::move(probe_name)), deadline(&Probe::on_fire, this) {}
+            : test(owner), name(std::move(probe_name)) {
+            deadline.probe = this;
+        }
+        // The heap finds a deadline's owner by its derived type.
+        struct Slot : Deadline {
+            Probe* probe = nullptr;
+        };
+        static void fire(Deadline& d) { on_fire(static_cast<Slot&>(d).probe); }
 
         static void on_fire(void* owner) {
             auto* p = static_cast<Probe*>(owner);
@@ -37,14 +44,14 @@ class TimerHeapTest : public ::testing::Test {
 
         TimerHeapTest* test;
         std::string name;
-        Deadline deadline;
+        Slot deadline;
         std::vector<uint64_t> fired_at;
         std::function<void()> then;
     };
 
     void SetUp() override {
         ASSERT_EQ(uv_loop_init(&loop_), 0);
-        heap_ = std::make_unique<TimerHeap>(&loop_);
+        heap_ = std::make_unique<TimerHeap>(&loop_, &Probe::fire);
         ASSERT_EQ(uv_timer_init(&loop_, &keepalive_), 0);
     }
 
@@ -375,7 +382,7 @@ TEST(TimerHeapLifecycleTest, LoopClosesAfterCloseAndAFinalRun) {
     uv_loop_t loop;
     ASSERT_EQ(uv_loop_init(&loop), 0);
     {
-        TimerHeap timers(&loop);
+        TimerHeap timers(&loop, [](Deadline&) {});
         timers.close();
         EXPECT_EQ(uv_loop_close(&loop), UV_EBUSY);  // the close callback has not run yet
         uv_run(&loop, UV_RUN_DEFAULT);

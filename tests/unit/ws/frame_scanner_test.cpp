@@ -35,8 +35,8 @@ constexpr std::array<uint8_t, 4> kMask2 = {0xFF, 0x00, 0x80, 0x01};
 FrameHeader header_of(const FrameSpec& f) {
     FrameHeader h;
     h.fin = f.fin;
-    h.rsv = f.rsv;
-    h.opcode = f.opcode;
+    h.rsv = f.rsv & 0x7;
+    h.opcode = f.opcode & 0x0F;
     h.masked = f.mask.has_value();
     h.payload_length = f.payload.size();
     auto n = f.payload.size();

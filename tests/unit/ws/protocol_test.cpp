@@ -20,7 +20,7 @@ using test::bytes;
 FrameHeader header(uint8_t opcode, uint64_t length, bool fin = true, bool masked = true) {
     FrameHeader h;
     h.fin = fin;
-    h.opcode = opcode;
+    h.opcode = opcode & 0x0F;
     h.payload_length = length;
     h.masked = masked;
     return h;
@@ -175,11 +175,20 @@ TEST(MessageStateTest, ZeroLengthFragments) {
     EXPECT_FALSE(state.in_message());
 }
 
-TEST(MessageStateTest, HugeMessageCountDoesNotWrap) {
+TEST(MessageStateTest, HugeMessageCountSaturatesInsteadOfWrapping) {
+    // The count saturates at 2^62 (any limit is far below): it never wraps to a small
+    // number that would let an oversized message through.
     MessageState state;
-    ASSERT_EQ(state.on_header(client(kBinary, uint64_t{1} << 62, false), true), Violation::None);
-    ASSERT_EQ(state.on_header(client(kContinuation, uint64_t{1} << 62), true), Violation::None);
-    EXPECT_EQ(state.message_bytes(), uint64_t{1} << 63);
+    ASSERT_EQ(state.on_header(client(kBinary, uint64_t{1} << 61, false), true), Violation::None);
+    ASSERT_EQ(state.on_header(client(kContinuation, uint64_t{1} << 61, false), true),
+              Violation::None);
+    EXPECT_EQ(state.message_bytes(), uint64_t{1} << 62);
+    ASSERT_EQ(state.on_header(client(kContinuation, (uint64_t{1} << 63) - 1, false), true),
+              Violation::None);
+    ASSERT_EQ(state.on_header(client(kContinuation, (uint64_t{1} << 63) - 1), true),
+              Violation::None);
+    EXPECT_EQ(state.message_bytes(), uint64_t{1} << 62);
+    EXPECT_FALSE(state.in_message());
 }
 
 // ---- close_frame and ping_frame, parsed back ----
