@@ -20,6 +20,10 @@ namespace {
 
 std::atomic<uint64_t> g_next_id{1};
 
+// What an idle connection costs (docs/architecture.md): a member that makes this
+// grow should have a reason to live in every session rather than in Extras.
+static_assert(sizeof(Session) <= 896, "Session grew; see 'Memory per connection'");
+
 // Sessions come from their worker's own slab (see uv/slab.h for why).
 uv::Slab& session_slab() {
     thread_local uv::Slab slab(sizeof(Session));
