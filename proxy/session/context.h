@@ -13,6 +13,7 @@
 #include <string>
 
 #include "metrics/worker_stats.h"
+#include "net/splice_pipe.h"
 #include "session/session_list.h"
 #include "uv/block_pool.h"
 #include "uv/timer_heap.h"
@@ -39,6 +40,7 @@ struct WorkerContext {
     unsigned index;
     uv::TimerHeap timers;
     uv::BlockPool blocks;
+    net::SplicePipe splice;  // large payloads between plain sockets (Pipe::splice_payload)
     // Owned by the Worker, which outlives this context, so the admin thread may read
     // the counters until the process ends.
     metrics::WorkerStats& stats;

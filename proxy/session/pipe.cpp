@@ -1,8 +1,11 @@
 #include "session/pipe.h"
 
+#include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <random>
 
+#include "net/splice_pipe.h"
 #include "session/session.h"
 
 namespace sb::session {
@@ -337,6 +340,9 @@ void Pipe::forward(uv::Block* b, char* data, size_t len) {
     } else {
         write(b, plan.bufs, plan.count, injected);
     }
+    if (stop == Stop::None && !sink.saw_close && !sink.pong_matched && may_splice()) {
+        splice_payload();
+    }
     forwarding_ = false;
 
     // Tell the session last: what it does may end the session.
@@ -350,6 +356,93 @@ void Pipe::forward(uv::Block* b, char* data, size_t len) {
     }
     if (stop != Stop::None) session_.on_stop(*this, stop);
     if (shutdown_wanted_) maybe_shutdown();
+}
+
+bool Pipe::may_splice() const {
+    // Mid-payload, with nothing held back, waiting or queued, and plaintext on both
+    // sides: then the bytes up to the frame's end need no look from the proxy.
+    return mode_ == Mode::Frames && !discarding_ && control_ == nullptr && in_flight_ == nullptr &&
+           carry_len_ == 0 && !holding_pong_ && !shutdown_wanted_ && !stopped_ && reading_ &&
+           !scanner_.current().is_control() && scanner_.partial_header_bytes() == 0 &&
+           scanner_.payload_remaining() > kSpliceMin && src_tls() == nullptr &&
+           dst_tls() == nullptr;
+}
+
+void Pipe::splice_payload() {
+    // Why: a 1 MiB message costs 64 read/write pairs through 16 KiB blocks, each
+    // copying the bytes into the proxy and out again; spliced, it is 16 pairs of
+    // page moves.
+    net::SplicePipe& kernel = session_.context().splice;
+    int in = -1;
+    int out = -1;
+    if (!kernel.ready() || uv_fileno(reinterpret_cast<uv_handle_t*>(src()), &in) != 0 ||
+        uv_fileno(reinterpret_cast<uv_handle_t*>(dst()), &out) != 0) {
+        return;
+    }
+    // Bounded, so one large message does not keep the worker from its other sessions;
+    // libuv calls back for the rest.
+    for (int round = 0; round < kSpliceRounds; ++round) {
+        // The payload's last byte is left to the scanner, so that every frame ends
+        // in one place (on_frame_end: message counts, proxy frames waiting).
+        uint64_t left = scanner_.payload_remaining() - 1;
+        // No more than the destination takes now: what it refuses must be read back
+        // out and parked, and a nearly full destination is left to ordinary reads,
+        // which park one block at most.
+        size_t want = static_cast<size_t>(
+            std::min<uint64_t>({left, kSpliceRound, net::SplicePipe::send_room(out)}));
+        if (want < kSpliceMin) return;
+        ssize_t n = kernel.fill(in, want);
+        // Nothing to read now (libuv calls back when there is), or the source ended or
+        // failed: libuv's next read sees the same and reports it.
+        if (n <= 0) return;
+        auto got = static_cast<size_t>(n);
+        scanner_.skip_payload(got);
+        session_.count_bytes(direction(), got);
+        if (auto* stats = session_.pool_stats()) stats->bytes[direction()].add(got);
+        size_t sent = 0;
+        while (sent < got) {
+            ssize_t m = kernel.drain(out, got - sent);
+            if (m > 0) {
+                sent += static_cast<size_t>(m);
+                continue;
+            }
+            if (errno == EAGAIN) break;
+            // The destination failed (reset, gone): as a failed write.
+            int error = uv_translate_sys_error(errno);
+            kernel.clear();  // the next session finds the pipe empty
+            session_.on_pipe_error(*this, error, false);
+            return;
+        }
+        if (sent < got) {
+            // The destination is full after all: the ordinary write path queues the
+            // rest and pauses reading until it drains.
+            park_spliced(got - sent);
+            return;
+        }
+    }
+}
+
+bool Pipe::park_spliced(size_t n) {
+    net::SplicePipe& kernel = session_.context().splice;
+    uv::Block* chain = nullptr;
+    uv::Block** tail = &chain;
+    while (n > 0) {
+        uv::Block* b = session_.context().blocks.take();
+        ssize_t r =
+            b != nullptr ? kernel.read_back(b->data(), std::min<size_t>(n, b->capacity)) : -1;
+        if (r <= 0) {
+            if (b != nullptr) session_.context().blocks.give(b);
+            release(chain);
+            kernel.clear();  // the next session finds the pipe empty
+            session_.on_pipe_error(*this, UV_ENOBUFS, false);
+            return false;
+        }
+        b->size = static_cast<uint32_t>(r);
+        *tail = b;
+        tail = &b->next;
+        n -= static_cast<size_t>(r);
+    }
+    return write_chain(chain);
 }
 
 bool Pipe::write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra) {
@@ -377,7 +470,8 @@ bool Pipe::write_chain(uv::Block* chain) {
     unsigned count = 0;
     for (uv::Block* b = chain; b != nullptr; b = b->next) {
         if (count == std::size(bufs)) {
-            // Cannot happen: one chunk of at most one block encrypts into two or three.
+            // Cannot happen: one block of plaintext encrypts into two or three, and
+            // bytes parked after a splice fill eight at most (kSpliceRound).
             tls::release_chain(session_.context().blocks, chain);
             session_.on_pipe_error(*this, UV_ENOBUFS, false);
             return false;

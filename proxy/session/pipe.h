@@ -11,7 +11,12 @@
 //    uv_write_t embedded in the chunk's Block, so there is at most one write in
 //    flight and it never allocates;
 //  - while a write is in flight the source is not read (backpressure by stopping
-//    reads, never by growing a queue): memory per direction is at most one Block;
+//    reads, never by growing a queue): memory per direction is at most one Block
+//    (eight in the rare case below);
+//  - most of a large payload between plain sockets is spliced (splice(2) through the
+//    worker's kernel pipe, never copied into the proxy), in rounds no larger than the
+//    destination's free send buffer; what it refuses all the same is read back into
+//    Blocks and queued as an ordinary write;
 //  - a control frame of the proxy's own (Close, Ping) waits for the next frame
 //    boundary and is written between two frames, never inside one;
 //  - what goes out never ends inside a frame header: a header split across reads is
@@ -32,6 +37,7 @@
 #include "config/config.h"
 #include "limits/token_bucket.h"
 #include "metrics/worker_stats.h"
+#include "net/splice_pipe.h"
 #include "tls/connection.h"
 #include "uv/block_pool.h"
 #include "ws/frame_scanner.h"
@@ -58,6 +64,15 @@ class Pipe {
 
     // Room before the data in every read block for the carried header bytes.
     static constexpr uint32_t kHeadroom = 16;
+    // A payload is spliced when more than this is left of it (a few blocks' worth:
+    // below that, two splices per chunk gain nothing on a read and a write).
+    static constexpr uint64_t kSpliceMin = 32 * 1024;
+    // Bytes per splice round at most: what the destination refuses of a round is
+    // parked in read blocks, and a write takes eight of them (write_chain).
+    static constexpr uint64_t kSpliceRound = 8 * uv::BlockPool::kBlockSize;
+    // Splice rounds per read callback: 1 MiB, then the other sessions' turn.
+    static constexpr int kSpliceRounds = 8;
+    static_assert(kSpliceRound <= net::SplicePipe::kCapacity);
 
     Pipe(Session& session, bool from_client) : session_(session), from_client_(from_client) {}
     ~Pipe();
@@ -130,6 +145,13 @@ class Pipe {
     tls::Connection* dst_tls() const;
 
     void forward(uv::Block* block, char* data, size_t len);
+    // Whether the rest of the current payload may bypass user memory (splice_payload).
+    bool may_splice() const;
+    // Moves most of a large payload from source to destination with splice(2).
+    void splice_payload();
+    // Reads `n` bytes the destination refused back out of the kernel pipe and queues
+    // them as an ordinary write. False on error (the session has been told).
+    bool park_spliced(size_t n);
     // Writes bufs (which point into `owner` and, if set, `extra`); both blocks go
     // back to the pool once their bytes are written. Returns false on error (the
     // session has been told).
