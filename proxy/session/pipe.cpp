@@ -334,13 +334,14 @@ void Pipe::forward(uv::Block* b, char* data, size_t len) {
         }
     }
 
+    bool written = true;
     if (plan.count == 0) {
         release(b);
         release(injected);
     } else {
-        write(b, plan.bufs, plan.count, injected);
+        written = write(b, plan.bufs, plan.count, injected);
     }
-    if (stop == Stop::None && !sink.saw_close && !sink.pong_matched && may_splice()) {
+    if (written && stop == Stop::None && !sink.saw_close && !sink.pong_matched && may_splice()) {
         splice_payload();
     }
     forwarding_ = false;
@@ -379,17 +380,18 @@ void Pipe::splice_payload() {
         uv_fileno(reinterpret_cast<uv_handle_t*>(dst()), &out) != 0) {
         return;
     }
+    // No more than the destination takes: what it refuses must be read back out and
+    // parked, and a nearly full destination is left to ordinary reads, which park one
+    // block at most. Asked once per callback (two system calls), then spent: the
+    // destination's peer drains it meanwhile, so the budget only errs low.
+    size_t room = net::SplicePipe::send_room(out);
     // Bounded, so one large message does not keep the worker from its other sessions;
     // libuv calls back for the rest.
     for (int round = 0; round < kSpliceRounds; ++round) {
         // The payload's last byte is left to the scanner, so that every frame ends
         // in one place (on_frame_end: message counts, proxy frames waiting).
         uint64_t left = scanner_.payload_remaining() - 1;
-        // No more than the destination takes now: what it refuses must be read back
-        // out and parked, and a nearly full destination is left to ordinary reads,
-        // which park one block at most.
-        size_t want = static_cast<size_t>(
-            std::min<uint64_t>({left, kSpliceRound, net::SplicePipe::send_room(out)}));
+        size_t want = static_cast<size_t>(std::min<uint64_t>({left, kSpliceRound, room}));
         if (want < kSpliceMin) return;
         ssize_t n = kernel.fill(in, want);
         // Nothing to read now (libuv calls back when there is), or the source ended or
@@ -413,6 +415,7 @@ void Pipe::splice_payload() {
             session_.on_pipe_error(*this, error, false);
             return;
         }
+        room -= sent;
         if (sent < got) {
             // The destination is full after all: the ordinary write path queues the
             // rest and pauses reading until it drains.
