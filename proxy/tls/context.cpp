@@ -120,6 +120,10 @@ std::shared_ptr<ServerContext> ServerContext::load(const config::ListenerTlsConf
         // idle most of the time.
         SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);  // tickets carry sessions
+        // TLS 1.3: one ticket per connection, not OpenSSL's two. A WebSocket client
+        // reconnects with one connection at a time, and each ticket costs the full
+        // handshake a key derivation, an encryption and a record (about 5 % of it).
+        SSL_CTX_set_num_tickets(ctx, 1);
         SSL_CTX_set_alpn_select_cb(ctx, &select_alpn, nullptr);
         if (!readable(files.certificate, error) || !readable(files.private_key, error)) {
             return nullptr;

@@ -45,7 +45,7 @@ class Processes:
     def __init__(self):
         self.live = []
 
-    def spawn(self, argv, cpu, log_path):
+    def spawn(self, argv, cpu, log_path, env=None):
         def pin():
             os.sched_setaffinity(0, {cpu})
             try:
@@ -57,7 +57,7 @@ class Processes:
         with open(log_path, "wb") as out:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out,
                                     stderr=subprocess.STDOUT, preexec_fn=pin,
-                                    start_new_session=True)
+                                    start_new_session=True, env=env)
         proc.log_path = log_path
         self.live.append(proc)
         return proc

@@ -66,9 +66,12 @@ class Proxy:
     pids: list = field(default_factory=list)
 
 
-def start_target(name, tools, procs, cpu, work, backend, limits):
+def start_target(name, tools, procs, cpu, work, backend, limits, tls=None):
     """Starts target `name` pinned to `cpu`, with its files in `work`, relaying to
-    `backend` (HOST:PORT); returns once it accepts connections."""
+    `backend` (HOST:PORT); returns once it accepts connections. With `tls`, a
+    (certificate, private key) pair of PEM files, the proxies terminate TLS."""
+    if tls is not None and name in ("direct", "relay"):
+        raise AssertionError(f"{name} has no TLS")
     if name == "direct":
         return Proxy(backend)
     if name == "relay":
@@ -76,7 +79,7 @@ def start_target(name, tools, procs, cpu, work, backend, limits):
         address = wait_for_line(proc, "listening ", 10).split()[1]
     elif name == "switchboard":
         config = work / "switchboard.toml"
-        config.write_text(switchboard_config(backend))
+        config.write_text(switchboard_config(backend, tls))
         proc = procs.spawn([str(tools.switchboard), "-c", str(config)], cpu,
                            work / "switchboard.log")
         # "listening public 127.0.0.1:PORT" on stderr, once it accepts.
@@ -84,7 +87,7 @@ def start_target(name, tools, procs, cpu, work, backend, limits):
     elif name == "haproxy":
         port = free_port()
         config = work / "haproxy.cfg"
-        config.write_text(haproxy_config(port, backend, work, limits))
+        config.write_text(haproxy_config(port, backend, work, limits, tls))
         proc = procs.spawn([tools.haproxy, "-db", "-f", str(config)], cpu, work / "haproxy.log")
         wait_for_port(proc, port, 15)
         address = f"127.0.0.1:{port}"
@@ -93,7 +96,7 @@ def start_target(name, tools, procs, cpu, work, backend, limits):
         for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (work / d).mkdir()
         config = work / "nginx.conf"
-        config.write_text(nginx_config(port, backend, work, limits))
+        config.write_text(nginx_config(port, backend, work, limits, tls))
         proc = procs.spawn([tools.nginx, "-p", str(work), "-e", str(work / "nginx-error.log"),
                             "-c", str(config)], cpu, work / "nginx.log")
         wait_for_port(proc, port, 15)
@@ -109,8 +112,12 @@ def start_target(name, tools, procs, cpu, work, backend, limits):
     return Proxy(address, proc, pids)
 
 
-def switchboard_config(backend):
+def switchboard_config(backend, tls=None):
     # A short drain: when the proxy is stopped, its connections are already gone.
+    listener_tls = ""
+    if tls is not None:
+        listener_tls = (f'[listeners.tls]\ncertificates = [ {{ certificate = "{tls[0]}", '
+                        f'private_key = "{tls[1]}" }} ]\n')
     return f"""\
 [server]
 workers = 1
@@ -123,17 +130,23 @@ access_log = "off"
 name = "public"
 listen = "127.0.0.1:0"
 pool = "p"
-
+{listener_tls}
 [pools.p]
 backends = [ {{ address = "{backend}" }} ]
 """
 
 
-def haproxy_config(port, backend, work, limits):
+def haproxy_config(port, backend, work, limits, tls=None):
     # mode http: HAProxy parses the upgrade request, as nginx and switchboard do, then
     # tunnels the WebSocket; `timeout tunnel` governs the connection from then on.
     # No `log` line: HAProxy logs nothing. maxconn is explicit because the default
-    # follows the descriptor limit.
+    # follows the descriptor limit. HAProxy takes the certificate and its key in one
+    # file.
+    bind_tls = ""
+    if tls is not None:
+        combined = work / "haproxy.pem"
+        combined.write_text(Path(tls[0]).read_text() + Path(tls[1]).read_text())
+        bind_tls = f" ssl crt {combined}"
     return f"""\
 global
     nbthread 1
@@ -150,7 +163,7 @@ defaults
     timeout client-fin 5s
 
 frontend public
-    bind 127.0.0.1:{port}
+    bind 127.0.0.1:{port}{bind_tls}
     default_backend echo
 
 backend echo
@@ -158,12 +171,18 @@ backend echo
 """
 
 
-def nginx_config(port, backend, work, limits):
+def nginx_config(port, backend, work, limits, tls=None):
     # The WebSocket recipe of nginx's documentation (proxy_http_version 1.1 and the
     # Upgrade/Connection headers). Everything nginx writes stays in `work`; `user
     # root` keeps the worker able to read it when the run is root's. Each proxied
     # connection takes two of worker_connections.
     user = "user root;\n" if os.geteuid() == 0 else ""
+    listen_tls = ""
+    if tls is not None:
+        # nginx 1.22 leaves TLS 1.3 out of its default ssl_protocols (1.23.4 adds it):
+        # without this line it would do the cheaper TLS 1.2 handshake the others do not.
+        listen_tls = (f" ssl;\n        ssl_protocols TLSv1.2 TLSv1.3;\n"
+                      f"        ssl_certificate {tls[0]};\n        ssl_certificate_key {tls[1]}")
     return f"""\
 {user}worker_processes 1;
 daemon off;
@@ -184,7 +203,7 @@ http {{
         server {backend};
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{port}{listen_tls};
         location / {{
             proxy_pass http://echo;
             proxy_http_version 1.1;
