@@ -371,7 +371,7 @@ bool Pipe::may_splice() const {
 
 void Pipe::splice_payload() {
     // Why: a 1 MiB message costs 64 read/write pairs through 16 KiB blocks, each
-    // copying the bytes into the proxy and out again; spliced, it is 16 pairs of
+    // copying the bytes into the proxy and out again; spliced, it is 8 pairs of
     // page moves.
     net::SplicePipe& kernel = session_.context().splice;
     int in = -1;
