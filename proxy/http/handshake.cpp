@@ -1,13 +1,11 @@
 #include "http/handshake.h"
 
-#include <cctype>
-
 namespace sb::http {
 
 namespace {
 
 bool is_base64_char(char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '+' || c == '/';
+    return ascii_alnum(c) || c == '+' || c == '/';
 }
 
 HandshakeResult fail(Status status, std::string reason) {
@@ -36,7 +34,7 @@ std::string host_without_port(std::string_view host) {
     }
     std::string out(name);
     for (auto& c : out)
-        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+        c = ascii_lower(c);
     // A fully qualified name may end in a dot; it names the same host.
     if (!out.empty() && out.back() == '.') out.pop_back();
     return out;

@@ -100,6 +100,14 @@ bool find_header(std::string_view buffer, const std::vector<HeaderSpan>& headers
 size_t count_headers(const std::vector<HeaderSpan>& headers, std::string_view buffer,
                      std::string_view name);
 bool iequals(std::string_view a, std::string_view b);
+// ASCII only, as HTTP names are, and inline: std::tolower is a libc call per
+// character, and the upgrade compares header names some 2,000 characters deep.
+constexpr char ascii_lower(char c) {
+    return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
+constexpr bool ascii_alnum(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
 // Whether the comma-separated header value contains `token` (case-insensitive).
 bool has_token(std::string_view list, std::string_view token);
 

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <string>
 
 namespace sb::config {
 namespace {
@@ -19,6 +20,25 @@ TEST(SocketAddressTest, ParsesIpv4) {
     EXPECT_EQ(a->ip_string(), "1.2.3.4");
     EXPECT_EQ(a->to_string(), "1.2.3.4:80");
     EXPECT_EQ(a->sockaddr_len(), sizeof(sockaddr_in));
+}
+
+TEST(SocketAddressTest, Ipv4PrintsEveryOctetWidthAsInetNtopDoes) {
+    // ip_string formats IPv4 by hand: it must agree with inet_ntop on every width.
+    for (const char* text :
+         {"0.0.0.0", "255.255.255.255", "9.10.99.100", "1.20.100.0", "200.7.250.19", "127.0.0.1"}) {
+        auto a = SocketAddress::parse(std::string(text) + ":1");
+        ASSERT_TRUE(a.has_value()) << text;
+        EXPECT_EQ(a->ip_string(), text);
+    }
+    for (unsigned v = 0; v < 256; ++v) {
+        sockaddr_in sin{};
+        sin.sin_family = AF_INET;
+        sin.sin_addr.s_addr = htonl(v << 24 | v << 16 | (255 - v) << 8 | v);
+        char expected[INET_ADDRSTRLEN];
+        ASSERT_NE(inet_ntop(AF_INET, &sin.sin_addr, expected, sizeof expected), nullptr);
+        auto a = SocketAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&sin));
+        EXPECT_EQ(a.ip_string(), expected);
+    }
 }
 
 TEST(SocketAddressTest, ParsesIpv6InBrackets) {
