@@ -183,7 +183,9 @@ void Pipe::start() {
         paused_ = false;
         session_.context().stats.resumes.add();
     }
-    if (uv_read_start(src(), &Session::on_alloc, &Session::on_read) == 0) reading_ = true;
+    // Already reading: a plain backend after its 101 (Session::on_response_head).
+    int rc = uv_read_start(src(), &Session::on_alloc, &Session::on_read);
+    if (rc == 0 || rc == UV_EALREADY) reading_ = true;
 }
 
 void Pipe::stop() {

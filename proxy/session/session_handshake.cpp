@@ -267,7 +267,13 @@ void Session::on_response_bytes() {
 
 void Session::on_response_head() {
     auto& hs = *handshake_;
-    uv_read_stop(as_stream(&backend_tcp_));
+    // A 101 from a plain backend goes on to be read at once, in the relay, so reading
+    // is not stopped only to start again (libuv would pay two epoll_ctl calls for
+    // it). Any other answer is looked at first; a TLS backend may hold decrypted
+    // input the relay takes first (Pipe::start).
+    if (hs.response_parser.status_code() != 101 || tls_of(false) != nullptr) {
+        uv_read_stop(as_stream(&backend_tcp_));
+    }
     pool_stats_->handshake.observe(static_cast<double>(uv_now(ctx().loop) - hs.connect_started_ms) /
                                    1000.0);
     status_ = static_cast<uint16_t>(hs.response_parser.status_code());
