@@ -11,7 +11,8 @@ import unittest
 
 import websockets
 
-from sbtest import PyBackend, Switchboard, config, run, wait_for
+from sbtest import (PyBackend, RawBackend, RawWebSocket, Switchboard, accept_upgrade, config,
+                    encode_frame, run, wait_for)
 
 
 class RelayTest(unittest.TestCase):
@@ -122,6 +123,34 @@ class RelayTest(unittest.TestCase):
                     self.assertEqual([await ws.recv() for _ in range(3)],
                                      ["push 0", "push 1", "push 2"])
             run(go())
+        finally:
+            sb.stop()
+            backend.stop()
+
+    def test_frames_right_behind_the_101_arrive_in_order(self):
+        # The backend's first frame shares a segment with its 101, the next ones
+        # follow at once (one large enough to be spliced): the relay takes over the
+        # backend's reading without losing or reordering a byte.
+        big = os.urandom(300_000)
+
+        def eager(conn):
+            accept_upgrade(conn, then=encode_frame(1, b"first", masked=False))
+            conn.sendall(encode_frame(1, b"second", masked=False) +
+                         encode_frame(2, big, masked=False))
+            conn.settimeout(5)
+            try:
+                conn.recv(1)  # until the proxy passes the client's goodbye on
+            except OSError:
+                pass
+
+        backend = RawBackend(eager)
+        sb = Switchboard(config([backend.address]))
+        try:
+            ws = RawWebSocket(sb.port())
+            self.assertEqual(ws.recv_frame()[1:], (1, b"first"))
+            self.assertEqual(ws.recv_frame()[1:], (1, b"second"))
+            self.assertEqual(ws.recv_frame(timeout=10)[1:], (2, big))
+            ws.close()
         finally:
             sb.stop()
             backend.stop()

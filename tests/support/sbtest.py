@@ -417,8 +417,9 @@ def read_head(conn, timeout=5.0):
     return data
 
 
-def accept_upgrade(conn):
-    """Reads a WebSocket upgrade from a raw socket and answers 101 (for RawBackend)."""
+def accept_upgrade(conn, then=b""):
+    """Reads a WebSocket upgrade from a raw socket and answers 101 (for RawBackend);
+    `then` goes out in the same write, right behind the 101's head."""
     import base64
     import hashlib
 
@@ -427,7 +428,8 @@ def accept_upgrade(conn):
     accept = base64.b64encode(
         hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
     conn.sendall(("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode())
+                  f"Connection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n").encode()
+                 + then)
     return head
 
 
