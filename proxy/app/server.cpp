@@ -173,18 +173,21 @@ bool Server::start() {
         for (auto& w : workers_)
             w->post([room_id](Worker& worker) { worker.close_room(room_id); });
     });
-    if (!apply(loaded.config, true)) return false;
-
-    uv_timer_init(&loop_, &ticket_timer_);
-    ticket_timer_.data = this;
-    uv_timer_start(&ticket_timer_, &Server::on_ticket_rotation, kTicketRotationMs,
-                   kTicketRotationMs);
+    // Signals are caught before the first listener is announced: a script that sees
+    // "listening NAME ADDRESS" may send SIGHUP or SIGTERM at once, and their default
+    // action would end the process. They are handled once the loop runs.
     for (auto [handle, signum] : {std::pair{&sigterm_, SIGTERM}, std::pair{&sigint_, SIGINT},
                                   std::pair{&sighup_, SIGHUP}, std::pair{&sigusr1_, SIGUSR1}}) {
         uv_signal_init(&loop_, handle);
         handle->data = this;
         uv_signal_start(handle, &Server::on_signal, signum);
     }
+    if (!apply(loaded.config, true)) return false;
+
+    uv_timer_init(&loop_, &ticket_timer_);
+    ticket_timer_.data = this;
+    uv_timer_start(&ticket_timer_, &Server::on_ticket_rotation, kTicketRotationMs,
+                   kTicketRotationMs);
     notify_systemd("READY=1");
     return true;
 }
