@@ -42,6 +42,47 @@ struct FrameHeader {
     bool is_control() const { return (opcode & 0x8) != 0; }
 };
 
+// The length of the header whose second byte is `byte1` (2..14): all it takes to
+// know is the mask bit and the 7-bit length.
+inline uint8_t frame_header_size(uint8_t byte1) {
+    uint8_t len7 = byte1 & 0x7F;
+    uint8_t size = 2 + ((byte1 & 0x80) ? 4 : 0);
+    if (len7 == 126) size += 2;
+    if (len7 == 127) size += 8;
+    return size;
+}
+
+// Decodes a complete header from `p` (at least frame_header_size(p[1]) bytes).
+inline void decode_frame_header(const uint8_t* p, FrameHeader& h) {
+    h.fin = (p[0] & 0x80) != 0;
+    h.rsv = static_cast<uint8_t>((p[0] >> 4) & 0x7);
+    h.opcode = p[0] & 0x0F;
+    h.masked = (p[1] & 0x80) != 0;
+    uint8_t len7 = p[1] & 0x7F;
+    size_t at = 2;
+    if (len7 < 126) {
+        h.payload_length = len7;
+    } else if (len7 == 126) {
+        h.payload_length = (uint64_t{p[2]} << 8) | p[3];
+        at = 4;
+    } else {
+        uint64_t n = 0;
+        for (size_t i = 0; i < 8; ++i)
+            n = (n << 8) | p[2 + i];
+        // RFC 6455 requires the top bit clear; mask it so a hostile length cannot wrap
+        // any arithmetic. The reader still sees a huge length and applies its limits.
+        h.payload_length = n & 0x7FFFFFFFFFFFFFFFull;
+        at = 10;
+    }
+    if (h.masked) {
+        std::memcpy(h.mask, p + at, 4);
+        at += 4;
+    } else {
+        std::memset(h.mask, 0, 4);
+    }
+    h.header_length = static_cast<uint8_t>(at);
+}
+
 class FrameScanner {
   public:
     static constexpr size_t kCaptureBytes = 8;
@@ -74,15 +115,6 @@ class FrameScanner {
     }
 
   private:
-    // Decodes a complete header from `p` (at least header_size(p) bytes).
-    static void decode(const uint8_t* p, FrameHeader& h);
-    static uint8_t header_size(uint8_t byte1) {
-        uint8_t len7 = byte1 & 0x7F;
-        uint8_t size = 2 + ((byte1 & 0x80) ? 4 : 0);
-        if (len7 == 126) size += 2;
-        if (len7 == 127) size += 8;
-        return size;
-    }
     void capture(const uint8_t* p, size_t n);
     static uint8_t saturating_add(uint8_t a, uint64_t n) {
         return static_cast<uint8_t>(std::min<uint64_t>(255, a + n));
@@ -102,36 +134,6 @@ class FrameScanner {
 };
 
 // ---- inline definitions: this loop runs for every relayed chunk ----
-
-inline void FrameScanner::decode(const uint8_t* p, FrameHeader& h) {
-    h.fin = (p[0] & 0x80) != 0;
-    h.rsv = static_cast<uint8_t>((p[0] >> 4) & 0x7);
-    h.opcode = p[0] & 0x0F;
-    h.masked = (p[1] & 0x80) != 0;
-    uint8_t len7 = p[1] & 0x7F;
-    size_t at = 2;
-    if (len7 < 126) {
-        h.payload_length = len7;
-    } else if (len7 == 126) {
-        h.payload_length = (uint64_t{p[2]} << 8) | p[3];
-        at = 4;
-    } else {
-        uint64_t n = 0;
-        for (size_t i = 0; i < 8; ++i)
-            n = (n << 8) | p[2 + i];
-        // RFC 6455 requires the top bit clear; mask it so a hostile length cannot wrap
-        // any arithmetic. A Pipe still sees the huge length and applies its limits.
-        h.payload_length = n & 0x7FFFFFFFFFFFFFFFull;
-        at = 10;
-    }
-    if (h.masked) {
-        std::memcpy(h.mask, p + at, 4);
-        at += 4;
-    } else {
-        std::memset(h.mask, 0, 4);
-    }
-    h.header_length = static_cast<uint8_t>(at);
-}
 
 inline void FrameScanner::capture(const uint8_t* p, size_t n) {
     // Only the first kCaptureBytes of a control frame's payload are kept.
@@ -166,16 +168,16 @@ size_t FrameScanner::scan(const uint8_t* data, size_t len, Sink& sink) {
             continue;
         }
         // A header starts here, or continues one buffered from an earlier chunk.
-        if (have_ == 0 && len - pos >= 2 && len - pos >= header_size(data[pos + 1])) {
-            decode(data + pos, current_);  // the common case: the whole header is here
+        if (have_ == 0 && len - pos >= 2 && len - pos >= frame_header_size(data[pos + 1])) {
+            decode_frame_header(data + pos, current_);  // the common case: the whole header is here
             pos += current_.header_length;
         } else {
             buf_[have_++] = data[pos++];
-            while (pos < len && (have_ < 2 || have_ < header_size(buf_[1]))) {
+            while (pos < len && (have_ < 2 || have_ < frame_header_size(buf_[1]))) {
                 buf_[have_++] = data[pos++];
             }
-            if (have_ < 2 || have_ < header_size(buf_[1])) break;  // still incomplete
-            decode(buf_, current_);
+            if (have_ < 2 || have_ < frame_header_size(buf_[1])) break;  // still incomplete
+            decode_frame_header(buf_, current_);
             have_ = 0;
         }
         remaining_ = current_.payload_length;

@@ -3,8 +3,8 @@
 //
 // The proxy's ws::FrameScanner deliberately never touches payloads; the tools are
 // the endpoints, so they must unmask, inspect and answer them. FrameReader therefore
-// reuses the proxy's FrameHeader type and framing rules but hands each payload slice
-// to its sink, already unmasked, without copying it.
+// reuses the proxy's FrameHeader and its header decoding (ws::decode_frame_header) but
+// hands each payload slice to its sink, already unmasked, without copying it.
 //
 // Pure code, no I/O and no allocation; one FrameReader per connection, single-threaded.
 #pragma once
@@ -50,15 +50,6 @@ class FrameReader {
     bool at_boundary() const { return have_ == 0 && remaining_ == 0; }
 
   private:
-    static size_t header_size(uint8_t byte1) {
-        size_t size = 2 + ((byte1 & 0x80) ? 4 : 0);
-        uint8_t len7 = byte1 & 0x7F;
-        if (len7 == 126) size += 2;
-        if (len7 == 127) size += 8;
-        return size;
-    }
-    static void decode(const uint8_t* p, FrameHeader& h);
-
     FrameHeader header_;
     uint64_t remaining_ = 0;             // payload bytes of the current frame still to come
     uint64_t offset_ = 0;                // payload bytes of the current frame already passed on
@@ -83,16 +74,17 @@ bool FrameReader::feed(uint8_t* data, size_t len, Sink& sink) {
             continue;
         }
         // A header starts here, or continues one buffered from the previous chunk.
-        if (have_ == 0 && len - pos >= 2 && len - pos >= header_size(data[pos + 1])) {
-            decode(data + pos, header_);  // the common case: the whole header is here
+        if (have_ == 0 && len - pos >= 2 && len - pos >= ws::frame_header_size(data[pos + 1])) {
+            ws::decode_frame_header(data + pos,
+                                    header_);  // the common case: the whole header is here
             pos += header_.header_length;
         } else {
             buf_[have_++] = data[pos++];
-            while (pos < len && (have_ < 2 || have_ < header_size(buf_[1]))) {
+            while (pos < len && (have_ < 2 || have_ < ws::frame_header_size(buf_[1]))) {
                 buf_[have_++] = data[pos++];
             }
-            if (have_ < 2 || have_ < header_size(buf_[1])) return true;  // still partial
-            decode(buf_, header_);
+            if (have_ < 2 || have_ < ws::frame_header_size(buf_[1])) return true;  // still partial
+            ws::decode_frame_header(buf_, header_);
             have_ = 0;
         }
         remaining_ = header_.payload_length;
@@ -101,36 +93,6 @@ bool FrameReader::feed(uint8_t* data, size_t len, Sink& sink) {
         if (remaining_ == 0 && !sink.on_frame_end(header_)) return false;
     }
     return true;
-}
-
-inline void FrameReader::decode(const uint8_t* p, FrameHeader& h) {
-    h.fin = (p[0] & 0x80) != 0;
-    h.rsv = static_cast<uint8_t>((p[0] >> 4) & 0x7);
-    h.opcode = p[0] & 0x0F;
-    h.masked = (p[1] & 0x80) != 0;
-    uint8_t len7 = p[1] & 0x7F;
-    size_t at = 2;
-    if (len7 < 126) {
-        h.payload_length = len7;
-    } else if (len7 == 126) {
-        h.payload_length = (uint64_t{p[2]} << 8) | p[3];
-        at = 4;
-    } else {
-        uint64_t n = 0;
-        for (size_t i = 0; i < 8; ++i)
-            n = (n << 8) | p[2 + i];
-        // §5.2 requires the top bit clear; masking it keeps the arithmetic safe and
-        // the sinks reject absurd lengths against their own limits.
-        h.payload_length = n & 0x7FFFFFFFFFFFFFFFull;
-        at = 10;
-    }
-    if (h.masked) {
-        std::memcpy(h.mask, p + at, 4);
-        at += 4;
-    } else {
-        std::memset(h.mask, 0, 4);
-    }
-    h.header_length = static_cast<uint8_t>(at);
 }
 
 }  // namespace sb::tools
