@@ -6,7 +6,6 @@
 // Prints `listening HOST:PORT` (the port actually bound) on stdout once it accepts
 // connections; exits 0 on SIGTERM or SIGINT, 1 when it cannot run, 2 on bad usage.
 #include <signal.h>
-#include <sys/resource.h>
 
 #include <csignal>
 #include <cstdio>
@@ -81,16 +80,6 @@ bool resolve(const std::string& text, sockaddr_storage& out, const char* option)
     return true;
 }
 
-// Thousands of idle connections need two descriptors each: raise the soft limit to
-// the hard one.
-void raise_descriptor_limit() {
-    rlimit limit{};
-    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-        limit.rlim_cur = limit.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &limit);
-    }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -102,7 +91,7 @@ int main(int argc, char** argv) {
         !resolve(options.backend, backend_addr, "--backend")) {
         return 2;
     }
-    raise_descriptor_limit();
+    sb::tools::raise_descriptor_limit();
     // A peer that resets its connection must not kill the relay on the next write.
     std::signal(SIGPIPE, SIG_IGN);
     // SIGINT and SIGTERM arrive through the relay's signalfd instead.

@@ -1,5 +1,7 @@
 #include "common/cli.h"
 
+#include <sys/resource.h>
+
 #include <charconv>
 #include <cmath>
 
@@ -44,6 +46,14 @@ bool parse_non_negative(std::string_view text, double& out) {
     auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), out);
     return ec == std::errc() && end == text.data() + text.size() && std::isfinite(out) &&
            out >= 0.0;
+}
+
+void raise_descriptor_limit() {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
+        limit.rlim_cur = limit.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &limit);
+    }
 }
 
 }  // namespace sb::tools

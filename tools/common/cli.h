@@ -35,4 +35,8 @@ bool parse_u64(std::string_view text, uint64_t& out);
 // Parses a non-negative decimal number (seconds, rates).
 bool parse_non_negative(std::string_view text, double& out);
 
+// Raises the soft descriptor limit to the hard one: thousands of connections need
+// thousands of descriptors, more than the usual shell default of 1,024.
+void raise_descriptor_limit();
+
 }  // namespace sb::tools

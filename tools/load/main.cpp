@@ -2,7 +2,6 @@
 // integration tests. argv → Options → one LoadRun on one uv loop → one JSON object on
 // stdout → exit code (0 after a run, whatever its errors; 1 when it cannot run; 2 on
 // bad usage). See `sb-load --help` and load/report.h for the output.
-#include <sys/resource.h>
 #include <uv.h>
 
 #include <csignal>
@@ -10,25 +9,12 @@
 #include <memory>
 #include <string>
 
+#include "common/cli.h"
 #include "common/handshake.h"
 #include "load/client_context.h"
 #include "load/load_run.h"
 #include "load/options.h"
 #include "load/report.h"
-
-namespace {
-
-// Thousands of connections need thousands of descriptors: raise the soft limit to
-// the hard one (the usual shell default of 1024 would fail 5,000 connections).
-void raise_descriptor_limit() {
-    rlimit limit{};
-    if (getrlimit(RLIMIT_NOFILE, &limit) == 0 && limit.rlim_cur < limit.rlim_max) {
-        limit.rlim_cur = limit.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &limit);
-    }
-}
-
-}  // namespace
 
 int main(int argc, char** argv) {
     sb::tools::Options options;
@@ -36,7 +22,7 @@ int main(int argc, char** argv) {
         return rc < 0 ? 0 : rc;
     }
     std::signal(SIGPIPE, SIG_IGN);  // a reset connection is an error to count, not a crash
-    raise_descriptor_limit();
+    sb::tools::raise_descriptor_limit();
     // OpenSSL loads its providers on first use, which takes milliseconds: do it now,
     // not inside the first measured handshake.
     (void)sb::tools::accept_key("warm-up");
