@@ -38,6 +38,10 @@ struct FrameHeader {
     bool masked : 1 = false;
     uint8_t rsv : 3 = 0;     // RSV1..3 as the top three bits of byte 0, shifted down (0..7)
     uint8_t opcode : 4 = 0;  // raw 4-bit opcode; reserved values are reported, not rejected
+    // The length is not in its shortest form, or its 64-bit form has the top bit set
+    // (RFC 6455 §5.2: "the minimal number of bytes MUST be used"; "the most
+    // significant bit MUST be 0"). Reported, not rejected: MessageState judges.
+    bool bad_length : 1 = false;
 
     bool is_control() const { return (opcode & 0x8) != 0; }
 };
@@ -60,10 +64,12 @@ inline void decode_frame_header(const uint8_t* p, FrameHeader& h) {
     h.masked = (p[1] & 0x80) != 0;
     uint8_t len7 = p[1] & 0x7F;
     size_t at = 2;
+    h.bad_length = false;
     if (len7 < 126) {
         h.payload_length = len7;
     } else if (len7 == 126) {
         h.payload_length = (uint64_t{p[2]} << 8) | p[3];
+        h.bad_length = h.payload_length < 126;
         at = 4;
     } else {
         uint64_t n = 0;
@@ -71,6 +77,7 @@ inline void decode_frame_header(const uint8_t* p, FrameHeader& h) {
             n = (n << 8) | p[2 + i];
         // RFC 6455 requires the top bit clear; mask it so a hostile length cannot wrap
         // any arithmetic. The reader still sees a huge length and applies its limits.
+        h.bad_length = n > 0x7FFFFFFFFFFFFFFFull || n <= 0xFFFF;
         h.payload_length = n & 0x7FFFFFFFFFFFFFFFull;
         at = 10;
     }

@@ -22,6 +22,8 @@ std::string_view violation_text(Violation v) {
             return "continuation frame outside a message";
         case Violation::ExpectedContinuation:
             return "new message inside a fragmented message";
+        case Violation::BadLength:
+            return "payload length not in its shortest form, or with its top bit set";
     }
     return "unknown";
 }
@@ -29,6 +31,7 @@ std::string_view violation_text(Violation v) {
 Violation MessageState::on_header(const FrameHeader& h, bool from_client) {
     if (from_client && !h.masked) return Violation::UnmaskedClientFrame;
     if (!from_client && h.masked) return Violation::MaskedServerFrame;
+    if (h.bad_length) return Violation::BadLength;
     switch (h.opcode) {
         case kClose:
         case kPing:

@@ -33,6 +33,7 @@ enum class Violation : uint8_t {
     ControlFragmented,       // control frame without FIN (§5.5)
     UnexpectedContinuation,  // continuation with no message in progress
     ExpectedContinuation,    // new data frame while a fragmented message is open
+    BadLength,               // length not in its shortest form, or top bit set (§5.2)
 };
 
 std::string_view violation_text(Violation v);

@@ -55,6 +55,32 @@ TEST(MessageStateTest, EachRoleWithItsOwnMasking) {
     EXPECT_EQ(from_server.on_header(server(kText, 5), false), Violation::None);
 }
 
+// RFC 6455 §5.2: "the minimal number of bytes MUST be used to encode the length", and
+// the 64-bit form's most significant bit MUST be 0. The 14-byte Pong that once overran
+// the relay's hold-back was such a frame (8 bytes of payload in the 64-bit form).
+TEST(MessageStateTest, LengthNotInItsShortestFormIsAViolation) {
+    struct Case {
+        std::vector<uint8_t> header;  // complete, masked
+        bool bad;
+    };
+    const std::vector<Case> cases = {
+        {{0x8A, 0xFF, 0, 0, 0, 0, 0, 0, 0, 8, 1, 2, 3, 4}, true},         // Pong, 8 in 64 bits
+        {{0x82, 0xFE, 0, 125, 1, 2, 3, 4}, true},                         // 125 in 16 bits
+        {{0x82, 0xFE, 0, 126, 1, 2, 3, 4}, false},                        // 126 in 16 bits
+        {{0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 1, 2, 3, 4}, true},   // 65535 in 64 bits
+        {{0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4}, false},        // 65536 in 64 bits
+        {{0x82, 0xFF, 0x80, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4}, true},      // top bit set
+        {{0x82, 0x85, 1, 2, 3, 4}, false},                                // 5 in 7 bits
+    };
+    for (const auto& c : cases) {
+        FrameHeader h;
+        decode_frame_header(c.header.data(), h);
+        EXPECT_EQ(h.bad_length, c.bad) << "header byte 1 = " << int{c.header[1]};
+        MessageState state;
+        EXPECT_EQ(state.on_header(h, true), c.bad ? Violation::BadLength : Violation::None);
+    }
+}
+
 TEST(MessageStateTest, ReservedDataOpcodes) {
     for (uint8_t opcode = 3; opcode <= 7; ++opcode) {
         MessageState state;

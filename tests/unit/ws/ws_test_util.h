@@ -79,7 +79,8 @@ inline std::string describe_header(const FrameHeader& h, uint64_t at) {
     return "H@" + std::to_string(at) + " fin=" + std::to_string(h.fin) +
            " rsv=" + std::to_string(h.rsv) + " op=" + std::to_string(h.opcode) +
            " masked=" + std::to_string(h.masked) + " len=" + std::to_string(h.payload_length) +
-           " hl=" + std::to_string(h.header_length) + " mask=" + hex(h.mask);
+           " hl=" + std::to_string(h.header_length) + " mask=" + hex(h.mask) +
+           (h.bad_length ? " bad_length" : "");
 }
 
 inline std::string describe_end(const FrameHeader& h, uint64_t at,
@@ -108,6 +109,7 @@ struct Event {
         return a.is_header == b.is_header && a.at == b.at && x.fin == y.fin && x.rsv == y.rsv &&
                x.opcode == y.opcode && x.masked == y.masked &&
                x.payload_length == y.payload_length && x.header_length == y.header_length &&
+               x.bad_length == y.bad_length &&
                std::equal(x.mask, x.mask + 4, y.mask) && a.capture_len == b.capture_len &&
                std::equal(a.capture.begin(), a.capture.begin() + a.capture_len, b.capture.begin());
     }
