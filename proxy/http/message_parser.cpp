@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cassert>
 
 namespace sb::http {
 
@@ -57,8 +58,35 @@ const llhttp_settings_t* MessageParser::settings(Kind kind) {
     return kind == Kind::Request ? &request : &response;
 }
 
-MessageParser::MessageParser(Kind kind) {
+MessageParser::MessageParser(Kind kind) : kind_(kind) {
     llhttp_init(&parser_, kind == Kind::Request ? HTTP_REQUEST : HTTP_RESPONSE, settings(kind));
+    parser_.data = this;
+}
+
+bool MessageParser::is_interim() const {
+    return kind_ == Kind::Response && head_done_ && status_code_ >= 100 && status_code_ < 200 &&
+           status_code_ != 101;
+}
+
+void MessageParser::start_next() {
+    assert(is_interim() && error_.empty());
+    if (!is_interim() || !error_.empty()) return;
+    head_begin_ = head_end_;
+    parsed_ = head_end_;
+    method_ = {};
+    target_ = {};
+    headers_.clear();
+    in_value_ = false;
+    head_done_ = false;
+    message_done_ = false;
+    has_body_ = false;
+    chunked_ = false;
+    status_code_ = 0;
+    major_ = minor_ = 0;
+    // A fresh llhttp rather than its own message chaining: llhttp would take the
+    // interim head's Content-Length (which a 1xx must not have) as a body to skip, and
+    // would refuse a next message after "Connection: close". The next head stands alone.
+    llhttp_init(&parser_, HTTP_RESPONSE, settings(kind_));
     parser_.data = this;
 }
 
@@ -102,8 +130,8 @@ int MessageParser::on_headers_complete(llhttp_t* p) {
     s->status_code_ = p->status_code;
     s->major_ = p->http_major;
     s->minor_ = p->http_minor;
-    s->has_body_ = (p->flags & F_CHUNKED) != 0 ||
-                   ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > 0);
+    s->chunked_ = (p->flags & F_CHUNKED) != 0;
+    s->has_body_ = s->chunked_ || ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > 0);
     // Pause so that execute() stops exactly at the end of the head: what follows is a
     // body, WebSocket frames, or nothing, and the session decides what to do with it.
     return HPE_PAUSED;
@@ -127,40 +155,92 @@ MessageParser::Status MessageParser::parse(std::string_view buffer) {
         return Status::NeedMore;
     }
     if (rc == HPE_PAUSED && head_done_) {
-        head_length_ = static_cast<size_t>(llhttp_get_error_pos(&parser_) - buffer.data());
-        parsed_ = head_length_;
+        head_end_ = static_cast<size_t>(llhttp_get_error_pos(&parser_) - buffer.data());
+        parsed_ = head_end_;
         llhttp_resume(&parser_);
-        // llhttp accepts a few things RFC 9112 lets a proxy reject; refuse them here.
-        // (find is memchr: a few instructions per 16 bytes, not a loop per byte.)
-        std::string_view head = buffer.substr(0, head_length_);
-        for (size_t i = head.find('\r'); i != head.npos && i + 1 < head.size();
-             i = head.find('\r', i + 1)) {
-            if (head[i + 1] != '\n') {
-                error_ = "bare CR in message head";
-                return Status::Error;
-            }
-        }
-        for (size_t i = head.find('\n'); i != head.npos && i + 2 < head.size();
-             i = head.find('\n', i + 1)) {
-            if (head[i + 1] == ' ' || head[i + 1] == '\t') {
-                error_ = "obsolete line folding in header";
-                return Status::Error;
-            }
-        }
-        // llhttp 8 lets spaces into header names ("Host : a"), which RFC 9112 §5.1
-        // requires a server to reject.
-        for (const auto& h : headers_) {
-            auto name = h.name.in(head);
-            if (name.empty() || !std::all_of(name.begin(), name.end(), is_token_char)) {
-                error_ = "invalid character in header name";
-                return Status::Error;
-            }
-        }
-        return Status::Complete;
+        return check_head(buffer) ? Status::Complete : Status::Error;
     }
     error_ = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_)
                                                : llhttp_errno_name(rc);
     return Status::Error;
+}
+
+bool MessageParser::check_head(std::string_view buffer) {
+    // (find is memchr: a few instructions per 16 bytes, not a loop per byte.)
+    std::string_view head = buffer.substr(head_begin_, head_end_ - head_begin_);
+    for (size_t i = head.find('\r'); i != head.npos; i = head.find('\r', i + 1)) {
+        if (i + 1 == head.size() || head[i + 1] != '\n') {
+            error_ = "bare CR in message head";
+            return false;
+        }
+    }
+    for (size_t i = head.find('\n'); i != head.npos; i = head.find('\n', i + 1)) {
+        if (i == 0 || head[i - 1] != '\r') {
+            error_ = "bare LF in message head (lines must end in CRLF)";
+            return false;
+        }
+        if (i + 1 < head.size() && (head[i + 1] == ' ' || head[i + 1] == '\t')) {
+            error_ = "obsolete line folding in header";
+            return false;
+        }
+    }
+    // llhttp 8 lets spaces into header names ("Host : a"), which RFC 9112 §5.1
+    // requires a server to reject.
+    bool has_transfer_encoding = false;
+    for (const auto& h : headers_) {
+        auto name = h.name.in(buffer);
+        if (name.empty() || !std::all_of(name.begin(), name.end(), is_token_char)) {
+            error_ = "invalid character in header name";
+            return false;
+        }
+        has_transfer_encoding = has_transfer_encoding || iequals(name, "transfer-encoding");
+    }
+    return !has_transfer_encoding || check_transfer_encoding(buffer);
+}
+
+bool MessageParser::check_transfer_encoding(std::string_view buffer) {
+    // RFC 9112 §6.1: an HTTP/1.0 message with Transfer-Encoding has faulty framing.
+    if (major_ == 1 && minor_ == 0) {
+        error_ = "Transfer-Encoding in an HTTP/1.0 message";
+        return false;
+    }
+    // All Transfer-Encoding fields form one list (RFC 9110 §5.3). Empty elements are
+    // refused rather than skipped, so that no parser behind us can read the list
+    // differently; so is a coding after chunked or chunked twice.
+    size_t codings = 0;
+    bool chunked_last = false;
+    for (const auto& h : headers_) {
+        if (!iequals(h.name.in(buffer), "transfer-encoding")) continue;
+        std::string_view list = h.value.in(buffer);
+        while (true) {
+            auto comma = list.find(',');
+            auto coding = trim(list.substr(0, comma));
+            if (coding.empty()) {
+                error_ = "empty Transfer-Encoding or empty element in it";
+                return false;
+            }
+            if (chunked_last) {
+                error_ = "Transfer-Encoding has a coding after chunked";
+                return false;
+            }
+            chunked_last = iequals(coding, "chunked");
+            ++codings;
+            if (comma == std::string_view::npos) break;
+            list.remove_prefix(comma + 1);
+        }
+    }
+    // RFC 9112 §6.3 (4): without chunked last, a request's length cannot be known (a
+    // server MUST answer 400); SPEC §3 refuses such a response too (502).
+    if (!chunked_last || codings == 0) {
+        error_ = "Transfer-Encoding does not end in chunked";
+        return false;
+    }
+    // Our reading and llhttp's must agree, or the body would be framed two ways.
+    if (!chunked_) {
+        error_ = "Transfer-Encoding not understood";
+        return false;
+    }
+    return true;
 }
 
 bool MessageParser::consume_body(std::string_view bytes, bool& ended) {

@@ -1,10 +1,23 @@
 // MessageParser: an llhttp wrapper that parses one HTTP/1.1 request head (from a
 // client) or response head (from a backend) out of a buffer that grows as bytes
-// arrive, and keeps headers as offsets into that buffer so it may reallocate.
+// arrive, and keeps headers as offsets into that buffer so it may reallocate. A
+// backend's interim 1xx heads (RFC 9110 §15.2) come before its final answer in the
+// same buffer: start_next() parses the head that follows one.
 //
-// Strict by construction: llhttp runs with every leniency off, so conflicting
-// Content-Length and Transfer-Encoding, invalid characters and malformed lines are
-// errors; obsolete line folding and bare CR are rejected here as well.
+// Strict by construction (SPEC §3; a request that breaks a rule gets 400 from the
+// session, a response 502). llhttp runs with every leniency off, so invalid
+// characters, malformed lines, conflicting Content-Length and Transfer-Encoding
+// (RFC 9112 §6.3) and differing or invalid Content-Length values are errors. llhttp
+// stops short of a few rules, which are checked here once the head is complete:
+//   - every line of the head ends in CRLF: a bare CR, or a bare LF (which llhttp 8.1
+//     takes after the request line), is an error (RFC 9112 §2.2);
+//   - obsolete line folding is an error (RFC 9112 §5.2);
+//   - a header name is a token, without whitespace before the colon (RFC 9112 §5.1);
+//   - a Transfer-Encoding, all its fields read as one list, must end in chunked and
+//     name chunked only once (RFC 9112 §6.1, §6.3 (4)); an empty one is an error.
+//     llhttp checks this only after the head, where this parser has stopped.
+// Only the head is held to these rules: what follows it (a body, WebSocket frames)
+// is not looked at by parse().
 //
 // Owned by a session for the length of a handshake; single-threaded.
 #pragma once
@@ -34,8 +47,8 @@ class MessageParser {
     enum class Kind { Request, Response };
     enum class Status {
         NeedMore,  // the head is not complete yet
-        Complete,  // the head is complete; head_length() bytes of the buffer are the head
-        Error,     // malformed; error() says why
+        Complete,  // the head is complete: buffer[head_begin(), head_end())
+        Error,     // malformed; error() says why. Sticky: later calls say Error too
     };
 
     explicit MessageParser(Kind kind);
@@ -43,8 +56,18 @@ class MessageParser {
     MessageParser& operator=(const MessageParser&) = delete;
 
     // Parses the bytes of `buffer` not seen by earlier calls. `buffer` must hold
-    // everything given before, unchanged, followed by the new bytes.
+    // everything given before, unchanged, followed by the new bytes (it may move).
+    // Once Complete, further calls return Complete until start_next().
     Status parse(std::string_view buffer);
+
+    // After a Complete response head with is_interim(): forgets that head, and the next
+    // parse(buffer), on the same growing buffer, parses a new head starting at
+    // head_end(). A 1xx has no body (RFC 9110 §15.2), so the next head follows at once.
+    // The caller passes each interim head on before calling this; see is_interim().
+    void start_next();
+    // A complete response head whose status is 1xx other than 101 (100 Continue, 103
+    // Early Hints): an interim answer, followed by the final one. Never for requests.
+    bool is_interim() const;
 
     // After Complete: continues with body bytes of a response that is not an upgrade;
     // `ended` turns true once the message has ended (Content-Length met, last chunk).
@@ -55,7 +78,14 @@ class MessageParser {
     bool body_ends_at_eof() const;
 
     const std::string& error() const { return error_; }
-    size_t head_length() const { return head_length_; }
+    // Where the current head lies in the buffer: [head_begin(), head_end()). The first
+    // head begins at 0; one after an interim head begins where that one ended. Header
+    // and request-line spans are offsets into the whole buffer, not into the head.
+    size_t head_begin() const { return head_begin_; }
+    size_t head_end() const { return head_end_; }
+    // head_end() - head_begin(): the size of the current head, and its end for
+    // callers that never call start_next() (their head begins at 0).
+    size_t head_length() const { return head_end_ - head_begin_; }
 
     // Request line.
     Span method() const { return method_; }
@@ -77,17 +107,23 @@ class MessageParser {
     static int on_message_complete(llhttp_t*);
     void extend(Span& span, const char* at, size_t len);
     static const llhttp_settings_t* settings(Kind kind);
+    // The checks llhttp does not make, on the complete head; false with error_ set.
+    bool check_head(std::string_view buffer);
+    bool check_transfer_encoding(std::string_view buffer);
 
     llhttp_t parser_;
+    Kind kind_;
     const char* base_ = nullptr;  // start of the buffer during parse()
     size_t parsed_ = 0;           // bytes of the buffer already given to llhttp
-    size_t head_length_ = 0;
+    size_t head_begin_ = 0;
+    size_t head_end_ = 0;
     Span method_, target_;
     std::vector<HeaderSpan> headers_;
     bool in_value_ = false;
     bool head_done_ = false;
     bool message_done_ = false;
     bool has_body_ = false;
+    bool chunked_ = false;  // llhttp's reading: the last transfer coding is chunked
     int status_code_ = 0;
     unsigned major_ = 0, minor_ = 0;
     std::string error_;

@@ -1,8 +1,10 @@
 // http::MessageParser: request and response heads fed whole, in two pieces at every
 // split point and one byte at a time into a buffer that moves on every call; the
-// strictness rules of SPEC §3 (conflicting lengths, obsolete folding, bare CR,
-// invalid characters); bodies by Content-Length, chunked and until EOF; and the
-// header helpers (find_header, count_headers, iequals, has_token).
+// strictness rules of SPEC §3 (conflicting lengths, obsolete folding, bare CR, bare
+// LF, invalid characters, a Transfer-Encoding not ending in chunked); interim 1xx
+// heads parsed one after another from one buffer; bodies by Content-Length, chunked
+// and until EOF; and the header helpers (find_header, count_headers, iequals,
+// has_token).
 #include "http/message_parser.h"
 
 #include <gmock/gmock.h>
@@ -314,6 +316,97 @@ TEST(MessageParserStrictTest, RejectsFoldingFedOneByteAtATime) {
               Status::Error);
 }
 
+TEST(MessageParserStrictTest, RejectsBareLfAfterTheRequestLine) {
+    // Regression: llhttp 8.1 takes a bare LF after the request line even with every
+    // leniency off; SPEC §3 wants 400 for any line end that is not CRLF.
+    std::string error;
+    EXPECT_EQ(parse_text("GET / HTTP/1.1\nHost: a\r\n\r\n", &error), Status::Error);
+    EXPECT_THAT(error, ::testing::HasSubstr("bare LF"));
+}
+
+TEST(MessageParserStrictTest, RejectsBareLfEndingAHeaderLine) {
+    EXPECT_EQ(parse_text("GET / HTTP/1.1\r\nHost: a\nX-A: b\r\n\r\n"), Status::Error);
+    EXPECT_EQ(parse_text("GET / HTTP/1.1\r\nHost: a\r\nX-A: b\n\r\n"), Status::Error);
+}
+
+TEST(MessageParserStrictTest, RejectsBareLfEndingTheHead) {
+    EXPECT_EQ(parse_text("GET / HTTP/1.1\r\nHost: a\r\n\n"), Status::Error);
+    EXPECT_EQ(parse_text("GET / HTTP/1.1\nHost: a\n\n"), Status::Error);
+}
+
+TEST(MessageParserStrictTest, RejectsBareLfFedOneByteAtATime) {
+    MessageParser p(Kind::Request);
+    std::string buffer;
+    EXPECT_EQ(parse_bytewise(p, "GET / HTTP/1.1\nHost: a\r\n\r\n", buffer), Status::Error);
+}
+
+TEST(MessageParserStrictTest, RejectsBareLfInAResponseHead) {
+    // A backend answering with bare LF is garbage too: the session answers 502.
+    MessageParser p(Kind::Response);
+    EXPECT_EQ(p.parse("HTTP/1.1 101 Switching Protocols\nUpgrade: websocket\r\n\r\n"),
+              Status::Error);
+    MessageParser q(Kind::Response);
+    EXPECT_EQ(q.parse("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\n\r\n"), Status::Error);
+}
+
+TEST(MessageParserStrictTest, BareLfAfterTheHeadIsNotPartOfIt) {
+    // Only the head is held to CRLF: what follows it (frames, a body) is not text.
+    std::string buffer = "GET / HTTP/1.1\r\nHost: a\r\n\r\n\n\x81\x0a";
+    MessageParser p(Kind::Request);
+    EXPECT_EQ(p.parse(buffer), Status::Complete) << p.error();
+}
+
+TEST(MessageParserStrictTest, RejectsARequestTransferEncodingNotEndingInChunked) {
+    // RFC 9112 §6.3 (4): the server MUST answer 400. llhttp checks this only after
+    // the head, where this parser has already stopped.
+    std::string error;
+    EXPECT_EQ(parse_text("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", &error),
+              Status::Error);
+    EXPECT_THAT(error, ::testing::HasSubstr("Transfer-Encoding"));
+    EXPECT_EQ(parse_text("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n"),
+              Status::Error);
+    EXPECT_EQ(parse_text("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                         "Transfer-Encoding: gzip\r\n\r\n"),
+              Status::Error);
+}
+
+TEST(MessageParserStrictTest, RejectsAnEmptyTransferEncoding) {
+    EXPECT_EQ(parse_text("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:\r\n\r\n"),
+              Status::Error);
+    EXPECT_EQ(parse_text("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding:  \r\n\r\n"),
+              Status::Error);
+    EXPECT_EQ(parse_text("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,chunked\r\n\r\n"),
+              Status::Error);
+}
+
+TEST(MessageParserStrictTest, RejectsChunkedAppliedTwice) {
+    // RFC 9112 §6.1: a sender must not apply chunked more than once.
+    EXPECT_EQ(parse_text("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n"
+                         "\r\n"),
+              Status::Error);
+}
+
+TEST(MessageParserStrictTest, RejectsTransferEncodingInHttp10) {
+    // RFC 9112 §6.1: such a message's framing is faulty.
+    EXPECT_EQ(parse_text("POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"),
+              Status::Error);
+}
+
+TEST(MessageParserStrictTest, AcceptsCodingsEndingInChunked) {
+    MessageParser p(Kind::Request);
+    ASSERT_EQ(p.parse("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
+                      "transfer-encoding: CHUNKED\r\n\r\n"),
+              Status::Complete)
+        << p.error();
+    EXPECT_TRUE(p.has_body());
+}
+
+TEST(MessageParserStrictTest, RejectsAResponseTransferEncodingNotEndingInChunked) {
+    // SPEC §3 HTTP requests: framing is strict both ways; the session answers 502.
+    MessageParser p(Kind::Response);
+    EXPECT_EQ(p.parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n"), Status::Error);
+}
+
 // ---- responses ----
 
 TEST(MessageParserTest, ParsesA101Response) {
@@ -356,6 +449,165 @@ TEST(MessageParserTest, ResponseWithConflictingLengthsIsRejected) {
     EXPECT_EQ(p.parse("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
                       "Transfer-Encoding: chunked\r\n\r\n"),
               Status::Error);
+}
+
+// ---- interim answers (RFC 9110 §15.2) ----
+
+constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+constexpr std::string_view kEarlyHints = "HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n";
+constexpr std::string_view kFrames = "\x81\x02hi";
+
+// One head the parser reported: status, interim or not, where it lay, its headers.
+struct SeenHead {
+    int status = 0;
+    bool interim = false;
+    size_t begin = 0, end = 0, length = 0;
+    std::vector<std::pair<std::string, std::string>> headers;
+};
+
+SeenHead seen(const MessageParser& p, std::string_view buffer) {
+    return {p.status_code(), p.is_interim(),  p.head_begin(),
+            p.head_end(),    p.head_length(), headers_of(p, buffer)};
+}
+
+// The loop a session runs on each read: every Complete interim head is recorded (the
+// session passes it on) and the next head is parsed from the same buffer.
+Status parse_heads(MessageParser& p, std::string_view buffer, std::vector<SeenHead>& heads) {
+    Status status = p.parse(buffer);
+    while (status == Status::Complete && p.is_interim()) {
+        heads.push_back(seen(p, buffer));
+        p.start_next();
+        status = p.parse(buffer);
+    }
+    if (status == Status::Complete) heads.push_back(seen(p, buffer));
+    return status;
+}
+
+void expect_interim_then_101(const std::vector<SeenHead>& heads) {
+    ASSERT_EQ(heads.size(), 3u);
+    EXPECT_EQ(heads[0].status, 100);
+    EXPECT_TRUE(heads[0].interim);
+    EXPECT_EQ(heads[0].begin, 0u);
+    EXPECT_EQ(heads[0].end, kContinue.size());
+    EXPECT_EQ(heads[0].length, kContinue.size());
+    EXPECT_THAT(heads[0].headers, IsEmpty());
+
+    EXPECT_EQ(heads[1].status, 103);
+    EXPECT_TRUE(heads[1].interim);
+    EXPECT_EQ(heads[1].begin, kContinue.size());
+    EXPECT_EQ(heads[1].end, kContinue.size() + kEarlyHints.size());
+    EXPECT_EQ(heads[1].length, kEarlyHints.size());
+    EXPECT_THAT(heads[1].headers, ElementsAre(Pair("Link", "</a>")));
+
+    EXPECT_EQ(heads[2].status, 101);
+    EXPECT_FALSE(heads[2].interim);
+    EXPECT_EQ(heads[2].begin, kContinue.size() + kEarlyHints.size());
+    EXPECT_EQ(heads[2].end, kContinue.size() + kEarlyHints.size() + kResponse.size());
+    EXPECT_EQ(heads[2].length, kResponse.size());
+    EXPECT_THAT(heads[2].headers,
+                ElementsAre(Pair("Upgrade", "websocket"), Pair("Connection", "Upgrade"),
+                            Pair("Sec-WebSocket-Accept", "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=")));
+}
+
+std::string interim_then_101() {
+    return std::string(kContinue) + std::string(kEarlyHints) + std::string(kResponse) +
+           std::string(kFrames);
+}
+
+TEST(MessageParserInterimTest, InterimHeadsThenA101FedWhole) {
+    std::string buffer = interim_then_101();
+    MessageParser p(Kind::Response);
+    std::vector<SeenHead> heads;
+    ASSERT_EQ(parse_heads(p, buffer, heads), Status::Complete) << p.error();
+    expect_interim_then_101(heads);
+    // What follows the final head is left for the relay.
+    EXPECT_EQ(std::string_view(buffer).substr(p.head_end()), kFrames);
+}
+
+TEST(MessageParserInterimTest, InterimHeadsThenA101FedOneByteAtATime) {
+    std::string text = interim_then_101();
+    MessageParser p(Kind::Response);
+    std::vector<SeenHead> heads;
+    Status status = Status::NeedMore;
+    size_t n = 0;
+    // Each call sees a fresh copy one byte longer, so the buffer moves every time.
+    while (status != Status::Complete && n < text.size()) {
+        std::string moved = text.substr(0, ++n);
+        status = parse_heads(p, moved, heads);
+        ASSERT_NE(status, Status::Error) << n << ": " << p.error();
+    }
+    ASSERT_EQ(status, Status::Complete);
+    EXPECT_EQ(n, text.size() - kFrames.size());
+    expect_interim_then_101(heads);
+}
+
+TEST(MessageParserInterimTest, OnlyOneXxOtherThan101IsInterim) {
+    for (std::string_view text :
+         {kContinue, kEarlyHints, std::string_view("HTTP/1.1 199 Whatever\r\n\r\n")}) {
+        MessageParser p(Kind::Response);
+        ASSERT_EQ(p.parse(text), Status::Complete) << p.error();
+        EXPECT_TRUE(p.is_interim()) << text;
+    }
+    for (std::string_view text : {kResponse, std::string_view("HTTP/1.1 200 OK\r\n\r\n"),
+                                  std::string_view("HTTP/1.1 204 No Content\r\n\r\n")}) {
+        MessageParser p(Kind::Response);
+        ASSERT_EQ(p.parse(text), Status::Complete) << p.error();
+        EXPECT_FALSE(p.is_interim()) << text;
+    }
+    MessageParser request(Kind::Request);
+    ASSERT_EQ(request.parse(kRequest), Status::Complete);
+    EXPECT_FALSE(request.is_interim());
+}
+
+TEST(MessageParserInterimTest, StartNextWaitsForTheNextHead) {
+    std::string buffer(kContinue);
+    MessageParser p(Kind::Response);
+    ASSERT_EQ(p.parse(buffer), Status::Complete);
+    ASSERT_TRUE(p.is_interim());
+    p.start_next();
+    EXPECT_EQ(p.parse(buffer), Status::NeedMore);
+    EXPECT_THAT(p.headers(), IsEmpty());
+    EXPECT_EQ(p.status_code(), 0);
+    buffer += "HTTP/1.1 101 Switching";
+    EXPECT_EQ(p.parse(buffer), Status::NeedMore);
+    buffer += " Protocols\r\nUpgrade: websocket\r\n\r\n";
+    ASSERT_EQ(p.parse(buffer), Status::Complete) << p.error();
+    EXPECT_EQ(p.status_code(), 101);
+    EXPECT_EQ(p.head_begin(), kContinue.size());
+    EXPECT_EQ(p.head_end(), buffer.size());
+    EXPECT_THAT(headers_of(p, buffer), ElementsAre(Pair("Upgrade", "websocket")));
+}
+
+TEST(MessageParserInterimTest, AHeadAfterAnInterimOneIsCheckedAsStrictly) {
+    std::string buffer = std::string(kContinue) + "HTTP/1.1 101 Switching Protocols\nX: y\r\n\r\n";
+    MessageParser p(Kind::Response);
+    ASSERT_EQ(p.parse(buffer), Status::Complete);
+    p.start_next();
+    EXPECT_EQ(p.parse(buffer), Status::Error);
+    EXPECT_THAT(p.error(), ::testing::HasSubstr("bare LF"));
+}
+
+TEST(MessageParserInterimTest, FinalAnswerAfterAnInterimOneKeepsItsBody) {
+    std::string buffer = std::string(kContinue) +
+                         "HTTP/1.1 403 Forbidden\r\nContent-Length: 4\r\n\r\n"
+                         "deny";
+    MessageParser p(Kind::Response);
+    ASSERT_EQ(p.parse(buffer), Status::Complete);
+    p.start_next();
+    ASSERT_EQ(p.parse(buffer), Status::Complete) << p.error();
+    EXPECT_EQ(p.status_code(), 403);
+    EXPECT_TRUE(p.has_body());
+    bool ended = false;
+    ASSERT_TRUE(p.consume_body(std::string_view(buffer).substr(p.head_end()), ended)) << p.error();
+    EXPECT_TRUE(ended);
+}
+
+TEST(MessageParserInterimTest, HeadOffsetsOfASingleHeadStartAtZero) {
+    MessageParser p(Kind::Request);
+    ASSERT_EQ(p.parse(kRequest), Status::Complete);
+    EXPECT_EQ(p.head_begin(), 0u);
+    EXPECT_EQ(p.head_end(), kRequest.size());
+    EXPECT_EQ(p.head_length(), kRequest.size());
 }
 
 // ---- bodies ----
