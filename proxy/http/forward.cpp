@@ -1,5 +1,7 @@
 #include "http/forward.h"
 
+#include "http/handshake.h"
+
 namespace sb::http {
 
 std::string backend_request(std::string_view buffer, const MessageParser& parser,
@@ -14,7 +16,6 @@ std::string backend_request(std::string_view buffer, const MessageParser& parser
     out.append(" HTTP/1.1\r\n");
 
     std::string forwarded_for;
-    std::string_view host;
     for (const auto& h : parser.headers()) {
         auto name = h.name.in(buffer);
         auto value = h.value.in(buffer);
@@ -24,7 +25,6 @@ std::string backend_request(std::string_view buffer, const MessageParser& parser
             continue;
         }
         if (iequals(name, "x-forwarded-proto") || iequals(name, "x-forwarded-host")) continue;
-        if (iequals(name, "host")) host = value;
         out.append(name);
         out.append(": ");
         out.append(value);
@@ -34,7 +34,13 @@ std::string backend_request(std::string_view buffer, const MessageParser& parser
     forwarded_for.append(info.client_ip);
     out.append("X-Forwarded-For: ").append(forwarded_for).append("\r\n");
     out.append("X-Forwarded-Proto: ").append(info.proto).append("\r\n");
-    if (!host.empty()) out.append("X-Forwarded-Host: ").append(host).append("\r\n");
+    // check_upgrade refuses a request without exactly one valid Host; checked again
+    // here so that no other caller can make a backend trust a Host that is not one.
+    std::string_view host;
+    if (count_headers(parser.headers(), buffer, "host") == 1 &&
+        find_header(buffer, parser.headers(), "host", host) && valid_host(host)) {
+        out.append("X-Forwarded-Host: ").append(host).append("\r\n");
+    }
     out.append("\r\n");
     return out;
 }

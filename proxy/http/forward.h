@@ -5,6 +5,8 @@
 // X-Forwarded-For gets the client address appended to any value the client sent
 // (the HAProxy and nginx `$proxy_add_x_forwarded_for` convention); X-Forwarded-Proto
 // and X-Forwarded-Host are replaced, since a client could otherwise forge them.
+// X-Forwarded-Host is the request's one Host, trimmed, and only when valid_host()
+// accepts it (RFC 9112 §3.2); otherwise it is left out.
 #pragma once
 
 #include <string>

@@ -1,11 +1,80 @@
 #include "http/handshake.h"
 
+#include <arpa/inet.h>
+
+#include <array>
+
 namespace sb::http {
 
 namespace {
 
 bool is_base64_char(char c) {
     return ascii_alnum(c) || c == '+' || c == '/';
+}
+
+bool is_hex_digit(char c) {
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+// RFC 3986 reg-name characters other than '%': unreserved and sub-delims.
+constexpr std::array<bool, 256> kRegNameChars = [] {
+    std::array<bool, 256> t{};
+    for (int c = 0; c < 256; ++c)
+        t[c] = ascii_alnum(static_cast<char>(c));
+    for (char c : std::string_view("-._~!$&'()*+,;="))
+        t[static_cast<unsigned char>(c)] = true;
+    return t;
+}();
+
+bool valid_reg_name(std::string_view name) {
+    if (name.empty()) return false;
+    for (size_t i = 0; i < name.size(); ++i) {
+        if (name[i] == '%') {
+            if (i + 2 >= name.size()) return false;
+            if (!is_hex_digit(name[i + 1]) || !is_hex_digit(name[i + 2])) return false;
+            i += 2;
+        } else if (!kRegNameChars[static_cast<unsigned char>(name[i])]) {
+            return false;
+        }
+    }
+    return true;
+}
+
+// "[" IPv6address "]", checked by inet_pton, which takes no zone and no IPvFuture.
+bool valid_ip_literal(std::string_view literal) {
+    if (literal.size() < 3 || literal.front() != '[' || literal.back() != ']') return false;
+    char text[64];  // the longest IPv6 text is 45 characters
+    std::string_view inner = literal.substr(1, literal.size() - 2);
+    if (inner.size() >= sizeof text) return false;
+    inner.copy(text, inner.size());
+    text[inner.size()] = '\0';
+    unsigned char address[16];
+    return inet_pton(AF_INET6, text, address) == 1;
+}
+
+bool valid_port(std::string_view port) {
+    if (port.empty() || port.size() > 5) return false;
+    unsigned value = 0;
+    for (char c : port) {
+        if (c < '0' || c > '9') return false;
+        value = value * 10 + static_cast<unsigned>(c - '0');
+    }
+    return value <= 65535;
+}
+
+// The Transfer-Encoding or a non-zero Content-Length that makes an upgrade request
+// carry a body, or an empty view. (MessageParser has already refused malformed and
+// conflicting values.)
+std::string_view body_header(std::string_view buffer, const std::vector<HeaderSpan>& headers) {
+    for (const auto& h : headers) {
+        auto name = h.name.in(buffer);
+        if (iequals(name, "transfer-encoding")) return "Transfer-Encoding";
+        if (iequals(name, "content-length")) {
+            auto value = h.value.in(buffer);
+            if (value.find_first_not_of("0 \t") != std::string_view::npos) return "Content-Length";
+        }
+    }
+    return {};
 }
 
 HandshakeResult fail(Status status, std::string reason) {
@@ -22,6 +91,24 @@ bool valid_websocket_key(std::string_view key) {
         if (!is_base64_char(key[i])) return false;
     }
     return std::string_view("AQgw").find(key[21]) != std::string_view::npos;
+}
+
+bool valid_host(std::string_view host) {
+    std::string_view name = host;
+    std::string_view rest;
+    if (!host.empty() && host.front() == '[') {
+        auto close = host.find(']');
+        if (close == std::string_view::npos) return false;
+        name = host.substr(0, close + 1);
+        rest = host.substr(close + 1);
+        if (!valid_ip_literal(name)) return false;
+    } else {
+        auto colon = host.find(':');
+        name = host.substr(0, colon);
+        if (colon != std::string_view::npos) rest = host.substr(colon);
+        if (!valid_reg_name(name)) return false;
+    }
+    return rest.empty() || (rest.front() == ':' && valid_port(rest.substr(1)));
 }
 
 std::string host_without_port(std::string_view host) {
@@ -61,10 +148,17 @@ HandshakeResult check_upgrade(std::string_view buffer, const MessageParser& pars
     if (out.target.empty() || out.target.front() != '/') {
         return fail(Status::BadRequest, "request target must be a path starting with /");
     }
+    // origin-form (RFC 9112 §3.2.1) has no fragment; a client never sends one.
+    if (out.target.find('#') != std::string_view::npos) {
+        return fail(Status::BadRequest, "request target has a fragment");
+    }
     size_t hosts = count_headers(headers, buffer, "host");
     if (hosts != 1 || !find_header(buffer, headers, "host", host) || host.empty()) {
         return fail(Status::BadRequest,
                     hosts > 1 ? "more than one Host header" : "missing Host header");
+    }
+    if (!valid_host(host)) {
+        return fail(Status::BadRequest, "Host is not a valid host[:port]");
     }
     if (!find_header(buffer, headers, "connection", connection) ||
         !has_token(connection, "upgrade")) {
@@ -83,8 +177,11 @@ HandshakeResult check_upgrade(std::string_view buffer, const MessageParser& pars
     if (version != "13" || count_headers(headers, buffer, "sec-websocket-version") != 1) {
         return fail(Status::UpgradeRequired, "unsupported Sec-WebSocket-Version");
     }
-    if (parser.has_body()) {
-        return fail(Status::BadRequest, "WebSocket upgrade request must not have a body");
+    // RFC 9112 §6.3: any Transfer-Encoding, whatever its codings, or a Content-Length
+    // other than 0, and what follows the head would be a body, not frames.
+    if (auto what = body_header(buffer, headers); !what.empty() || parser.has_body()) {
+        return fail(Status::BadRequest, "WebSocket upgrade request must not have a body (" +
+                                            std::string(what.empty() ? "body" : what) + ")");
     }
     if (count_headers(headers, buffer, "origin") > 1) {
         return fail(Status::BadRequest, "more than one Origin header");

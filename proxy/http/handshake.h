@@ -1,6 +1,16 @@
 // The client side of the WebSocket opening handshake (RFC 6455 §4.2.1): checks a
 // parsed request head against every rule SPEC §3 lists and extracts what routing,
 // balancing and logging need. Pure; no I/O.
+//
+// Accepted: GET, HTTP/1.1, an origin-form target (RFC 9112 §3.2.1: a path, optional
+// query, no fragment), exactly one Host that is a valid host[:port] (valid_host), an
+// Upgrade header naming websocket, a Connection header with the upgrade token,
+// exactly one Sec-WebSocket-Key that is base64 of 16 bytes, exactly one
+// Sec-WebSocket-Version: 13, at most one Origin, and no body: no Transfer-Encoding at
+// all and no Content-Length but 0 (RFC 9112 §6.3; SPEC §3 Handshake).
+// Refused with 400: anything else, except a Sec-WebSocket-Version other than one 13,
+// which gets 426 (RFC 6455 §4.4). The head itself has already passed MessageParser's
+// strict checks (CRLF only, no folding, token header names, sane framing headers).
 #pragma once
 
 #include <string>
@@ -34,6 +44,20 @@ HandshakeResult check_upgrade(std::string_view buffer, const MessageParser& pars
 
 // True if `key` is base64 of exactly 16 bytes (24 characters, "==" padded).
 bool valid_websocket_key(std::string_view key);
+
+// True if `host` is a valid Host value, uri-host [ ":" port ] (RFC 9112 §3.2, RFC 9110
+// §7.2), read strictly by RFC 3986 §3.2.2:
+//   - a reg-name: one or more unreserved, pct-encoded (%XX) or sub-delims characters
+//     (this covers dotted IPv4 and names with a trailing dot); raw non-ASCII bytes,
+//     whitespace, controls and "@/?#[]\" and the like are refused;
+//   - or a bracketed IPv6 address ("[::1]"). IPvFuture ("[v1.x]") and zone
+//     identifiers are refused: RFC 9110 §4.2.3 keeps zones out of Host, and nothing
+//     could route an IPvFuture;
+//   - then optionally ':' and 1 to 5 digits whose value is at most 65535. An empty
+//     port ("a:"), which the grammar allows, is refused: no client sends one.
+// An empty value is refused too: a WebSocket URI always has an authority (RFC 9112
+// §3.2 allows an empty Host only for a target without one).
+bool valid_host(std::string_view host);
 
 // "Host: Chat.Example.com:8080" → "chat.example.com"; "[::1]:80" → "[::1]".
 std::string host_without_port(std::string_view host);

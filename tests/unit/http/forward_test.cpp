@@ -1,7 +1,8 @@
 // http::backend_request: the client's head rewritten for its backend. X-Forwarded-For
 // is appended to, X-Forwarded-Proto and X-Forwarded-Host are replaced, Sec-WebSocket-*
-// and every other header pass unchanged and in order; with add_forwarded_headers off
-// the head goes out byte for byte.
+// and every other header pass unchanged and in order; X-Forwarded-Host only ever
+// carries a valid host[:port]; with add_forwarded_headers off the head goes out byte
+// for byte.
 #include "http/forward.h"
 
 #include <gmock/gmock.h>
@@ -121,6 +122,29 @@ TEST(ForwardTest, ForwardedHostKeepsThePortAsSent) {
     head.replace(head.find("Host: chat.example.com"), 22, "Host: chat.example.com:8443");
     auto out = rewrite(head, kInfo);
     EXPECT_NE(out.find("X-Forwarded-Host: chat.example.com:8443\r\n"), std::string::npos) << out;
+}
+
+// Regression: "Host: a b" went into X-Forwarded-Host. check_upgrade refuses such a
+// request, and backend_request itself never copies a Host that is not host[:port].
+TEST(ForwardTest, NeverCopiesAnInvalidHostIntoXForwardedHost) {
+    for (std::string_view bad : {"Host: a b", "Host: a\tb", "Host: a:99999", "Host: a@b"}) {
+        std::string head(kHead);
+        head.replace(head.find("Host: chat.example.com"), 22, bad);
+        auto out = rewrite(head, kInfo);
+        EXPECT_EQ(out.find("X-Forwarded-Host"), std::string::npos) << out;
+    }
+}
+
+TEST(ForwardTest, NoXForwardedHostFromTwoHostHeaders) {
+    auto out = rewrite(with_headers("Host: other.example\r\n"), kInfo);
+    EXPECT_EQ(out.find("X-Forwarded-Host"), std::string::npos) << out;
+}
+
+TEST(ForwardTest, ForwardedHostLeavesOutTrailingWhitespace) {
+    std::string head(kHead);
+    head.replace(head.find("Host: chat.example.com"), 22, "Host: chat.example.com \t");
+    auto out = rewrite(head, kInfo);
+    EXPECT_NE(out.find("X-Forwarded-Host: chat.example.com\r\n"), std::string::npos) << out;
 }
 
 TEST(ForwardTest, Ipv6ClientAddress) {

@@ -1,7 +1,7 @@
 // http::check_upgrade: one test per rule of SPEC §3 Handshake (RFC 6455 §4.2.1),
 // each answered 400 or, for a wrong version, 426; the accepted request and what is
-// extracted from it (path, query, host name, origin); valid_websocket_key and
-// host_without_port.
+// extracted from it (path, query, host name, origin); valid_websocket_key, valid_host
+// and host_without_port.
 #include "http/handshake.h"
 
 #include <gtest/gtest.h>
@@ -47,6 +47,18 @@ class HandshakeTest : public ::testing::Test {
         auto status = parser_->parse(buffer_);
         EXPECT_EQ(status, MessageParser::Status::Complete) << parser_->error();
         return check_upgrade(buffer_, *parser_, request_);
+    }
+
+    // Whether the request is refused with 400, by the parser (its strict framing
+    // rules) or by check_upgrade: the session answers 400 to either.
+    bool refused_with_400() {
+        buffer_ = request_line_ + "\r\n";
+        for (const auto& h : headers_)
+            buffer_ += h + "\r\n";
+        buffer_ += "\r\n";
+        parser_ = std::make_unique<MessageParser>(MessageParser::Kind::Request);
+        if (parser_->parse(buffer_) == MessageParser::Status::Error) return true;
+        return check_upgrade(buffer_, *parser_, request_).status == Status::BadRequest;
     }
 
     void expect_refused(Status status, std::string_view body = {}) {
@@ -237,6 +249,102 @@ TEST_F(HandshakeTest, EmptyBodyIsFine) {
     EXPECT_EQ(check().status, Status::Ok);
 }
 
+// Regression: RFC 9112 §6.3 and SPEC §3: any Transfer-Encoding, or a Content-Length
+// that is not zero, on an upgrade request gets 400, whatever the coding.
+TEST_F(HandshakeTest, TransferEncodingGzipOnAnUpgradeIsRefused) {
+    headers_.push_back("Transfer-Encoding: gzip");
+    EXPECT_TRUE(refused_with_400());
+}
+
+TEST_F(HandshakeTest, EmptyTransferEncodingOnAnUpgradeIsRefused) {
+    headers_.push_back("Transfer-Encoding:");
+    EXPECT_TRUE(refused_with_400());
+}
+
+TEST_F(HandshakeTest, TransferEncodingEndingInChunkedOnAnUpgradeIsRefused) {
+    headers_.push_back("Transfer-Encoding: gzip, chunked");
+    expect_refused(Status::BadRequest);
+}
+
+TEST_F(HandshakeTest, TransferEncodingIsRefusedEvenWithContentLengthZero) {
+    headers_.push_back("Content-Length: 0");
+    headers_.push_back("Transfer-Encoding: identity");
+    EXPECT_TRUE(refused_with_400());
+}
+
+TEST_F(HandshakeTest, AbsurdContentLengthIsRefused) {
+    headers_.push_back("Content-Length: 99999999999999999999999999");
+    EXPECT_TRUE(refused_with_400());
+    replace("Content-Length:", "Content-Length: 1000000000");
+    EXPECT_TRUE(refused_with_400());
+}
+
+TEST_F(HandshakeTest, ContentLengthZeroWrittenLongIsFine) {
+    headers_.push_back("Content-Length: 000");
+    EXPECT_EQ(check().status, Status::Ok);
+}
+
+// Regression: "Host: a b" was accepted and copied into X-Forwarded-Host. A Host that
+// is not host[:port] (RFC 9112 §3.2, RFC 3986 §3.2.2) gets 400.
+TEST_F(HandshakeTest, HostWithASpaceIsRefused) {
+    replace("Host:", "Host: a b");
+    expect_refused(Status::BadRequest);
+}
+
+TEST_F(HandshakeTest, HostWithATabIsRefused) {
+    replace("Host:", "Host: a\tb");
+    expect_refused(Status::BadRequest);
+}
+
+TEST_F(HandshakeTest, HostWithControlCharactersIsRefused) {
+    replace("Host:", "Host: a\x01");
+    EXPECT_TRUE(refused_with_400());
+    replace("Host:", "Host: a\x7f");
+    EXPECT_TRUE(refused_with_400());
+}
+
+TEST_F(HandshakeTest, HostWithABadPortIsRefused) {
+    for (const char* host : {"a:65536", "a:", "a:x", "a:-1", "a:80:80", ":80"}) {
+        replace("Host:", std::string("Host: ") + host);
+        EXPECT_TRUE(refused_with_400()) << host;
+    }
+}
+
+TEST_F(HandshakeTest, HostWithUserinfoOrPathIsRefused) {
+    for (const char* host : {"user@a.example", "a.example/x", "a.example?x", "a.example#x"}) {
+        replace("Host:", std::string("Host: ") + host);
+        EXPECT_TRUE(refused_with_400()) << host;
+    }
+}
+
+TEST_F(HandshakeTest, WhitespaceAroundHostIsNotPartOfIt) {
+    replace("Host:", "Host:   chat.example.com:8080  ");
+    ASSERT_EQ(check().status, Status::Ok);
+    EXPECT_EQ(request_.host, "chat.example.com:8080");
+}
+
+TEST_F(HandshakeTest, Ipv6HostIsAccepted) {
+    replace("Host:", "Host: [2001:db8::1]:8443");
+    ASSERT_EQ(check().status, Status::Ok);
+    EXPECT_EQ(request_.host_name, "[2001:db8::1]");
+}
+
+TEST_F(HandshakeTest, TwoHostHeadersEvenIfEqual) {
+    headers_.push_back("Host: chat.example.com");
+    expect_refused(Status::BadRequest);
+}
+
+TEST_F(HandshakeTest, FragmentInTheTargetIsRefused) {
+    // A fragment is never sent in a request (RFC 9112 §3.2.1 origin-form).
+    request_line_ = "GET /chat#x HTTP/1.1";
+    EXPECT_TRUE(refused_with_400());
+}
+
+TEST_F(HandshakeTest, AuthorityFormTargetIsRefused) {
+    request_line_ = "GET chat.example.com:80 HTTP/1.1";
+    EXPECT_TRUE(refused_with_400());
+}
+
 TEST_F(HandshakeTest, TwoOriginHeaders) {
     headers_.push_back("Origin: https://a.example");
     headers_.push_back("Origin: https://b.example");
@@ -302,6 +410,88 @@ TEST(ValidWebSocketKeyTest, RejectsNonZeroTrailingBits) {
     EXPECT_FALSE(valid_websocket_key("dGhlIHNhbXBsZSBub25jZR=="));
     EXPECT_FALSE(valid_websocket_key("AAAAAAAAAAAAAAAAAAAAAB=="));
     EXPECT_FALSE(valid_websocket_key("AAAAAAAAAAAAAAAAAAAAA/=="));
+}
+
+// ---- valid_host ----
+
+TEST(ValidHostTest, AcceptsRegisteredNames) {
+    EXPECT_TRUE(valid_host("chat.example.com"));
+    EXPECT_TRUE(valid_host("Chat.Example.COM"));
+    EXPECT_TRUE(valid_host("localhost"));
+    EXPECT_TRUE(valid_host("a-b_c~d.e"));
+    EXPECT_TRUE(valid_host("xn--bcher-kva.example"));
+    EXPECT_TRUE(valid_host("example.com."));
+    EXPECT_TRUE(valid_host("%41b"));           // pct-encoded
+    EXPECT_TRUE(valid_host("a!$&'()*+,;=b"));  // sub-delims are reg-name characters
+}
+
+TEST(ValidHostTest, AcceptsAPortThatFits) {
+    EXPECT_TRUE(valid_host("chat.example.com:8080"));
+    EXPECT_TRUE(valid_host("a:0"));
+    EXPECT_TRUE(valid_host("a:65535"));
+    EXPECT_TRUE(valid_host("a:00080"));
+}
+
+TEST(ValidHostTest, AcceptsIpAddresses) {
+    EXPECT_TRUE(valid_host("127.0.0.1"));
+    EXPECT_TRUE(valid_host("127.0.0.1:80"));
+    EXPECT_TRUE(valid_host("[::1]"));
+    EXPECT_TRUE(valid_host("[::1]:443"));
+    EXPECT_TRUE(valid_host("[2001:DB8::1]"));
+    EXPECT_TRUE(valid_host("[::ffff:192.0.2.1]:80"));
+}
+
+TEST(ValidHostTest, RejectsEmptyAndWhitespace) {
+    EXPECT_FALSE(valid_host(""));
+    EXPECT_FALSE(valid_host(" "));
+    EXPECT_FALSE(valid_host("a b"));
+    EXPECT_FALSE(valid_host(" a"));
+    EXPECT_FALSE(valid_host("a\tb"));
+}
+
+TEST(ValidHostTest, RejectsCharactersOutsideRegName) {
+    for (std::string_view host : {"a@b", "a/b", "a\\b", "a?b", "a#b", "a\"b", "a<b", "a>b", "a[b",
+                                  "a]b", "a{b", "a|b", "a^b", "a`b"}) {
+        EXPECT_FALSE(valid_host(host)) << host;
+    }
+    EXPECT_FALSE(valid_host(std::string_view("a\0b", 3)));
+    EXPECT_FALSE(valid_host("a\x01"));
+    EXPECT_FALSE(valid_host("a\x7f"));
+    EXPECT_FALSE(valid_host("\xc3\xa9.example"));  // raw UTF-8: IDNs travel as xn--
+}
+
+TEST(ValidHostTest, RejectsBrokenPercentEncoding) {
+    EXPECT_FALSE(valid_host("%"));
+    EXPECT_FALSE(valid_host("%4"));
+    EXPECT_FALSE(valid_host("%zz"));
+    EXPECT_FALSE(valid_host("a%4:80"));
+}
+
+TEST(ValidHostTest, RejectsBadPorts) {
+    EXPECT_FALSE(valid_host("a:"));
+    EXPECT_FALSE(valid_host(":80"));
+    EXPECT_FALSE(valid_host("a:65536"));
+    EXPECT_FALSE(valid_host("a:99999999999999999999999"));
+    EXPECT_FALSE(valid_host("a:-1"));
+    EXPECT_FALSE(valid_host("a:+1"));
+    EXPECT_FALSE(valid_host("a:8x"));
+    EXPECT_FALSE(valid_host("a:80:80"));
+    EXPECT_FALSE(valid_host("a: 80"));
+}
+
+TEST(ValidHostTest, RejectsBrokenIpLiterals) {
+    EXPECT_FALSE(valid_host("::1"));
+    EXPECT_FALSE(valid_host("[::1"));
+    EXPECT_FALSE(valid_host("::1]"));
+    EXPECT_FALSE(valid_host("[]"));
+    EXPECT_FALSE(valid_host("[::1]x"));
+    EXPECT_FALSE(valid_host("[::1]:"));
+    EXPECT_FALSE(valid_host("[::1]:65536"));
+    EXPECT_FALSE(valid_host("[zz::1]"));
+    EXPECT_FALSE(valid_host("[127.0.0.1]"));
+    EXPECT_FALSE(valid_host("[::1%25eth0]"));  // no zone in a Host (RFC 9110 §4.2.3)
+    EXPECT_FALSE(valid_host("[v1.x]"));        // IPvFuture: nothing could route it
+    EXPECT_FALSE(valid_host("[[::1]]"));
 }
 
 // ---- host_without_port ----
