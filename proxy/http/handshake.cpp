@@ -180,8 +180,9 @@ HandshakeResult check_upgrade(std::string_view buffer, const MessageParser& pars
     // RFC 9112 §6.3: any Transfer-Encoding, whatever its codings, or a Content-Length
     // other than 0, and what follows the head would be a body, not frames.
     if (auto what = body_header(buffer, headers); !what.empty() || parser.has_body()) {
-        return fail(Status::BadRequest, "WebSocket upgrade request must not have a body (" +
-                                            std::string(what.empty() ? "body" : what) + ")");
+        std::string reason = "WebSocket upgrade request must not have a body";
+        if (!what.empty()) reason.append(" (").append(what).append(")");
+        return fail(Status::BadRequest, std::move(reason));
     }
     if (count_headers(headers, buffer, "origin") > 1) {
         return fail(Status::BadRequest, "more than one Origin header");
