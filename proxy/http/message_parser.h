@@ -14,8 +14,9 @@
 //   - obsolete line folding is an error (RFC 9112 §5.2);
 //   - a header name is a token, without whitespace before the colon (RFC 9112 §5.1);
 //   - a Transfer-Encoding, all its fields read as one list, must end in chunked and
-//     name chunked only once (RFC 9112 §6.1, §6.3 (4)); an empty one is an error.
-//     llhttp checks this only after the head, where this parser has stopped.
+//     name chunked only once (RFC 9112 §6.1, §6.3 (4)); an empty one, an empty list
+//     element, or one in an HTTP/1.0 message (RFC 9112 §6.1) is an error. llhttp
+//     checks the request case only after the head, where this parser has stopped.
 // Only the head is held to these rules: what follows it (a body, WebSocket frames)
 // is not looked at by parse().
 //
@@ -64,6 +65,7 @@ class MessageParser {
     // parse(buffer), on the same growing buffer, parses a new head starting at
     // head_end(). A 1xx has no body (RFC 9110 §15.2), so the next head follows at once.
     // The caller passes each interim head on before calling this; see is_interim().
+    // Calling it in any other state is a bug: asserted, and a no-op without asserts.
     void start_next();
     // A complete response head whose status is 1xx other than 101 (100 Continue, 103
     // Early Hints): an interim answer, followed by the final one. Never for requests.
