@@ -54,9 +54,6 @@ struct WorkerContext {
     // Called (on this worker's thread) when a connect succeeds to a backend that was
     // marked down: the main thread may then move rooms back to it (rehome).
     std::function<void(const std::string& pool)> on_backend_up;
-    // Bytes read only to be thrown away (a client still sending after its answer)
-    // land here; no session needs them afterwards.
-    char discard[4096];
 };
 
 }  // namespace sb::session

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -11,10 +12,6 @@
 namespace sb::session {
 
 namespace {
-
-uv::Block* block_of(char* data) {
-    return reinterpret_cast<uv::Block*>(data - Pipe::kHeadroom) - 1;
-}
 
 uint32_t random_mask() {
     // Masks for frames sent to backends: RFC 6455 wants them unpredictable.
@@ -31,7 +28,8 @@ std::string token_bytes(uint64_t token) {
 
 // The bytes to write for one chunk: ranges of the chunk's buffer, with proxy frames
 // inserted between them and cut-out ranges (a swallowed Pong, a discarded tail) left
-// out. At most: data, control, data, data.
+// out. One delivery plans at most four ranges: what precedes a swallowed Pong, what
+// precedes the one proxy frame, that frame, and what follows it.
 struct Plan {
     explicit Plan(char* b) : base(b) {}
 
@@ -44,6 +42,7 @@ struct Plan {
     void take(size_t to) {
         if (to <= emitted) return;
         bool contiguous = count > 0 && bufs[count - 1].base + bufs[count - 1].len == base + emitted;
+        if (!contiguous && count == std::size(bufs)) std::abort();  // see the bound above
         if (contiguous) {
             bufs[count - 1].len += to - emitted;
         } else {
@@ -55,7 +54,10 @@ struct Plan {
     void cut(size_t to) {
         if (to > emitted) emitted = to;
     }
-    void insert(uv::Block* frame) { bufs[count++] = uv_buf_init(frame->data(), frame->size); }
+    void insert(uv::Block* frame) {
+        if (count == std::size(bufs)) std::abort();  // see the bound above
+        bufs[count++] = uv_buf_init(frame->data(), frame->size);
+    }
 };
 
 }  // namespace
@@ -158,120 +160,64 @@ Pipe::~Pipe() {
     release(control_);
 }
 
-uv_stream_t* Pipe::src() const {
-    return session_.stream(from_client_);
+Endpoint& Pipe::src() const {
+    return session_.endpoint(from_client_);
 }
-uv_stream_t* Pipe::dst() const {
-    return session_.stream(!from_client_);
+Endpoint& Pipe::dst() const {
+    return session_.endpoint(!from_client_);
 }
-tls::Connection* Pipe::src_tls() const {
-    return session_.tls_of(from_client_);
-}
-tls::Connection* Pipe::dst_tls() const {
-    return session_.tls_of(!from_client_);
+
+void Pipe::release(uv::Block* b) {
+    // A block may head a chain.
+    tls::release_chain(session_.context().blocks, b);
 }
 
 void Pipe::start() {
     stopped_ = false;
-    if (reading_ || source_ended_ || in_flight_ != nullptr || !attached_) return;
-    if (tls::Connection* tls = src_tls(); tls != nullptr && tls->has_input()) {
-        // Ciphertext read before the pause is still waiting: decrypt it first.
-        session_.pump_tls(from_client_);
-        if (!accepting()) return;
-    }
+    if (source_ended_ || !attached_ || dst().write_pending()) return;
     if (paused_) {
         paused_ = false;
         session_.context().stats.resumes.add();
     }
-    // Already reading: a plain backend after its 101 (Session::on_response_head).
-    int rc = uv_read_start(src(), &Session::on_alloc, &Session::on_read);
-    if (rc == 0 || rc == UV_EALREADY) reading_ = true;
+    src().deliver_to(Endpoint::Consumer::Pipe);
+    src().resume();
 }
 
 void Pipe::stop() {
     stopped_ = true;
-    if (reading_) uv_read_stop(src());
-    reading_ = false;
+    src().pause();
 }
 
 void Pipe::pause() {
-    if (!reading_) return;
-    uv_read_stop(src());
-    reading_ = false;
+    if (paused_ || src().paused()) return;
+    src().pause();
     paused_ = true;
     session_.context().stats.pauses.add();
 }
 
-void Pipe::on_alloc(uv_buf_t* buf) {
-    uv::Block* b = session_.context().blocks.take();
-    if (b == nullptr) {
-        *buf = uv_buf_init(nullptr, 0);  // libuv reports UV_ENOBUFS to on_read
-        return;
-    }
-    // Headroom in front, where carried bytes of the previous read are put back.
-    *buf = uv_buf_init(b->data() + kHeadroom, b->capacity - kHeadroom);
-}
-
-void Pipe::release(uv::Block* b) {
-    // A block may head a chain of ciphertext blocks.
-    tls::release_chain(session_.context().blocks, b);
-}
-
-void Pipe::on_read(ssize_t nread, const uv_buf_t* buf) {
-    if (nread <= 0) {
-        if (buf->base != nullptr) release(block_of(buf->base));
-        if (nread == 0) return;  // EAGAIN: the block goes back, nothing is held
-        on_end(static_cast<int>(nread));
-        return;
-    }
-    // Data arrived, so libuv used our block.
-    on_plaintext(block_of(buf->base), static_cast<size_t>(nread));
-}
-
 void Pipe::on_end(int status) {
-    if (reading_) uv_read_stop(src());
-    reading_ = false;
     if (status == UV_EOF) {
         source_ended_ = true;
         session_.on_source_ended(*this);
     } else {
-        session_.on_pipe_error(*this, status, true);
+        session_.on_side_error(from_client_, status);
     }
 }
 
-void Pipe::on_plaintext(uv::Block* b, size_t n) {
+void Pipe::on_bytes(uv::Block* b, char* data, size_t n) {
     session_.count_bytes(direction(), n);
     if (auto* stats = session_.pool_stats()) stats->bytes[direction()].add(n);
     session_.on_activity(*this);
-    // Put the bytes held back last time in front of the new ones: one contiguous run.
-    char* start = b->data() + kHeadroom - carry_len_;
-    std::memcpy(start, carry_, carry_len_);
-    size_t len = carry_len_ + n;
-    b->size = static_cast<uint32_t>(len);
-    forward(b, start, len);
+    // The bytes held back last time go in front of the new ones, in the headroom
+    // every delivery leaves: one contiguous run, whose held part was scanned already.
+    size_t scanned = carry_.size();
+    char* start = carry_.put_before(data);
+    forward(b, start, scanned + n, scanned);
 }
 
-void Pipe::scan_only(std::string_view bytes) {
-    Plan plan{const_cast<char*>(bytes.data())};
-    Sink sink{*this, plan, 0, uv_now(session_.context().loop)};
-    scanner_.scan(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size(), sink);
-    session_.count_bytes(direction(), bytes.size());
-    if (auto* stats = session_.pool_stats()) stats->bytes[direction()].add(bytes.size());
-    dst_boundary_ = scanner_.at_boundary();
-    // A backend may say goodbye in the same packet as its 101.
-    if (sink.saw_close) {
-        close_received_ = true;
-        close_forwarded_ = true;
-        session_.on_close_frame(*this, sink.close_code);
-    }
-}
-
-void Pipe::forward(uv::Block* b, char* data, size_t len) {
+void Pipe::forward(uv::Block* b, char* data, size_t len, size_t scanned) {
     forwarding_ = true;
     const bool discarding_at_start = discarding_;
-    // Bytes before `scanned` were scanned by an earlier read (the carry).
-    const size_t scanned = carry_len_;
-    carry_len_ = 0;
     Plan plan{data};
     uv::Block* injected = nullptr;
     Stop stop = Stop::None;
@@ -281,7 +227,7 @@ void Pipe::forward(uv::Block* b, char* data, size_t len) {
         session_.on_raw_bytes(*this, std::string_view(data, len));
         plan.take(len);
     } else {
-        // A Pong held back from the last read starts this buffer.
+        // A Pong held back from the last delivery starts this run.
         if (holding_pong_) {
             sink.in_pong = true;
             sink.pong_at = 0;
@@ -321,17 +267,23 @@ void Pipe::forward(uv::Block* b, char* data, size_t len) {
             plan.cut(len);
         } else {
             // Hold back an incomplete header, or a Pong that may be ours, for the next
-            // read: what goes out ends between frames or inside a payload.
+            // delivery: what goes out ends between frames or inside a payload. Every
+            // byte of an incomplete header is in this run (the carry put the earlier
+            // ones in front), so the header's start is within it.
             size_t hold = len;
-            if (scanner_.partial_header_bytes() > 0) {
-                hold = len - scanner_.partial_header_bytes();
+            if (size_t partial = scanner_.partial_header_bytes(); partial > 0) {
+                hold = len - std::min(partial, len);
             } else if (sink.in_pong) {
                 hold = sink.pong_at;
                 holding_pong_ = true;
             }
+            if (!carry_.hold(data + hold, len - hold)) {
+                // More than a header and a Pong's capture cannot be pending; should it
+                // ever be, the bytes go on unheld (a Pong then reaches the backend).
+                hold = len;
+                holding_pong_ = false;
+            }
             plan.take(hold);
-            carry_len_ = static_cast<uint8_t>(len - hold);
-            std::memcpy(carry_, data + hold, carry_len_);
             dst_boundary_ = hold < len || scanner_.at_boundary();
         }
     }
@@ -364,11 +316,11 @@ void Pipe::forward(uv::Block* b, char* data, size_t len) {
 bool Pipe::may_splice() const {
     // Mid-payload, with nothing held back, waiting or queued, and plaintext on both
     // sides: then the bytes up to the frame's end need no look from the proxy.
-    return mode_ == Mode::Frames && !discarding_ && control_ == nullptr && in_flight_ == nullptr &&
-           carry_len_ == 0 && !holding_pong_ && !shutdown_wanted_ && !stopped_ && reading_ &&
-           !scanner_.current().is_control() && scanner_.partial_header_bytes() == 0 &&
-           scanner_.payload_remaining() > kSpliceMin && src_tls() == nullptr &&
-           dst_tls() == nullptr;
+    return mode_ == Mode::Frames && !discarding_ && control_ == nullptr &&
+           !dst().write_pending() && carry_.size() == 0 && !holding_pong_ && !shutdown_wanted_ &&
+           !stopped_ && !src().paused() && !scanner_.current().is_control() &&
+           scanner_.partial_header_bytes() == 0 && scanner_.payload_remaining() > kSpliceMin &&
+           src().tls() == nullptr && dst().tls() == nullptr;
 }
 
 void Pipe::splice_payload() {
@@ -376,12 +328,9 @@ void Pipe::splice_payload() {
     // copying the bytes into the proxy and out again; spliced, it is 8 pairs of
     // page moves.
     net::SplicePipe& kernel = session_.context().splice;
-    int in = -1;
-    int out = -1;
-    if (!kernel.ready() || uv_fileno(reinterpret_cast<uv_handle_t*>(src()), &in) != 0 ||
-        uv_fileno(reinterpret_cast<uv_handle_t*>(dst()), &out) != 0) {
-        return;
-    }
+    int in = src().fd();
+    int out = dst().fd();
+    if (!kernel.ready() || in < 0 || out < 0) return;
     // No more than the destination takes: what it refuses must be read back out and
     // parked, and a nearly full destination is left to ordinary reads, which park one
     // block at most. Asked once per callback (two system calls), then spent: the
@@ -414,7 +363,7 @@ void Pipe::splice_payload() {
             // The destination failed (reset, gone): as a failed write.
             int error = uv_translate_sys_error(errno);
             kernel.clear();  // the next session finds the pipe empty
-            session_.on_pipe_error(*this, error, false);
+            session_.on_side_error(!from_client_, error);
             return;
         }
         room -= sent;
@@ -439,7 +388,7 @@ bool Pipe::park_spliced(size_t n) {
             if (b != nullptr) session_.context().blocks.give(b);
             release(chain);
             kernel.clear();  // the next session finds the pipe empty
-            session_.on_pipe_error(*this, UV_ENOBUFS, false);
+            session_.on_side_error(!from_client_, UV_ENOBUFS);
             return false;
         }
         b->size = static_cast<uint32_t>(r);
@@ -447,105 +396,24 @@ bool Pipe::park_spliced(size_t n) {
         tail = &b->next;
         n -= static_cast<size_t>(r);
     }
-    return write_chain(chain);
-}
-
-bool Pipe::write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra) {
-    if (tls::Connection* tls = dst_tls()) {
-        // Encrypt now, in order, and send the ciphertext: the plaintext blocks are free.
-        bool ok = true;
-        for (unsigned i = 0; i < count && ok; ++i)
-            ok = tls->write(bufs[i].base, bufs[i].len);
-        release(owner);
-        release(extra);
-        uv::Block* chain = tls->take_output();
-        if (!ok) {
-            tls::release_chain(session_.context().blocks, chain);
-            session_.on_pipe_error(*this, UV_EPROTO, false);
-            return false;
-        }
-        return write_chain(chain);
-    }
-    return write_plain(owner, bufs, count, extra);
-}
-
-bool Pipe::write_chain(uv::Block* chain) {
-    if (chain == nullptr) return true;
-    uv_buf_t bufs[8];
-    unsigned count = 0;
-    for (uv::Block* b = chain; b != nullptr; b = b->next) {
-        if (count == std::size(bufs)) {
-            // Cannot happen: one block of plaintext encrypts into two or three, and
-            // bytes parked after a splice fill eight at most (kSpliceRound).
-            tls::release_chain(session_.context().blocks, chain);
-            session_.on_pipe_error(*this, UV_ENOBUFS, false);
-            return false;
-        }
-        bufs[count++] = uv_buf_init(b->data(), b->size);
-    }
-    return write_plain(chain, bufs, count, nullptr);
-}
-
-bool Pipe::write_plain(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra) {
-    size_t total = 0;
-    for (unsigned i = 0; i < count; ++i)
-        total += bufs[i].len;
-    int rc = uv_try_write(dst(), bufs, count);
-    if (rc == UV_EAGAIN) rc = 0;
-    if (rc < 0) {
-        release(owner);
-        release(extra);
-        session_.on_pipe_error(*this, rc, false);
-        return false;
-    }
-    auto written = static_cast<size_t>(rc);
-    if (written == total) {
-        release(owner);
-        release(extra);
-        return true;
-    }
-    // Queue what the kernel did not take, and stop reading until it drains.
-    unsigned first = 0;
-    while (written >= bufs[first].len)
-        written -= bufs[first++].len;
-    bufs[first].base += written;
-    bufs[first].len -= written;
-    // The proxy frame written along rides in the chain, released with it.
-    if (extra != nullptr) {
-        uv::Block* tail = owner;
-        while (tail->next != nullptr)
-            tail = tail->next;
-        tail->next = extra;
-    }
-    in_flight_ = owner;
-    owner->write.data = this;
-    rc = uv_write(&owner->write, dst(), bufs + first, count - first, &Pipe::on_write);
-    if (rc != 0) {
-        in_flight_ = nullptr;
-        release(owner);
-        session_.on_pipe_error(*this, rc, false);
-        return false;
-    }
-    pause();
+    if (!dst().write_chain(chain)) return false;
+    if (dst().write_pending()) pause();
     return true;
 }
 
-void Pipe::on_write(uv_write_t* req, int status) noexcept {
-    auto* pipe = static_cast<Pipe*>(req->data);
-    pipe->release(pipe->in_flight_);
-    pipe->in_flight_ = nullptr;
-    if (status == UV_ECANCELED) return;  // the session is closing its handles
-    if (status < 0) {
-        pipe->session_.on_pipe_error(*pipe, status, false);
-        return;
-    }
-    pipe->after_write();
+bool Pipe::write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra) {
+    if (!dst().write(owner, bufs, count, extra)) return false;
+    // Backpressure: nothing more is read from the source until the destination has
+    // taken everything (on_drained).
+    if (dst().write_pending()) pause();
+    return true;
 }
 
-void Pipe::after_write() {
+void Pipe::on_drained() {
+    if (!attached_) return;
     if (control_ != nullptr && dst_boundary_) {
         write_control();
-        if (in_flight_ != nullptr) return;
+        if (dst().write_pending()) return;
     }
     if (shutdown_wanted_) {
         maybe_shutdown();
@@ -554,15 +422,20 @@ void Pipe::after_write() {
     }
 }
 
+void Pipe::on_shutdown() {
+    done_ = true;
+    session_.on_pipe_done(*this);
+}
+
 bool Pipe::queue_control(const std::string& frame, bool is_close) {
-    if (control_ != nullptr || shutdown_sent_ || !attached_) return false;
+    if (control_ != nullptr || dst().shutdown_requested() || !attached_) return false;
     uv::Block* b = session_.context().blocks.take();
     if (b == nullptr) return false;
     std::memcpy(b->data(), frame.data(), frame.size());
     b->size = static_cast<uint32_t>(frame.size());
     control_ = b;
     control_is_close_ = is_close;
-    if (in_flight_ == nullptr && !forwarding_ && dst_boundary_) write_control();
+    if (!dst().write_pending() && !forwarding_ && dst_boundary_) write_control();
     return true;
 }
 
@@ -599,49 +472,31 @@ void Pipe::shutdown_destination() {
 }
 
 void Pipe::maybe_shutdown() {
-    if (!shutdown_wanted_ || shutdown_sent_ || forwarding_ || in_flight_ != nullptr) return;
+    if (!shutdown_wanted_ || forwarding_ || dst().write_pending() || dst().shutdown_requested() ||
+        !dst().is_open()) {
+        return;
+    }
     if (control_ != nullptr) {
         if (dst_boundary_) {
             write_control();
-            if (in_flight_ != nullptr) return;  // shut down once it is written
+            if (dst().write_pending()) return;  // shut down once it is written
         } else {
             // The stream stopped inside a frame: a frame can no longer be added.
             release(control_);
             control_ = nullptr;
         }
     }
-    if (carry_len_ > 0 && !discarding_) {
+    if (carry_.size() > 0 && !discarding_) {
         // The source ended inside a header: pass its last bytes on as they are.
         uv::Block* b = session_.context().blocks.take();
         if (b != nullptr) {
-            std::memcpy(b->data(), carry_, carry_len_);
-            uv_buf_t buf = uv_buf_init(b->data(), carry_len_);
-            carry_len_ = 0;
-            if (!write(b, &buf, 1, nullptr) || in_flight_ != nullptr) return;
+            std::memcpy(b->data(), carry_.data(), carry_.size());
+            uv_buf_t buf = uv_buf_init(b->data(), static_cast<unsigned>(carry_.size()));
+            carry_.clear();
+            if (!write(b, &buf, 1, nullptr) || dst().write_pending()) return;
         }
     }
-    if (tls::Connection* tls = dst_tls()) {
-        // TLS says goodbye with close_notify before the TCP FIN.
-        tls->close_notify();
-        uv::Block* chain = tls->take_output();
-        if (chain != nullptr && !write_chain(chain)) return;
-    }
-    shutdown_sent_ = true;
-    auto* req = new uv_shutdown_t;
-    req->data = this;
-    if (uv_shutdown(req, dst(), &Pipe::on_shutdown) != 0) {
-        delete req;
-        shutdown_done_ = true;
-        session_.on_pipe_done(*this);
-    }
-}
-
-void Pipe::on_shutdown(uv_shutdown_t* req, int status) noexcept {
-    auto* pipe = static_cast<Pipe*>(req->data);
-    delete req;
-    if (status == UV_ECANCELED) return;
-    pipe->shutdown_done_ = true;
-    pipe->session_.on_pipe_done(*pipe);
+    dst().shutdown();
 }
 
 }  // namespace sb::session

@@ -1,29 +1,28 @@
-// Pipe: one direction of a session's relay, from a source socket to a destination
-// socket. Both directions are the same code with the roles swapped.
+// Pipe: one direction of a session's relay, from a source Endpoint to a destination
+// Endpoint. Both directions are the same code with the roles swapped.
 //
 // Owned by its Session (a member, never moved); runs on the session's worker thread.
 //
-// What it does with each chunk read from the source:
+// What it does with each run of bytes its source delivers (every byte of the
+// direction, from the first one that arrived with the handshake on, comes through
+// on_bytes; there is no other way in):
 //  - the FrameScanner follows frame headers in place (payloads are never copied or
 //    unmasked), so the Pipe counts messages and bytes, sees Close frames, and applies
-//    the client's message limits;
-//  - the chunk is written with uv_try_write; only a remainder is queued, with the
-//    uv_write_t embedded in the chunk's Block, so there is at most one write in
-//    flight and it never allocates;
-//  - while a write is in flight the source is not read (backpressure by stopping
-//    reads, never by growing a queue): memory per direction is at most one Block
-//    (eight in the rare case below);
+//    the client's framing rules and message limits;
+//  - the bytes are written to the destination; while its writes are pending the
+//    source is paused (backpressure by stopping reads, never by growing a queue), so
+//    a direction holds at most the block it is writing (eight in the rare case below);
 //  - most of a large payload between plain sockets is spliced (splice(2) through the
 //    worker's kernel pipe, never copied into the proxy), in rounds no larger than the
 //    destination's free send buffer; what it refuses all the same is read back into
-//    Blocks and queued as an ordinary write;
+//    blocks and queued as an ordinary write;
 //  - a control frame of the proxy's own (Close, Ping) waits for the next frame
 //    boundary and is written between two frames, never inside one;
-//  - what goes out never ends inside a frame header: a header split across reads is
-//    held back (at most 14 bytes, "carry") and written with the next chunk, so the
-//    stream can always be cut cleanly at the start of a frame. The same hold-back
-//    keeps a client's Pong that may answer the proxy's own Ping until it can be
-//    compared, so the matching Pong is swallowed and never reaches the backend.
+//  - what goes out never ends inside a frame header: a header split across
+//    deliveries is held back in a Carry and put in front of the next delivery, so the
+//    stream can always be cut cleanly at the start of a frame. The same hold-back keeps
+//    a client's Pong that may answer the proxy's own Ping until it can be compared,
+//    so the matching Pong is swallowed and never reaches the backend.
 //
 // Once the source has ended (EOF) and the session asks, the destination is shut down
 // for writing: TCP half-close propagates, and the Pipe is done.
@@ -32,13 +31,13 @@
 #include <uv.h>
 
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "config/config.h"
-#include "limits/token_bucket.h"
 #include "metrics/worker_stats.h"
 #include "net/splice_pipe.h"
-#include "tls/connection.h"
+#include "session/endpoint.h"
 #include "uv/block_pool.h"
 #include "ws/frame_scanner.h"
 #include "ws/protocol.h"
@@ -46,6 +45,42 @@
 namespace sb::session {
 
 class Session;
+
+// Source bytes a Pipe holds back from one delivery to the next: an incomplete frame
+// header (13 bytes at most), or the start of a Pong that may answer the proxy's Ping
+// (its 6-byte masked header and 8-byte token: the only Pong held, since a longer
+// header is a violation that stops the relay first). A run that does not fit is
+// never held (hold() refuses it and the Pipe forwards it instead), so no input can
+// overrun it, whatever the checks before it let through.
+class Carry {
+  public:
+    static constexpr size_t kCapacity = 14;
+
+    // Keeps a copy of `n` bytes; false, keeping nothing, if they do not fit.
+    bool hold(const char* data, size_t n) {
+        if (n > kCapacity) return false;
+        std::memcpy(bytes_, data, n);
+        len_ = static_cast<uint8_t>(n);
+        return true;
+    }
+    // Puts the held bytes in front of `data` (which has room for them before it) and
+    // forgets them; returns where the run now starts.
+    char* put_before(char* data) {
+        char* start = data - len_;
+        std::memcpy(start, bytes_, len_);
+        len_ = 0;
+        return start;
+    }
+    size_t size() const { return len_; }
+    const uint8_t* data() const { return bytes_; }
+    void clear() { len_ = 0; }
+
+  private:
+    uint8_t bytes_[kCapacity] = {};
+    uint8_t len_ = 0;
+};
+static_assert(Endpoint::kHeadroom >= Carry::kCapacity,
+              "a delivery's headroom must take everything a Carry can hold");
 
 class Pipe {
   public:
@@ -62,13 +97,11 @@ class Pipe {
         RateLimited,  // over max_messages_per_second
     };
 
-    // Room before the data in every read block for the carried header bytes.
-    static constexpr uint32_t kHeadroom = 16;
     // A payload is spliced when more than this is left of it (a few blocks' worth:
     // below that, two splices per chunk gain nothing on a read and a write).
     static constexpr uint64_t kSpliceMin = 32 * 1024;
     // Bytes per splice round at most: what the destination refuses of a round is
-    // parked in read blocks, and a write takes eight of them (write_chain).
+    // parked in read blocks.
     static constexpr uint64_t kSpliceRound = 8 * uv::BlockPool::kBlockSize;
     // Splice rounds per read callback: 1 MiB, then the other sessions' turn.
     static constexpr int kSpliceRounds = 8;
@@ -79,33 +112,30 @@ class Pipe {
     Pipe(const Pipe&) = delete;
     Pipe& operator=(const Pipe&) = delete;
 
-    // Starts relaying. The sockets, their TLS layers, the pool's counters and the
-    // client's limits are the session's: a Pipe keeps no copy of them (an idle
-    // connection's size is the point).
+    // Starts relaying in `mode`; reading starts with start().
     void attach(Mode mode) {
         mode_ = mode;
         attached_ = true;
     }
-
-    // Starts reading the source (deferred while a write is in flight).
+    // Starts (or resumes) taking the source's bytes: those it holds first.
     void start();
-    // Stops reading the source for good (until start() is called again).
+    // Stops taking the source's bytes for good (until start() is called again).
     void stop();
 
-    // Scans bytes that arrived with the handshake and will be written by the session
-    // ahead of the relay, so the scanner's view of the stream stays complete.
-    void scan_only(std::string_view bytes);
+    // ---- from the source Endpoint ----
 
-    // libuv read plumbing for the source socket (called by the Session trampolines).
-    void on_alloc(uv_buf_t* buf);
-    void on_read(ssize_t nread, const uv_buf_t* buf);
-    // Plaintext the session decrypted from a TLS source: `n` bytes at
-    // block->data() + kHeadroom. The Pipe owns the block from here on.
-    void on_plaintext(uv::Block* block, size_t n);
+    // `n` bytes at `data` inside `block` (with Endpoint::kHeadroom free before
+    // `data`); the Pipe owns the block from here on.
+    void on_bytes(uv::Block* block, char* data, size_t n);
     // The source ended (UV_EOF, or close_notify) or failed (another status).
     void on_end(int status);
-    // Whether the Pipe takes source bytes now (no write in flight, not stopped).
-    bool accepting() const { return in_flight_ == nullptr && !stopped_ && !source_ended_; }
+
+    // ---- from the destination Endpoint ----
+
+    // Everything written to the destination is out: take source bytes again.
+    void on_drained();
+    // The destination's FIN is out.
+    void on_shutdown();
 
     // Queues a Close frame to the destination at the next frame boundary; bytes read
     // after that point are no longer forwarded, only watched for the source's own
@@ -116,7 +146,6 @@ class Pipe {
     bool send_ping(uint64_t token);
     // The source's Pong carrying the session's Ping token answers our Ping: swallow it.
     void expect_pong() { pong_expected_ = true; }
-    bool pong_expected() const { return pong_expected_; }
     // Stops forwarding without sending anything (the destination is gone).
     void discard() { discarding_ = true; }
 
@@ -126,12 +155,12 @@ class Pipe {
     bool attached() const { return attached_; }
     bool from_client() const { return from_client_; }
     bool source_ended() const { return source_ended_; }
-    bool close_forwarded() const { return close_forwarded_; }
     // The source sent a Close frame (forwarded or, when discarding, swallowed).
     bool close_received() const { return close_received_; }
-    bool write_pending() const { return in_flight_ != nullptr; }
-    bool done() const { return shutdown_done_; }
+    bool done() const { return done_; }
     ws::Violation violation() const { return violation_; }
+    // Reads paused by backpressure and resumed, for the "every pause resumed" checks.
+    bool paused() const { return paused_; }
 
   private:
     struct Sink;
@@ -139,12 +168,10 @@ class Pipe {
     metrics::Direction direction() const {
         return from_client_ ? metrics::kClientToBackend : metrics::kBackendToClient;
     }
-    uv_stream_t* src() const;
-    uv_stream_t* dst() const;
-    tls::Connection* src_tls() const;
-    tls::Connection* dst_tls() const;
+    Endpoint& src() const;
+    Endpoint& dst() const;
 
-    void forward(uv::Block* block, char* data, size_t len);
+    void forward(uv::Block* block, char* data, size_t len, size_t scanned);
     // Whether the rest of the current payload may bypass user memory (splice_payload).
     bool may_splice() const;
     // Moves most of a large payload from source to destination with splice(2).
@@ -152,32 +179,23 @@ class Pipe {
     // Reads `n` bytes the destination refused back out of the kernel pipe and queues
     // them as an ordinary write. False on error (the session has been told).
     bool park_spliced(size_t n);
-    // Writes bufs (which point into `owner` and, if set, `extra`); both blocks go
-    // back to the pool once their bytes are written. Returns false on error (the
-    // session has been told).
+    // Writes bufs (pointing into `owner` and, if set, `extra`) to the destination and
+    // pauses the source while they are pending. False on error.
     bool write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
-    // Writes a chain of blocks (linked by Block::next) that are all to go out as is.
-    bool write_chain(uv::Block* chain);
-    bool write_plain(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
     bool queue_control(const std::string& frame, bool is_close);
     void write_control();
-    void after_write();
     void maybe_shutdown();
     void release(uv::Block* block);
     void pause();
-    static void on_write(uv_write_t* req, int status) noexcept;
-    static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
 
     // Two of these live in every session: the order packs the small fields into the
     // scanner's tail padding (which no_unique_address lets them use).
     Session& session_;
     [[no_unique_address]] ws::FrameScanner scanner_;
-    uint8_t carry_len_ = 0;
     Mode mode_ = Mode::Frames;
     ws::Violation violation_ = ws::Violation::None;
     const bool from_client_;
     bool attached_ : 1 = false;
-    bool reading_ : 1 = false;
     bool stopped_ : 1 = false;      // the session stopped reading for good
     bool paused_ : 1 = false;       // reading stopped by backpressure
     bool forwarding_ : 1 = false;   // inside forward(): defer shutdowns and controls
@@ -190,12 +208,10 @@ class Pipe {
     bool holding_pong_ : 1 = false;     // the carry holds the start of such a Pong
     bool source_ended_ : 1 = false;
     bool shutdown_wanted_ : 1 = false;
-    bool shutdown_sent_ : 1 = false;
-    bool shutdown_done_ : 1 = false;
+    bool done_ : 1 = false;  // the destination is shut down
     ws::MessageState message_;
-    uv::Block* in_flight_ = nullptr;  // blocks a queued write still needs (a chain)
-    uv::Block* control_ = nullptr;    // a proxy frame waiting for a frame boundary
-    uint8_t carry_[14] = {};          // source bytes held back: an incomplete header or Pong
+    uv::Block* control_ = nullptr;  // a proxy frame waiting for a frame boundary
+    Carry carry_;                   // source bytes held back, scanned already
 };
 
 }  // namespace sb::session

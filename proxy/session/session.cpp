@@ -22,19 +22,12 @@ std::atomic<uint64_t> g_next_id{1};
 
 // What an idle connection costs (docs/architecture.md): a member that makes this
 // grow should have a reason to live in every session rather than in Extras.
-static_assert(sizeof(Session) <= 896, "Session grew; see 'Memory per connection'");
+static_assert(sizeof(Session) <= 968, "Session grew; see 'Memory per connection'");
 
 // Sessions come from their worker's own slab (see uv/slab.h for why).
 uv::Slab& session_slab() {
     thread_local uv::Slab slab(sizeof(Session));
     return slab;
-}
-
-uv_handle_t* as_handle(uv_tcp_t* t) {
-    return reinterpret_cast<uv_handle_t*>(t);
-}
-uv_stream_t* as_stream(uv_tcp_t* t) {
-    return reinterpret_cast<uv_stream_t*>(t);
 }
 
 }  // namespace
@@ -80,31 +73,26 @@ void Session::accept(WorkerContext& ctx, pool::GenerationPtr generation,
         return;
     }
     auto* s = new (memory) Session(ctx, std::move(generation), listener);
-    uv_tcp_init(ctx.loop, &s->client_);
-    s->client_.data = s;
-    s->open_handles_ = 1;
     ctx.sessions.push(s);
-    if (uv_tcp_open(&s->client_, fd) != 0) {
-        ::close(fd);
+    if (!s->client_.adopt(ctx.loop, fd)) {
+        // The handle is closing; its close callback frees the session.
         s->state_ = SessionState::Closed;
-        uv_close(as_handle(&s->client_), &Session::on_closed);
         return;
     }
     s->client_address_ = peer;
     ++ctx.handshakes_in_flight;
     s->in_handshake_ = true;
-    // Small WebSocket messages must leave as soon as they are written.
-    uv_tcp_nodelay(&s->client_, 1);
     s->listener_stats_.active.add(1);
     s->listener_stats_.total.add();
     s->handshake_ = std::make_unique<Handshake>();
     s->take_connection_slots();
-    if (listener.tls) {
-        s->tls_sides().client =
-            tls::Connection::accept(listener.tls->default_context(), ctx.blocks);
+    if (listener.tls && !s->client_.start_tls_server(listener.tls->default_context(), ctx.blocks)) {
+        s->finish(CloseReason::InternalError);
+        return;
     }
     s->enter(SessionState::ReadingRequest);
-    uv_read_start(as_stream(&s->client_), &Session::on_alloc, &Session::on_read);
+    s->client_.deliver_to(Endpoint::Consumer::Handshake);
+    s->client_.resume();
 }
 
 void Session::take_connection_slots() {
@@ -259,6 +247,7 @@ void Session::close_gracefully(CloseReason reason, uint16_t code, uint64_t deadl
         if (state_ != SessionState::Closing) finish(reason);
         return;
     }
+    if (client_failed_) return;  // the client is being cut already
     decide(reason);
     if (close_code_ == 0) close_code_ = code;
     std::string_view why = metrics::info(reason).log_reason;
@@ -274,10 +263,10 @@ void Session::abort(CloseReason reason) {
     finish(reason);
 }
 
-// ---- Pipe callbacks ----
+// ---- errors and ends of either side ----
 
-void Session::on_pipe_error(Pipe& pipe, int status, bool while_reading) {
-    bool client_side = while_reading == pipe.from_client();
+void Session::on_side_error(bool client_side, int status) {
+    if (state_ == SessionState::Closed) return;
     if (state_ == SessionState::Closing) {
         // A peer that errs while we close is as finished as one that answered.
         finish(reason_decided_ ? reason_ : CloseReason::CloseTimeout);
@@ -285,12 +274,20 @@ void Session::on_pipe_error(Pipe& pipe, int status, bool while_reading) {
     }
     if (client_side) {
         log_event("client connection error", uv_strerror(status));
-        decide(CloseReason::ClientReset);
+        decide(state_ == SessionState::Relaying ? CloseReason::ClientReset
+                                                : CloseReason::ClientAborted);
         finish(reason_);
         return;
     }
-    if (!websocket_ || to_client_.close_received()) {
-        // An HTTP answer cut short, or a backend that already said goodbye.
+    if (state_ != SessionState::Relaying) {
+        // During the handshake: the client still gets an answer.
+        refuse(CloseReason::BackendBadAnswer,
+               std::string("backend connection failed: ") + uv_strerror(status));
+        return;
+    }
+    if (!websocket_ || to_client_.close_received() || to_backend_.source_ended()) {
+        // An HTTP answer cut short, a backend that already said goodbye, or a client
+        // that already hung up.
         finish(reason_decided_ ? reason_ : CloseReason::BackendClosed);
         return;
     }
@@ -300,14 +297,38 @@ void Session::on_pipe_error(Pipe& pipe, int status, bool while_reading) {
 
 void Session::backend_lost() {
     // Tell the client to reconnect (1012): it will be routed again, to a backend that
-    // is up. The backend connection is of no further use.
+    // is up. The backend connection is of no further use. The access log keeps
+    // close_code null: no Close frame passed, the connection ended with a TCP close
+    // (SPEC §5), whatever the proxy then tells the client.
     decide(CloseReason::BackendLost);
-    if (close_code_ == 0) close_code_ = ws::kServiceRestart;
     backend_gone_ = true;
     to_backend_.discard();
     to_client_.send_close(ws::kServiceRestart, "backend connection lost");
     to_client_.shutdown_destination();
     enter(SessionState::Closing);
+}
+
+void Session::fail_client(CloseReason reason, uint16_t code, std::string_view why) {
+    // RFC 6455 §7.1.7: after a protocol error the endpoint Fails the WebSocket
+    // Connection: the Close goes out and the TCP connection closes at once, with no
+    // wait for the client's answer. The backend is told its client is going away.
+    decide(reason);
+    if (close_code_ == 0) {
+        close_code_ = code;
+        close_sender_ = metrics::Side::Proxy;
+    }
+    client_failed_ = true;
+    to_client_.send_close(code, why);
+    to_client_.shutdown_destination();
+    to_backend_.discard();
+    to_backend_.stop();
+    to_client_.stop();
+    to_backend_.send_close(ws::kGoingAway, why);
+    to_backend_.shutdown_destination();
+    state_ = SessionState::Closing;
+    state_due_ = uv_now(ctx().loop) + kLingerMs;
+    rearm();
+    maybe_finish();
 }
 
 void Session::on_source_ended(Pipe& pipe) {
@@ -325,7 +346,7 @@ void Session::on_source_ended(Pipe& pipe) {
         to_backend_.shutdown_destination();
         return;
     }
-    if (!to_client_.close_received()) {
+    if (!to_client_.close_received() && !to_backend_.source_ended()) {
         log_event("backend closed without a Close frame");
         backend_lost();
         return;
@@ -358,7 +379,8 @@ void Session::on_stop(Pipe& pipe, Pipe::Stop stop) {
     switch (stop) {
         case Pipe::Stop::Violation:
             log_event("client protocol violation", ws::violation_text(pipe.violation()));
-            close_gracefully(CloseReason::ProtocolError, ws::kProtocolError, deadline);
+            fail_client(CloseReason::ProtocolError, ws::kProtocolError,
+                        ws::violation_text(pipe.violation()));
             break;
         case Pipe::Stop::TooBig:
             log_event("client message over max_message_bytes");
@@ -455,10 +477,28 @@ void Session::on_pipe_done(Pipe&) {
     maybe_finish();
 }
 
+void Session::on_drained(Endpoint& side) {
+    Pipe& pipe = pipe_to(side);
+    if (pipe.attached()) pipe.on_drained();
+}
+
+void Session::on_shutdown(Endpoint& side) {
+    Pipe& pipe = pipe_to(side);
+    if (pipe.attached()) {
+        pipe.on_shutdown();
+    } else if (state_ == SessionState::Closing && side.client_side()) {
+        // A refusal is out and the FIN with it; the client's own FIN (or the linger
+        // deadline) ends the session.
+    }
+}
+
 void Session::maybe_finish() {
     if (state_ == SessionState::Closed) return;
     bool done = false;
-    if (state_ == SessionState::Closing) {
+    if (client_failed_) {
+        // Failing the client: done once its Close and FIN are out (RFC 6455 §7.1.7).
+        done = to_client_.done() || client_.ended();
+    } else if (state_ == SessionState::Closing) {
         // Closing: each peer is finished once it answered with a Close or hung up.
         bool client_finished =
             client_gone_ || to_backend_.close_received() || to_backend_.source_ended();
@@ -493,32 +533,21 @@ void Session::finish(CloseReason reason) {
     // A session accepted while the access log was off has nothing to write.
     if (log_ && log::Logger::get().access_log_enabled()) write_access_log();
     handshake_.reset();
-    close_handles();
+    client_.close();
+    backend_side_.close();
 }
 
-void Session::close_handles() {
-    if (!uv_is_closing(as_handle(&client_))) uv_close(as_handle(&client_), &Session::on_closed);
-    if (backend_open_ && !uv_is_closing(as_handle(&backend_tcp_))) {
-        uv_close(as_handle(&backend_tcp_), &Session::on_closed);
+void Session::on_closed(Endpoint& side) {
+    // A failed attempt's socket is closed: the next attempt may reuse the Endpoint.
+    if (&side == &backend_side_ && state_ == SessionState::ConnectingBackend) {
+        connect_next();
+        return;
     }
-}
-
-void Session::on_closed(uv_handle_t* handle) noexcept {
-    auto* s = static_cast<Session*>(handle->data);
-    --s->open_handles_;
-    if (handle == as_handle(&s->backend_tcp_)) {
-        s->backend_open_ = false;
-        // A failed attempt's handle is closed: the next attempt may reuse it.
-        if (s->state_ == SessionState::ConnectingBackend) {
-            s->connect_next();
-            return;
-        }
-    }
-    if (s->open_handles_ > 0) return;
-    s->ctx().timers.cancel(*s);
-    s->ctx().sessions.remove(s);
-    s->~Session();
-    session_slab().free(s);
+    if (client_.alive() || backend_side_.alive()) return;
+    ctx().timers.cancel(*this);
+    ctx().sessions.remove(this);
+    this->~Session();
+    session_slab().free(this);
 }
 
 void Session::write_access_log() {
@@ -560,45 +589,6 @@ void Session::log_event(std::string_view message, std::string_view detail) const
                               {"backend", backend_ ? backend_->address() : "-"},
                               {"action", std::string(state_name(state_))},
                               {"detail", std::string(detail)}});
-}
-
-// ---- libuv trampolines ----
-
-void Session::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
-    auto* s = static_cast<Session*>(handle->data);
-    bool from_client = handle == as_handle(&s->client_);
-    Pipe& pipe = from_client ? s->to_backend_ : s->to_client_;
-    if (s->tls_of(from_client) != nullptr) {
-        // Ciphertext: a whole block, handed to the TLS layer (on_tls_input).
-        uv::Block* b = s->ctx().blocks.take();
-        *buf = b != nullptr ? uv_buf_init(b->data(), b->capacity) : uv_buf_init(nullptr, 0);
-    } else if (pipe.attached()) {
-        pipe.on_alloc(buf);
-    } else if (s->state_ == SessionState::ReadingRequest && from_client) {
-        s->handshake_->request_space(s->listener_.config.max_header_bytes, buf);
-    } else if (s->state_ == SessionState::AwaitingResponse && !from_client) {
-        s->handshake_->response_space(buf);
-    } else {
-        *buf = uv_buf_init(s->ctx().discard, sizeof(s->ctx().discard));
-    }
-}
-
-void Session::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
-    auto* s = static_cast<Session*>(stream->data);
-    bool from_client = stream == as_stream(&s->client_);
-    Pipe& pipe = from_client ? s->to_backend_ : s->to_client_;
-    if (s->tls_of(from_client) != nullptr) {
-        s->on_tls_input(from_client, nread, buf);
-    } else if (pipe.attached()) {
-        pipe.on_read(nread, buf);
-    } else if (s->state_ == SessionState::ReadingRequest && from_client) {
-        s->on_request_read(nread);
-    } else if (s->state_ == SessionState::AwaitingResponse && !from_client) {
-        s->on_response_read(nread);
-    } else if (nread < 0) {
-        // A refused client closed its side after reading our answer: done.
-        if (s->state_ == SessionState::Closing) s->finish(s->reason_);
-    }
 }
 
 }  // namespace sb::session

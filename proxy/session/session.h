@@ -1,27 +1,42 @@
 // Session: one client connection and, once connected, its backend connection: the
 // only place where a client socket, a backend socket, the HTTP parser, the frame
-// scanner and the balancer meet.
+// scanner and the balancer meet. It is the state machine; its two Endpoints own the
+// sockets, TLS layers, reads and writes, and its two Pipes relay between them.
 //
 // Ownership and lifetime: created by Session::accept() on a worker's thread; owns
 // itself from then on, listed in its WorkerContext. It never deletes itself on the
-// spot: finish() closes its handles and the last close callback frees it, so no
+// spot: finish() closes both Endpoints and the last close callback frees it, so no
 // callback ever runs on a freed Session. Single-threaded (its worker's loop).
 //
-// States and transitions (drawn in docs/life-of-a-session.md):
+// States and transitions (drawn in docs/life-of-a-session.md). Only enter() changes
+// the state and (re)arms the state's deadline; only finish() ends a session (access
+// log, metrics, backend slot, handle closes in one place).
 //
 //   ReadingRequest ──request ok──▶ ConnectingBackend ──connected──▶ AwaitingResponse
 //        │                          │   ▲ retry next backend          │        │
-//        │ bad request, no route,   │   └─────────────┘               │ 101    │ other status
-//        │ timeout                  │ none left / timeout             ▼        ▼
+//        │ bad request, no route,   │   └─────────────┘               │ 101    │ other final
+//        │ timeout                  │ none left / timeout             ▼        ▼ status
 //        └──────────────┬───────────┘                              Relaying ─▶ (answer passed
-//                       ▼                                             │         through, closing)
+//                       ▼                                             │         through)
 //                    Closing ◀────── proxy close (drain, limits) ──────┘
 //                       │ peers answered, or linger deadline
 //                       ▼
-//                     Closed ── last handle closed ──▶ freed
+//                     Closed ── both Endpoints closed ──▶ freed
 //
-// Only enter() changes the state and (re)arms the state's deadline; only finish()
-// ends a session (access log, metrics, backend slot, handle closes in one place).
+//   ReadingRequest    → ConnectingBackend (head valid, routed, placed)
+//                     → Closing (refused with an HTTP answer) | Closed (timeout, abort)
+//   ConnectingBackend → ConnectingBackend (connect failed: next backend, up to retries)
+//                     → AwaitingResponse (connected, TLS done, request written)
+//                     → Closing (no backend: 502/503) | Closed
+//   AwaitingResponse  → AwaitingResponse (an interim 1xx passed to the client)
+//                     → Relaying (a valid 101, or another final answer passed through)
+//                     → Closing (garbage, a bad 101, timeout: 502/504) | Closed
+//   Relaying          → Closing (a proxy close, a peer lost) | Closed (both sides done)
+//   Closing           → Closed (peers answered or hung up, or the linger deadline)
+//
+// Endpoint events (endpoint.h): bytes and end-of-stream for the handshake reader,
+// connected, TLS ready or failed, drained, shut down, closed, and errors. Pipe events
+// (pipe.h): source ended, Close frame seen, limit hit, Pong, activity, done.
 #pragma once
 
 #include <uv.h>
@@ -93,8 +108,24 @@ class Session : private uv::Deadline {
     uint64_t id() const { return id_; }
     const pool::Generation& generation() const { return *generation_; }
 
-    // Pipe callbacks.
-    void on_pipe_error(Pipe& pipe, int status, bool while_reading);
+    // ---- Endpoint events (see endpoint.h) ----
+
+    // Bytes for the handshake reader: the client's request head, or the backend's
+    // answer head. The session owns `block` from here on.
+    void on_handshake_bytes(Endpoint& side, uv::Block* block, char* data, size_t n);
+    // The side ended (UV_EOF) or failed before (or instead of) a Pipe took it over.
+    void on_handshake_end(Endpoint& side, int status);
+    void on_connected(Endpoint& side, int status);
+    void on_tls_ready(Endpoint& side);
+    void on_tls_failed(Endpoint& side);
+    void on_drained(Endpoint& side);
+    void on_shutdown(Endpoint& side);
+    void on_closed(Endpoint& side);
+    // A read or write on one side failed (reset, broken pipe, TLS error...).
+    void on_side_error(bool client_side, int status);
+
+    // ---- Pipe events (see pipe.h) ----
+
     void on_source_ended(Pipe& pipe);
     void on_close_frame(Pipe& pipe, uint16_t code);
     void on_stop(Pipe& pipe, Pipe::Stop stop);
@@ -102,25 +133,16 @@ class Session : private uv::Deadline {
     void on_pong(Pipe& pipe);
     void on_pipe_done(Pipe& pipe);
     void on_raw_bytes(Pipe& pipe, std::string_view bytes);
-    // Decrypts what a TLS side has read and hands it on (also called by a Pipe that
-    // resumes after backpressure with ciphertext still waiting).
-    void pump_tls(bool client_side);
-    WorkerContext& context() { return ctx(); }
 
-    // libuv read callbacks for both sockets; they dispatch on the handle and state.
-    static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
-    static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
     // The worker's TimerHeap callback for session deadlines.
     static void on_deadline(uv::Deadline& deadline);
 
-    // What a Pipe reaches through its session rather than keeping a copy of.
-    uv_stream_t* stream(bool client_side) {
-        return reinterpret_cast<uv_stream_t*>(client_side ? &client_ : &backend_tcp_);
-    }
-    tls::Connection* tls_of(bool client_side) const {
-        if (!tls_) return nullptr;
-        return client_side ? tls_->client.get() : tls_->backend.get();
-    }
+    // What Pipes and Endpoints reach through their session rather than keeping a copy.
+    WorkerContext& context() { return ctx(); }
+    Endpoint& endpoint(bool client_side) { return client_side ? client_ : backend_side_; }
+    // The Pipe that reads from `side`, and the one that writes to it.
+    Pipe& pipe_from(Endpoint& side) { return side.client_side() ? to_backend_ : to_client_; }
+    Pipe& pipe_to(Endpoint& side) { return side.client_side() ? to_client_ : to_backend_; }
     metrics::PoolStats* pool_stats() const { return pool_stats_; }
     // The client's message limits, with their rate bucket (null without any).
     const config::WebSocketConfig* client_limits() const {
@@ -144,7 +166,6 @@ class Session : private uv::Deadline {
 
   private:
     struct Handshake;
-    struct OwnedWrite;
 
     Session(WorkerContext& ctx, pool::GenerationPtr generation,
             const pool::ListenerRuntime& listener);
@@ -157,39 +178,24 @@ class Session : private uv::Deadline {
     void rearm();
     void decide(CloseReason reason);
     void backend_lost();
+    void fail_client(CloseReason reason, uint16_t code, std::string_view why);
     void maybe_finish();
     void finish(CloseReason reason);
     void refuse(CloseReason reason, std::string_view detail);
-    void close_handles();
 
     // Handshake (session_handshake.cpp).
-    void on_request_read(ssize_t nread);
-    void on_request_bytes();
+    void on_request_bytes(uv::Block* block, char* data, size_t n);
     void on_request_head();
     void connect_next();
-    void on_connected();
-    void on_backend_ready();
     void on_connect_failed(std::string_view why);
-    void on_response_read(ssize_t nread);
-    void on_response_bytes();
-    void on_response_head();
+    void on_backend_connected();
+    void on_backend_ready();
+    void on_response_bytes(uv::Block* block, char* data, size_t n);
+    bool on_response_head();
     void start_relay(bool websocket);
-    void send_owned(uv_stream_t* to, std::string bytes, bool shutdown_after);
-    static void on_owned_written(uv_write_t* req, int status) noexcept;
-
-    // TLS (session_tls.cpp).
-    struct ChainWrite;
-    void on_tls_input(bool client_side, ssize_t nread, const uv_buf_t* buf);
-    void on_tls_end(bool client_side, int status);
     void on_client_tls_failed();
     void on_backend_tls_failed(std::string_view why);
-    void flush_tls(bool client_side);
-    void write_chain(uv_stream_t* to, uv::Block* chain, bool shutdown_after);
-    static void on_chain_written(uv_write_t* req, int status) noexcept;
 
-    // libuv trampolines.
-    static void on_connect(uv_connect_t* req, int status) noexcept;
-    static void on_closed(uv_handle_t* handle) noexcept;
     void on_timeout();
     uint64_t relay_due() const;
     void on_relay_timeout(uint64_t now);
@@ -242,20 +248,10 @@ class Session : private uv::Deadline {
     uint64_t id_;
     uint64_t state_due_ = 0;  // loop time the current state times out (0 = never)
 
-    uv_tcp_t client_;
-    uv_tcp_t backend_tcp_;
+    Endpoint client_{*this, true};
+    Endpoint backend_side_{*this, false};
     Pipe to_backend_{*this, true};
     Pipe to_client_{*this, false};
-    // The TLS layers of either side (only sessions with TLS have this).
-    struct TlsSides {
-        std::unique_ptr<tls::Connection> client;   // when the listener has TLS
-        std::unique_ptr<tls::Connection> backend;  // when the pool has TLS
-    };
-    TlsSides& tls_sides() {
-        if (!tls_) tls_ = std::make_unique<TlsSides>();
-        return *tls_;
-    }
-    std::unique_ptr<TlsSides> tls_;
     std::unique_ptr<Handshake> handshake_;  // only until the relay starts
     std::unique_ptr<Extras> extras_;
     std::unique_ptr<LogInfo> log_;
@@ -268,11 +264,10 @@ class Session : private uv::Deadline {
     metrics::Side close_sender_ = metrics::Side::Client;  // who sent the first Close frame
     static constexpr uint8_t kHeldServer = 1, kHeldListener = 2, kHeldIp = 4;
     uint8_t held_ = 0;  // connection slots taken at accept
-    uint8_t open_handles_ = 0;
     bool reason_decided_ : 1 = false;
     bool websocket_ : 1 = false;     // relaying frames (a 101 went through)
-    bool backend_open_ : 1 = false;  // backend_tcp_ initialized and not yet closed
     bool backend_gone_ : 1 = false;  // backend lost mid-relay; only the client is left
+    bool client_failed_ : 1 = false;  // 1002 sent: the client's TCP closes once it is out
     bool client_gone_ : 1 = false;   // client dead (no pong); only the backend is left
     bool in_handshake_ : 1 = false;  // counted in WorkerContext::handshakes_in_flight
 };

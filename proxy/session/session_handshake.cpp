@@ -10,6 +10,7 @@
 #include "http/forward.h"
 #include "http/replies.h"
 #include "http/request_key.h"
+#include "http/upgrade_response.h"
 #include "log/logger.h"
 #include "session/handshake_state.h"
 #include "session/session.h"
@@ -19,13 +20,6 @@ namespace sb::session {
 using http::MessageParser;
 
 namespace {
-
-uv_handle_t* as_handle(uv_tcp_t* t) {
-    return reinterpret_cast<uv_handle_t*>(t);
-}
-uv_stream_t* as_stream(uv_tcp_t* t) {
-    return reinterpret_cast<uv_stream_t*>(t);
-}
 
 metrics::CloseReason reason_for(http::Status status) {
     switch (status) {
@@ -46,33 +40,71 @@ metrics::CloseReason reason_for(http::Status status) {
 
 // ---- client request ----
 
-void Session::on_request_read(ssize_t nread) {
-    auto& hs = *handshake_;
-    Handshake::commit(hs.request, hs.request_before, nread);
-    if (nread == 0) return;
-    if (nread < 0) {
-        if (nread != UV_EOF)
-            log_event("client connection error", uv_strerror(static_cast<int>(nread)));
-        finish(CloseReason::ClientAborted);
-        return;
+void Session::on_handshake_bytes(Endpoint& side, uv::Block* block, char* data, size_t n) {
+    if (state_ == SessionState::ReadingRequest && side.client_side()) {
+        on_request_bytes(block, data, n);
+    } else if (state_ == SessionState::AwaitingResponse && !side.client_side()) {
+        on_response_bytes(block, data, n);
+    } else {
+        // A refused client still talking, or a backend talking before it was asked.
+        ctx().blocks.give(block);
     }
-    on_request_bytes();
 }
 
-void Session::on_request_bytes() {
+void Session::on_handshake_end(Endpoint& side, int status) {
+    if (side.client_side()) {
+        if (state_ == SessionState::ReadingRequest) {
+            if (status != UV_EOF) log_event("client connection error", uv_strerror(status));
+            finish(CloseReason::ClientAborted);
+        } else if (state_ == SessionState::Closing) {
+            finish(reason_);  // a refused client hung up after our answer
+        }
+        return;
+    }
+    if (state_ == SessionState::ConnectingBackend) {
+        // Only a TLS backend is read before the request goes out.
+        on_backend_tls_failed(status == UV_EOF ? "backend closed the connection"
+                                               : uv_strerror(status));
+    } else if (state_ == SessionState::AwaitingResponse) {
+        refuse(CloseReason::BackendBadAnswer, status == UV_EOF
+                                                  ? "backend closed without answering"
+                                                  : uv_strerror(status));
+    }
+}
+
+void Session::on_request_bytes(uv::Block* block, char* data, size_t n) {
     auto& hs = *handshake_;
     uint64_t limit = listener_.config.max_header_bytes;
+    size_t before = hs.request.size();
+    hs.request.append(data, n);
     auto status = hs.request_parser.parse(hs.request);
     if (status == MessageParser::Status::Error) {
+        ctx().blocks.give(block);
         refuse(CloseReason::BadRequest, hs.request_parser.error());
     } else if (status == MessageParser::Status::Complete) {
+        // Nothing more is read from the client until a backend has answered (STYLE
+        // §3). The bytes behind the head (frames sent early) go back to the client's
+        // Endpoint: the Pipe takes them first, through the same checks as any frame.
+        client_.pause();
+        size_t head_end = hs.request_parser.head_end();
+        if (head_end < hs.request.size()) {
+            size_t extra = hs.request.size() - head_end;
+            // The head ended inside this delivery (it was incomplete before it).
+            client_.unread(block, data + (n - extra), extra);
+        } else {
+            ctx().blocks.give(block);
+        }
+        hs.request.resize(std::max(head_end, before));
         if (hs.request_parser.head_length() > limit) {
             refuse(CloseReason::HeadersTooLarge, "request head over max_header_bytes");
         } else {
             on_request_head();
         }
-    } else if (hs.request.size() > limit) {
-        refuse(CloseReason::HeadersTooLarge, "request head over max_header_bytes");
+    } else {
+        ctx().blocks.give(block);
+        if (hs.request.size() > limit) {
+            refuse(CloseReason::HeadersTooLarge, "request head over max_header_bytes");
+        }
     }
 }
 
@@ -87,6 +119,10 @@ void Session::on_request_head() {
         if (http::find_header(hs.request, parser.headers(), "host", host))
             log_->host = std::string(host);
     }
+
+    std::string_view key;
+    if (http::find_header(hs.request, parser.headers(), "sec-websocket-key", key))
+        hs.client_key = std::string(key);
 
     if (hs.over_limit) {
         refuse(*hs.over_limit, *hs.over_limit == CloseReason::ClientLimit
@@ -131,8 +167,6 @@ void Session::on_request_head() {
     info.proto = listener_.tls ? "https" : "http";
     hs.backend_request = http::backend_request(hs.request, parser, info);
 
-    // Nothing more is read from the client until a backend has answered.
-    uv_read_stop(as_stream(&client_));
     hs.connect_started_ms = uv_now(ctx().loop);
     connect_next();
 }
@@ -164,15 +198,8 @@ void Session::connect_next() {
         return;
     }
     backend_ = placement_.backend;
-    uv_tcp_init(ctx().loop, &backend_tcp_);
-    backend_tcp_.data = this;
-    backend_open_ = true;
-    ++open_handles_;
-    uv_tcp_nodelay(&backend_tcp_, 1);
-    hs.connect.data = this;
     enter(SessionState::ConnectingBackend);
-    int rc = uv_tcp_connect(&hs.connect, &backend_tcp_, backend_->resolved().sockaddr_ptr(),
-                            &Session::on_connect);
+    int rc = backend_side_.connect(ctx().loop, backend_->resolved().sockaddr_ptr());
     if (rc == UV_EMFILE || rc == UV_ENFILE || rc == UV_ENOBUFS || rc == UV_ENOMEM) {
         // Our own shortage, not the backend's fault: no passive-health failure.
         log_event("cannot open a backend connection", uv_strerror(rc));
@@ -182,14 +209,12 @@ void Session::connect_next() {
     }
 }
 
-void Session::on_connect(uv_connect_t* req, int status) noexcept {
-    if (status == UV_ECANCELED) return;  // the session is closing
-    auto* s = static_cast<Session*>(req->data);
-    if (s->state_ != SessionState::ConnectingBackend) return;
+void Session::on_connected(Endpoint&, int status) {
+    if (state_ != SessionState::ConnectingBackend) return;
     if (status != 0) {
-        s->on_connect_failed(uv_strerror(status));
+        on_connect_failed(uv_strerror(status));
     } else {
-        s->on_connected();
+        on_backend_connected();
     }
 }
 
@@ -203,105 +228,151 @@ void Session::on_connect_failed(std::string_view why) {
                                           {"pool", pool_->name()},
                                           {"cause", std::string(why)}});
     }
-    // The handle must be closed before it can be initialized again for the next
-    // attempt; on_closed() continues with connect_next().
+    // The socket must be closed before the Endpoint can connect again; on_closed()
+    // continues with connect_next().
     state_due_ = 0;
     rearm();
-    uv_close(as_handle(&backend_tcp_), &Session::on_closed);
+    backend_side_.close();
 }
 
-void Session::on_connected() {
+void Session::on_backend_connected() {
     if (backend_->record_success()) {
         log::info("backend up again", {{"backend", backend_->address()}, {"pool", pool_->name()}});
         if (ctx().on_backend_up) ctx().on_backend_up(pool_->name());
     }
-    uv_read_start(as_stream(&backend_tcp_), &Session::on_alloc, &Session::on_read);
+    backend_side_.deliver_to(Endpoint::Consumer::Handshake);
     if (const tls::ClientContext* tls = pool_->tls()) {
-        // TLS first, within the same connect_timeout; the request follows the handshake.
+        // TLS first, within the same connect_timeout; the request follows the handshake
+        // (on_tls_ready), which resume() starts by sending the ClientHello.
         const auto& c = tls->config();
         std::string name = c.server_name.empty() ? backend_->resolved().ip_string() : c.server_name;
-        tls_sides().backend =
-            tls::Connection::connect(tls->context(), name, c.verify, ctx().blocks);
-        if (tls_of(false) == nullptr) {
+        if (!backend_side_.start_tls_client(tls->context(), name, c.verify, ctx().blocks)) {
             refuse(CloseReason::InternalError, "cannot start TLS");
             return;
         }
-        pump_tls(false);  // sends the ClientHello
+        backend_side_.resume();
         return;
     }
+    backend_side_.resume();
     on_backend_ready();
+}
+
+void Session::on_tls_ready(Endpoint& side) {
+    if (!side.client_side() && state_ == SessionState::ConnectingBackend) on_backend_ready();
+}
+
+void Session::on_tls_failed(Endpoint& side) {
+    if (side.client_side()) {
+        on_client_tls_failed();
+    } else {
+        on_backend_tls_failed(side.tls()->error());
+    }
+}
+
+void Session::on_client_tls_failed() {
+    tls::Connection& tls = *client_.tls();
+    if (tls.saw_plain_http()) {
+        // As nginx does: a plain HTTP request on a TLS port gets a plain answer.
+        log_event("plain HTTP request on a TLS listener");
+        client_.drop_tls();  // the answer goes out unencrypted
+        refuse(CloseReason::BadRequest, "plain HTTP request sent to a TLS port");
+        return;
+    }
+    log_event("client TLS handshake failed", tls.error());
+    finish(CloseReason::TlsHandshakeFailed);
+}
+
+void Session::on_backend_tls_failed(std::string_view why) {
+    log::warn("backend TLS handshake failed", {{"session", std::to_string(id_)},
+                                               {"pool", pool_->name()},
+                                               {"backend", backend_->address()},
+                                               {"cause", std::string(why)}});
+    refuse(CloseReason::BackendTlsFailed, "TLS to the backend failed");
 }
 
 void Session::on_backend_ready() {
     enter(SessionState::AwaitingResponse);
-    send_owned(as_stream(&backend_tcp_), handshake_->backend_request, false);
+    backend_side_.write_copy(handshake_->backend_request);
 }
 
 // ---- backend answer ----
 
-void Session::on_response_read(ssize_t nread) {
+void Session::on_response_bytes(uv::Block* block, char* data, size_t n) {
     auto& hs = *handshake_;
-    Handshake::commit(hs.response, hs.response_before, nread);
-    if (nread == 0) return;
-    if (nread < 0) {
-        refuse(CloseReason::BackendBadAnswer, nread == UV_EOF
-                                                  ? "backend closed without answering"
-                                                  : uv_strerror(static_cast<int>(nread)));
-        return;
+    hs.response.append(data, n);
+    for (;;) {
+        auto status = hs.response_parser.parse(hs.response);
+        if (status == MessageParser::Status::Error) {
+            ctx().blocks.give(block);
+            refuse(CloseReason::BackendBadAnswer,
+                   "malformed answer from backend: " + hs.response_parser.error());
+            return;
+        }
+        if (status == MessageParser::Status::NeedMore) {
+            ctx().blocks.give(block);
+            if (hs.response.size() > Handshake::kMaxResponseHead) {
+                refuse(CloseReason::BackendBadAnswer, "backend answer head too large");
+            }
+            return;
+        }
+        if (!hs.response_parser.is_interim()) break;
+        // RFC 9110 §15.2: an interim answer (100, 103) goes to the client as it is,
+        // and the final one is still to come, from the same bytes on.
+        const auto& p = hs.response_parser;
+        std::string_view head =
+            std::string_view(hs.response).substr(p.head_begin(), p.head_length());
+        if (log_) log_->head_out += static_cast<uint32_t>(head.size());
+        if (!client_.write_copy(head)) {
+            ctx().blocks.give(block);
+            return;
+        }
+        hs.response_parser.start_next();
     }
-    on_response_bytes();
+    // The final head is complete. What follows it (frames, or the body of another
+    // answer) goes back to the backend's Endpoint for the Pipe, as on the client side.
+    backend_side_.pause();
+    size_t head_end = hs.response_parser.head_end();
+    size_t extra = hs.response.size() - head_end;
+    if (extra > 0) {
+        backend_side_.unread(block, data + (n - extra), extra);
+    } else {
+        ctx().blocks.give(block);
+    }
+    hs.response.resize(head_end);
+    if (on_response_head()) {
+        status_ = static_cast<uint16_t>(hs.response_parser.status_code());
+        start_relay(status_ == 101);
+    }
 }
 
-void Session::on_response_bytes() {
+bool Session::on_response_head() {
     auto& hs = *handshake_;
-    auto status = hs.response_parser.parse(hs.response);
-    if (status == MessageParser::Status::Error) {
-        refuse(CloseReason::BackendBadAnswer,
-               "malformed answer from backend: " + hs.response_parser.error());
-    } else if (status == MessageParser::Status::Complete) {
-        on_response_head();
-    } else if (hs.response.size() > Handshake::kMaxResponseHead) {
-        refuse(CloseReason::BackendBadAnswer, "backend answer head too large");
-    }
-}
-
-void Session::on_response_head() {
-    auto& hs = *handshake_;
-    // A 101 from a plain backend goes on to be read at once, in the relay, so reading
-    // is not stopped only to start again (libuv would pay two epoll_ctl calls for
-    // it). Any other answer is looked at first; a TLS backend may hold decrypted
-    // input the relay takes first (Pipe::start).
-    if (hs.response_parser.status_code() != 101 || tls_of(false) != nullptr) {
-        uv_read_stop(as_stream(&backend_tcp_));
-    }
     pool_stats_->handshake.observe(static_cast<double>(uv_now(ctx().loop) - hs.connect_started_ms) /
                                    1000.0);
-    status_ = static_cast<uint16_t>(hs.response_parser.status_code());
-    start_relay(status_ == 101);
+    if (hs.response_parser.status_code() != 101) return true;
+    // A 101 must really be the backend's consent to this upgrade (RFC 6455 §4.1):
+    // anything else relayed as WebSocket would be a stream of unchecked bytes.
+    auto check = http::check_upgrade_response(hs.response, hs.response_parser, hs.client_key);
+    if (check.status != http::Status::Ok) {
+        refuse(CloseReason::BackendBadAnswer, check.reason);
+        return false;
+    }
+    return true;
 }
 
 void Session::start_relay(bool websocket) {
     auto& hs = *handshake_;
     websocket_ = websocket;
-    size_t response_head = hs.response_parser.head_length();
-    if (log_) log_->head_out = static_cast<uint32_t>(response_head);
-    std::string_view backend_extra = std::string_view(hs.response).substr(response_head);
+    const auto& p = hs.response_parser;
+    std::string_view head = std::string_view(hs.response).substr(p.head_begin(), p.head_length());
+    if (log_) log_->head_out += static_cast<uint32_t>(head.size());
+    if (!client_.write_copy(head)) return;
 
-    to_client_.attach(websocket ? Pipe::Mode::Frames : Pipe::Mode::Raw);
     if (websocket) {
         backend_->add_total();
-        to_client_.scan_only(backend_extra);
-        send_owned(as_stream(&client_), std::move(hs.response), false);
-
-        // Frames the client sent early, right behind its request, go first.
-        std::string_view client_extra =
-            std::string_view(hs.request).substr(hs.request_parser.head_length());
-        to_backend_.attach(Pipe::Mode::Frames);
-        if (!client_extra.empty()) {
-            to_backend_.scan_only(client_extra);
-            send_owned(as_stream(&backend_tcp_), std::string(client_extra), false);
-        }
         handshake_.reset();
+        to_client_.attach(Pipe::Mode::Frames);
+        to_backend_.attach(Pipe::Mode::Frames);
         uint64_t now = uv_now(ctx().loop);
         const auto& ws = pool_->config().websocket;
         bool timers = ws.ping_interval.count() > 0 || ws.idle_timeout.count() > 0 ||
@@ -319,22 +390,20 @@ void Session::start_relay(bool websocket) {
             }
         }
         enter(SessionState::Relaying);
+        // Frames the client sent right behind its request go first: its Endpoint holds
+        // them, and the Pipe takes them as it takes every frame.
         to_backend_.start();
-        to_client_.start();
+        if (state_ == SessionState::Relaying) to_client_.start();
         return;
     }
 
     // Any other answer goes to the client unchanged, body included; then we close.
     decide(CloseReason::BackendAnswered);
-    bool ended = false;
-    if (!backend_extra.empty() && !hs.response_parser.consume_body(backend_extra, ended)) {
-        ended = true;
-    }
-    // Neither a length nor chunks: the body runs until the backend closes.
-    if (!hs.response_parser.has_body() && !hs.response_parser.body_ends_at_eof()) ended = true;
-    send_owned(as_stream(&client_), std::move(hs.response), false);
+    to_client_.attach(Pipe::Mode::Raw);
     enter(SessionState::Relaying);
-    if (ended) {
+    // Neither a length nor chunks: the body runs until the backend closes; no body at
+    // all: the answer is complete.
+    if (!hs.response_parser.has_body() && !hs.response_parser.body_ends_at_eof()) {
         to_client_.shutdown_destination();
     } else {
         to_client_.start();
@@ -351,7 +420,7 @@ void Session::on_raw_bytes(Pipe& pipe, std::string_view bytes) {
     }
 }
 
-// ---- refusals and owned writes ----
+// ---- refusals ----
 
 void Session::refuse(CloseReason reason, std::string_view detail) {
     if (state_ == SessionState::Closed || state_ == SessionState::Closing) return;
@@ -359,65 +428,15 @@ void Session::refuse(CloseReason reason, std::string_view detail) {
     const auto& info = metrics::info(reason);
     status_ = static_cast<uint16_t>(info.status);
     log_event("refused", std::string(info.log_reason) + ": " + std::string(detail));
-    if (backend_open_ && !uv_is_closing(as_handle(&backend_tcp_))) {
-        uv_close(as_handle(&backend_tcp_), &Session::on_closed);
-    }
+    backend_side_.close();
     enter(SessionState::Closing);
-    send_owned(as_stream(&client_), http::reply(static_cast<http::Status>(info.status), detail),
-               true);
+    client_.write_copy(http::reply(static_cast<http::Status>(info.status), detail));
+    if (state_ == SessionState::Closed) return;
+    client_.shutdown();
     // Keep reading (and discarding) until the client hangs up, so that closing never
     // turns into a reset that could destroy the answer in flight.
-    uv_read_start(as_stream(&client_), &Session::on_alloc, &Session::on_read);
-}
-
-void Session::send_owned(uv_stream_t* to, std::string bytes, bool shutdown_after) {
-    if (bytes.empty() && !shutdown_after) return;
-    tls::Connection* tls = tls_of(to == as_stream(&client_));
-    if (tls != nullptr) {
-        if (!tls->write(bytes.data(), bytes.size())) {
-            log_event("TLS write failed", tls->error());
-            finish(reason_decided_ ? reason_ : CloseReason::InternalError);
-            return;
-        }
-        if (shutdown_after) tls->close_notify();
-        write_chain(to, tls->take_output(), shutdown_after);
-        return;
-    }
-    auto* w = new OwnedWrite{};
-    w->session = this;
-    w->bytes = std::move(bytes);
-    w->shutdown_after = shutdown_after;
-    w->write.data = w;
-    uv_buf_t buf = uv_buf_init(w->bytes.data(), static_cast<unsigned>(w->bytes.size()));
-    int rc = uv_write(&w->write, to, &buf, 1, &Session::on_owned_written);
-    if (rc != 0) {
-        delete w;
-        log_event("write failed", uv_strerror(rc));
-        finish(reason_decided_ ? reason_ : CloseReason::InternalError);
-    }
-}
-
-void Session::on_owned_written(uv_write_t* req, int status) noexcept {
-    auto* w = static_cast<OwnedWrite*>(req->data);
-    Session* s = w->session;
-    if (status == 0 && w->shutdown_after && s->state_ != SessionState::Closed) {
-        w->shutdown.data = w;
-        int rc = uv_shutdown(&w->shutdown, req->handle, [](uv_shutdown_t* sreq, int) noexcept {
-            delete static_cast<OwnedWrite*>(sreq->data);
-        });
-        if (rc == 0) return;
-    }
-    delete w;
-    if (status < 0 && status != UV_ECANCELED && s->state_ != SessionState::Closed) {
-        bool to_client = req->handle == as_stream(&s->client_);
-        s->log_event(to_client ? "write to client failed" : "write to backend failed",
-                     uv_strerror(status));
-        if (s->state_ == SessionState::Closing || to_client) {
-            s->finish(s->reason_decided_ ? s->reason_ : CloseReason::ClientReset);
-        } else {
-            s->refuse(CloseReason::BackendBadAnswer, "backend connection failed");
-        }
-    }
+    client_.deliver_to(Endpoint::Consumer::Discard);
+    client_.resume();
 }
 
 }  // namespace sb::session

@@ -43,6 +43,9 @@ class Connection {
     // pool once OpenSSL has consumed them all.
     void give_input(uv::Block* block, const char* data, size_t len);
     bool has_input() const { return in_block_ != nullptr; }
+    // Ciphertext not yet consumed, or record bytes OpenSSL holds (a record decrypted
+    // but not all read out, or a partial record): a read may have something to give.
+    bool has_pending() const { return in_block_ != nullptr || SSL_has_pending(ssl_) == 1; }
 
     Status handshake();
     bool handshake_done() const { return SSL_is_init_finished(ssl_) != 0; }

@@ -1,0 +1,441 @@
+#include "session/endpoint.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "session/context.h"
+#include "session/session.h"
+
+namespace sb::session {
+
+namespace {
+
+uv_handle_t* as_handle(uv_tcp_t* t) {
+    return reinterpret_cast<uv_handle_t*>(t);
+}
+
+// The block whose embedded uv_write_t is `req` (it is the block's first member).
+uv::Block* block_of_write(uv_write_t* req) {
+    return reinterpret_cast<uv::Block*>(req);
+}
+
+}  // namespace
+
+Endpoint::~Endpoint() {
+    // By now libuv has closed the handle and cancelled every request.
+    if (held_ != nullptr) blocks().give(held_);
+}
+
+uv::BlockPool& Endpoint::blocks() const {
+    return WorkerContext::current->blocks;
+}
+
+int Endpoint::fd() const {
+    int fd = -1;
+    if (!open_ || uv_fileno(reinterpret_cast<const uv_handle_t*>(&tcp_), &fd) != 0) return -1;
+    return fd;
+}
+
+// ---- life ----
+
+bool Endpoint::adopt(uv_loop_t* loop, int fd) {
+    uv_tcp_init(loop, &tcp_);
+    tcp_.data = this;
+    alive_ = open_ = true;
+    if (uv_tcp_open(&tcp_, fd) != 0) {
+        ::close(fd);  // libuv did not take it
+        close();
+        return false;
+    }
+    // Small WebSocket messages must leave as soon as they are written.
+    uv_tcp_nodelay(&tcp_, 1);
+    return true;
+}
+
+int Endpoint::connect(uv_loop_t* loop, const sockaddr* address) {
+    uv_tcp_init(loop, &tcp_);
+    tcp_.data = this;
+    alive_ = open_ = true;
+    connected_ = ended_ = wanted_ = reading_ = false;
+    shutdown_wanted_ = notify_sent_ = shutdown_sent_ = shutdown_done_ = false;
+    consumer_ = Consumer::Handshake;
+    uv_tcp_nodelay(&tcp_, 1);
+    connect_req_ = std::make_unique<uv_connect_t>();
+    connect_req_->data = this;
+    return uv_tcp_connect(connect_req_.get(), &tcp_, address, &Endpoint::on_connect);
+}
+
+void Endpoint::on_connect(uv_connect_t* req, int status) noexcept {
+    // Cancelled: the handle is closing, and on_close follows.
+    if (status == UV_ECANCELED) return;
+    auto* e = static_cast<Endpoint*>(req->data);
+    if (!e->open_) return;
+    e->connected_ = status == 0;
+    e->session_.on_connected(*e, status);
+}
+
+void Endpoint::close() {
+    if (!open_) return;
+    open_ = false;
+    wanted_ = false;
+    reading_ = false;
+    uv_close(as_handle(&tcp_), &Endpoint::on_close);
+}
+
+void Endpoint::on_close(uv_handle_t* handle) noexcept {
+    auto* e = static_cast<Endpoint*>(handle->data);
+    e->alive_ = false;
+    // libuv has called back every request of the handle by now: the connect request
+    // (if any) is free to go, and so is what a next attempt would replace.
+    e->connect_req_.reset();
+    e->tls_.reset();
+    if (e->held_ != nullptr) {
+        e->blocks().give(e->held_);
+        e->held_ = nullptr;
+    }
+    e->writes_in_flight_ = 0;
+    e->session_.on_closed(*e);
+}
+
+// ---- TLS ----
+
+bool Endpoint::start_tls_server(SSL_CTX* ctx, uv::BlockPool& pool) {
+    tls_ = tls::Connection::accept(ctx, pool);
+    return tls_ != nullptr;
+}
+
+bool Endpoint::start_tls_client(SSL_CTX* ctx, const std::string& name, bool verify,
+                                uv::BlockPool& pool) {
+    tls_ = tls::Connection::connect(ctx, name, verify, pool);
+    return tls_ != nullptr;
+}
+
+bool Endpoint::flush_tls() {
+    if (!tls_ || !tls_->has_output()) return true;
+    return write_chain_raw(tls_->take_output());
+}
+
+void Endpoint::pump_tls() {
+    while (open_ && tls_) {
+        if (!tls_->handshake_done()) {
+            auto status = tls_->handshake();
+            if (!flush_tls()) return;
+            if (status == tls::Connection::Status::WantRead) return;
+            if (status != tls::Connection::Status::Ok) {
+                session_.on_tls_failed(*this);
+                return;
+            }
+            session_.on_tls_ready(*this);
+            continue;
+        }
+        // Records stay inside the TLS layer while the consumer is paused.
+        if (!wanted_ || !tls_->has_pending()) return;
+        uv::Block* block = blocks().take();
+        if (block == nullptr) {
+            deliver_end(UV_ENOBUFS);
+            return;
+        }
+        size_t n = 0;
+        auto status = tls_->read(block->data() + kHeadroom, block->capacity - kHeadroom, n);
+        if (!flush_tls()) {
+            blocks().give(block);
+            return;
+        }
+        if (n > 0) {
+            deliver(block, block->data() + kHeadroom, n);
+        } else {
+            blocks().give(block);
+        }
+        if (status == tls::Connection::Status::Ok) continue;
+        if (status == tls::Connection::Status::WantRead) {
+            if (n == 0) return;
+            continue;
+        }
+        if (!open_) return;
+        // close_notify reads as the end of the stream; anything else is an error.
+        deliver_end(status == tls::Connection::Status::Closed ? UV_EOF : UV_EPROTO);
+        return;
+    }
+}
+
+// ---- reading ----
+
+void Endpoint::resume() {
+    wanted_ = true;
+    if (delivering_ || !open_) return;
+    delivering_ = true;
+    if (held_ != nullptr) {
+        uv::Block* block = held_;
+        held_ = nullptr;
+        deliver(block, block->data() + held_offset_, held_len_);
+    }
+    if (open_ && wanted_ && tls_) pump_tls();
+    delivering_ = false;
+    if (open_ && wanted_ && !ended_ && held_ == nullptr) start_reading();
+}
+
+void Endpoint::start_reading() {
+    if (reading_) return;
+    int rc = uv_read_start(stream(), &Endpoint::on_alloc, &Endpoint::on_read);
+    if (rc == 0 || rc == UV_EALREADY) reading_ = true;
+}
+
+void Endpoint::pause() {
+    wanted_ = false;
+    if (reading_ && open_) uv_read_stop(stream());
+    reading_ = false;
+}
+
+void Endpoint::unread(uv::Block* block, char* data, size_t n) {
+    // The consumer paused before giving the bytes back; only one delivery can be
+    // given back, so one block is all that is ever held.
+    if (held_ != nullptr) blocks().give(held_);
+    static_assert(uv::BlockPool::kBlockSize <= UINT16_MAX, "held_offset_ and held_len_ fit");
+    held_ = block;
+    held_offset_ = static_cast<uint16_t>(data - block->data());
+    held_len_ = static_cast<uint16_t>(n);
+}
+
+void Endpoint::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
+    auto* e = static_cast<Endpoint*>(handle->data);
+    uv::Block* b = e->blocks().take();
+    if (b == nullptr) {
+        *buf = uv_buf_init(nullptr, 0);  // libuv reports UV_ENOBUFS to on_read
+    } else if (e->tls_) {
+        // Ciphertext: a whole block, handed to the TLS layer.
+        *buf = uv_buf_init(b->data(), b->capacity);
+    } else {
+        // Headroom in front, where a Pipe puts back the bytes it held last time.
+        *buf = uv_buf_init(b->data() + kHeadroom, b->capacity - kHeadroom);
+    }
+}
+
+void Endpoint::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
+    auto* e = static_cast<Endpoint*>(stream->data);
+    uv::Block* block = nullptr;
+    if (buf->base != nullptr) {
+        char* start = e->tls_ ? buf->base : buf->base - kHeadroom;
+        block = reinterpret_cast<uv::Block*>(start) - 1;
+    }
+    if (nread <= 0 || !e->open_) {
+        if (block != nullptr) e->blocks().give(block);
+        if (nread < 0 && e->open_) e->deliver_end(static_cast<int>(nread));
+        return;
+    }
+    if (e->tls_) {
+        e->tls_->give_input(block, buf->base, static_cast<size_t>(nread));
+        e->delivering_ = true;
+        e->pump_tls();
+        e->delivering_ = false;
+        // A consumer that paused and resumed meanwhile wants reading back on.
+        if (e->open_ && e->wanted_ && !e->ended_ && e->held_ == nullptr) e->start_reading();
+        return;
+    }
+    e->deliver(block, buf->base, static_cast<size_t>(nread));
+}
+
+void Endpoint::deliver(uv::Block* block, char* data, size_t n) {
+    switch (consumer_) {
+        case Consumer::Handshake:
+            session_.on_handshake_bytes(*this, block, data, n);
+            return;
+        case Consumer::Pipe:
+            session_.pipe_from(*this).on_bytes(block, data, n);
+            return;
+        case Consumer::Discard:
+            blocks().give(block);
+            return;
+    }
+}
+
+void Endpoint::deliver_end(int status) {
+    ended_ = true;
+    if (reading_ && open_) uv_read_stop(stream());
+    reading_ = false;
+    if (consumer_ == Consumer::Pipe) {
+        session_.pipe_from(*this).on_end(status);
+    } else {
+        session_.on_handshake_end(*this, status);
+    }
+}
+
+// ---- writing ----
+
+bool Endpoint::write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra) {
+    if (tls_) {
+        // Encrypt now, in order, and send the ciphertext: the plaintext blocks are free.
+        bool ok = true;
+        for (unsigned i = 0; i < count && ok; ++i)
+            ok = tls_->write(bufs[i].base, bufs[i].len);
+        tls::release_chain(blocks(), owner);
+        tls::release_chain(blocks(), extra);
+        uv::Block* chain = tls_->take_output();
+        if (!ok) {
+            tls::release_chain(blocks(), chain);
+            failed_write(UV_EPROTO);
+            return false;
+        }
+        return write_chain_raw(chain);
+    }
+    return write_raw(owner, bufs, count, extra);
+}
+
+bool Endpoint::write_chain(uv::Block* chain) {
+    if (chain == nullptr) return true;
+    if (tls_) {
+        bool ok = true;
+        for (uv::Block* b = chain; b != nullptr && ok; b = b->next)
+            ok = tls_->write(b->data(), b->size);
+        tls::release_chain(blocks(), chain);
+        uv::Block* out = tls_->take_output();
+        if (!ok) {
+            tls::release_chain(blocks(), out);
+            failed_write(UV_EPROTO);
+            return false;
+        }
+        return write_chain_raw(out);
+    }
+    return write_chain_raw(chain);
+}
+
+bool Endpoint::write_copy(std::string_view bytes) {
+    uv::Block* chain = nullptr;
+    uv::Block** tail = &chain;
+    while (!bytes.empty()) {
+        uv::Block* b = blocks().take();
+        if (b == nullptr) {
+            tls::release_chain(blocks(), chain);
+            failed_write(UV_ENOBUFS);
+            return false;
+        }
+        size_t n = std::min<size_t>(bytes.size(), b->capacity);
+        std::memcpy(b->data(), bytes.data(), n);
+        b->size = static_cast<uint32_t>(n);
+        bytes.remove_prefix(n);
+        *tail = b;
+        tail = &b->next;
+    }
+    return write_chain(chain);
+}
+
+bool Endpoint::write_chain_raw(uv::Block* chain) {
+    if (chain == nullptr) return true;
+    // As many buffers as blocks: no chain is ever cut short.
+    size_t count = 0;
+    for (uv::Block* b = chain; b != nullptr; b = b->next)
+        ++count;
+    uv_buf_t stack_bufs[16];
+    std::vector<uv_buf_t> heap_bufs;
+    uv_buf_t* bufs = stack_bufs;
+    if (count > std::size(stack_bufs)) {
+        heap_bufs.resize(count);
+        bufs = heap_bufs.data();
+    }
+    size_t i = 0;
+    for (uv::Block* b = chain; b != nullptr; b = b->next)
+        bufs[i++] = uv_buf_init(b->data(), b->size);
+    return write_raw(chain, bufs, static_cast<unsigned>(count), nullptr);
+}
+
+bool Endpoint::write_raw(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra) {
+    if (!open_) {
+        tls::release_chain(blocks(), owner);
+        tls::release_chain(blocks(), extra);
+        return false;
+    }
+    size_t total = 0;
+    for (unsigned i = 0; i < count; ++i)
+        total += bufs[i].len;
+    size_t written = 0;
+    // Only when nothing is queued: writes leave in the order they were made.
+    if (writes_in_flight_ == 0) {
+        int rc = uv_try_write(stream(), bufs, count);
+        if (rc < 0 && rc != UV_EAGAIN) {
+            tls::release_chain(blocks(), owner);
+            tls::release_chain(blocks(), extra);
+            failed_write(rc);
+            return false;
+        }
+        written = rc > 0 ? static_cast<size_t>(rc) : 0;
+    }
+    if (written == total) {
+        tls::release_chain(blocks(), owner);
+        tls::release_chain(blocks(), extra);
+        return true;
+    }
+    // Queue what the kernel did not take, with the uv_write_t embedded in the first
+    // block; the blocks go back in on_write.
+    unsigned first = 0;
+    while (written >= bufs[first].len)
+        written -= bufs[first++].len;
+    bufs[first].base += written;
+    bufs[first].len -= written;
+    if (extra != nullptr) {
+        uv::Block* tail = owner;
+        while (tail->next != nullptr)
+            tail = tail->next;
+        tail->next = extra;
+    }
+    int rc = uv_write(&owner->write, stream(), bufs + first, count - first, &Endpoint::on_write);
+    if (rc != 0) {
+        tls::release_chain(blocks(), owner);
+        failed_write(rc);
+        return false;
+    }
+    ++writes_in_flight_;
+    return true;
+}
+
+void Endpoint::on_write(uv_write_t* req, int status) noexcept {
+    auto* e = static_cast<Endpoint*>(req->handle->data);
+    tls::release_chain(e->blocks(), block_of_write(req));
+    if (e->writes_in_flight_ > 0) --e->writes_in_flight_;
+    if (status == UV_ECANCELED || !e->open_) return;  // the handle is closing
+    if (status < 0) {
+        e->failed_write(status);
+        return;
+    }
+    if (e->writes_in_flight_ > 0) return;
+    e->session_.on_drained(*e);
+    if (e->open_ && e->shutdown_wanted_) e->maybe_shutdown();
+}
+
+void Endpoint::failed_write(int status) {
+    session_.on_side_error(client_side_, status);
+}
+
+void Endpoint::shutdown() {
+    shutdown_wanted_ = true;
+    maybe_shutdown();
+}
+
+void Endpoint::maybe_shutdown() {
+    if (!open_ || shutdown_sent_ || writes_in_flight_ > 0) return;
+    if (tls_ && !notify_sent_) {
+        // TLS says goodbye with close_notify before the TCP FIN.
+        notify_sent_ = true;
+        tls_->close_notify();
+        if (!flush_tls() || writes_in_flight_ > 0) return;  // the FIN follows on_write
+    }
+    shutdown_sent_ = true;
+    auto* req = new uv_shutdown_t;
+    req->data = this;
+    if (uv_shutdown(req, stream(), &Endpoint::on_shutdown) != 0) {
+        delete req;
+        shutdown_done_ = true;
+        session_.on_shutdown(*this);
+    }
+}
+
+void Endpoint::on_shutdown(uv_shutdown_t* req, int status) noexcept {
+    auto* e = static_cast<Endpoint*>(req->data);
+    delete req;
+    if (status == UV_ECANCELED || !e->open_) return;
+    e->shutdown_done_ = true;
+    e->session_.on_shutdown(*e);
+}
+
+}  // namespace sb::session

@@ -1,0 +1,171 @@
+// Endpoint: one side of a session (the client connection, or the backend connection).
+//
+// It owns the side's socket, its optional TLS layer, its pending connect request, its
+// one write path and its one read router:
+//  - Reading: every byte the side delivers (read from the socket, or decrypted by its
+//    TLS layer) goes to exactly one consumer at a time, chosen by the Session: the
+//    handshake reader, then the Pipe that relays from this side. While the consumer is
+//    paused nothing is delivered: the socket is not read, TLS records stay inside the
+//    TLS layer, and bytes a consumer gave back (unread()) wait in one held block. When
+//    reading resumes they come out in the order they arrived, through the same
+//    delivery as every later byte: there is no side door for "the first bytes".
+//  - Writing: bytes to send are a read block's ranges (Pipe), a chain of blocks, or
+//    a copy of owned bytes (an HTTP head); each write takes uv_try_write first and
+//    queues the rest with the uv_write_t embedded in its first block. Writes complete
+//    in order; the Session hears when everything queued is written (on_drained), so a
+//    Pipe can stop reading its source meanwhile. Through TLS, plaintext is encrypted
+//    at once and the ciphertext blocks are written the same way.
+//  - Closing: close() closes the socket; its close callback is where the connect
+//    request is freed (libuv cancels it there, and may touch it until then).
+//
+// Owned by its Session (a member, never moved); single-threaded (the worker's loop).
+// It calls back into the Session only through a handful of named events (see
+// session.h: "Endpoint events").
+#pragma once
+
+#include <uv.h>
+
+#include <cstdint>
+#include <memory>
+#include <string_view>
+
+#include "tls/connection.h"
+#include "uv/block_pool.h"
+
+namespace sb::session {
+
+class Session;
+
+class Endpoint {
+  public:
+    // Who receives what this side delivers.
+    enum class Consumer : uint8_t {
+        Handshake,  // the Session's handshake reader (request or answer head)
+        Pipe,       // the Pipe relaying from this side
+        Discard,    // nobody: bytes are read and dropped (a refused client still talking)
+    };
+
+    // Room before the data in every block this side delivers, where a Pipe puts back
+    // the bytes it held from the previous delivery (Pipe::Carry).
+    static constexpr uint32_t kHeadroom = 32;
+
+    Endpoint(Session& session, bool client_side) : session_(session), client_side_(client_side) {}
+    ~Endpoint();
+    Endpoint(const Endpoint&) = delete;
+    Endpoint& operator=(const Endpoint&) = delete;
+
+    // ---- life ----
+
+    // Adopts an accepted descriptor. False if libuv refuses it (the descriptor is
+    // closed; the handle, if initialised, is closed too).
+    bool adopt(uv_loop_t* loop, int fd);
+    // Opens a socket and connects it to `address`. Returns 0, or the libuv error of a
+    // failed start (then no callback comes, but the handle is open and must be
+    // closed). The outcome arrives as Session::on_connected(*this, status).
+    int connect(uv_loop_t* loop, const sockaddr* address);
+    // Closes the socket (if open). Session::on_closed(*this) follows from libuv.
+    void close();
+    bool is_open() const { return open_; }
+    // The handle exists: opened and its close callback has not run yet.
+    bool alive() const { return alive_; }
+    bool connected() const { return connected_; }
+
+    // ---- TLS ----
+
+    // Starts TLS on this side: as a server (client side) or a client (backend side).
+    // Returns false if OpenSSL cannot make a connection object.
+    bool start_tls_server(SSL_CTX* ctx, uv::BlockPool& pool);
+    bool start_tls_client(SSL_CTX* ctx, const std::string& name, bool verify,
+                          uv::BlockPool& pool);
+    tls::Connection* tls() const { return tls_.get(); }
+    // Drops the TLS layer (a plain HTTP request to a TLS port is answered in plain).
+    void drop_tls() { tls_.reset(); }
+
+    // ---- reading ----
+
+    // Routes delivered bytes to `c` from now on (reading is not started by this).
+    void deliver_to(Consumer c) { consumer_ = c; }
+    Consumer consumer() const { return consumer_; }
+    // Starts (or resumes) delivering: held bytes first, then TLS plaintext already
+    // decrypted or received, then the socket.
+    void resume();
+    // Stops delivering; nothing is lost (see the header comment).
+    void pause();
+    bool paused() const { return !wanted_; }
+    // Gives back the last `n` bytes of a delivered block (they start at `data`): they
+    // are delivered again, first, when reading resumes. At most one block is held, and
+    // it is always the one just delivered (the head ended inside it).
+    void unread(uv::Block* block, char* data, size_t n);
+    // The peer has finished sending (EOF or close_notify) or the read side failed.
+    bool ended() const { return ended_; }
+
+    // ---- writing ----
+
+    // Writes `bufs` (pointing into `owner`, and into `extra` if set); both blocks go
+    // back to the pool once their bytes are written. False if the write failed at once
+    // (Session::on_write_failed has been called).
+    bool write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
+    // Writes a chain of blocks (linked by Block::next), each block's [data(), size).
+    bool write_chain(uv::Block* chain);
+    // Writes a copy of `bytes` (an HTTP head, a reply).
+    bool write_copy(std::string_view bytes);
+    // Writes that libuv still holds.
+    bool write_pending() const { return writes_in_flight_ > 0; }
+    // Once every queued write is out: TLS close_notify, then TCP shutdown (FIN).
+    // Session::on_shutdown(*this) follows once the FIN is out.
+    void shutdown();
+    bool shutdown_requested() const { return shutdown_wanted_; }
+    bool shut_down() const { return shutdown_done_; }
+
+    bool client_side() const { return client_side_; }
+    uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
+    // The socket's descriptor (splice), or -1.
+    int fd() const;
+    // Blocks of this side (TLS output, held bytes, writes) come from here.
+    uv::BlockPool& blocks() const;
+
+  private:
+    void deliver(uv::Block* block, char* data, size_t n);
+    void deliver_end(int status);
+    // Drives the TLS layer: handshake, then plaintext out while wanted.
+    void pump_tls();
+    bool flush_tls();
+    // Writes as they are, with no TLS layer in between (ciphertext, or a plain side).
+    bool write_raw(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
+    bool write_chain_raw(uv::Block* chain);
+    void start_reading();
+    void maybe_shutdown();
+    void failed_write(int status);
+    static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
+    static void on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept;
+    static void on_connect(uv_connect_t* req, int status) noexcept;
+    static void on_write(uv_write_t* req, int status) noexcept;
+    static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
+    static void on_close(uv_handle_t* handle) noexcept;
+
+    uv_tcp_t tcp_;
+    Session& session_;
+    std::unique_ptr<tls::Connection> tls_;
+    // The connect request: libuv may touch it until its callback has run (with
+    // UV_ECANCELED once the handle closes), so it lives until on_connect.
+    std::unique_ptr<uv_connect_t> connect_req_;
+    uv::Block* held_ = nullptr;  // bytes given back with unread(); one block at most
+    uint16_t held_offset_ = 0;   // ...from held_->data() + held_offset_
+    uint16_t held_len_ = 0;
+    uint16_t writes_in_flight_ = 0;
+    Consumer consumer_ = Consumer::Handshake;
+    const bool client_side_;
+    bool alive_ : 1 = false;   // initialised; the close callback has not run
+    bool open_ : 1 = false;    // alive and not closing
+    bool connected_ : 1 = false;
+    bool wanted_ : 1 = false;   // the consumer takes bytes now
+    bool reading_ : 1 = false;  // uv_read_start is in effect
+    bool ended_ : 1 = false;
+    bool delivering_ : 1 = false;  // inside resume(): no recursion
+    bool shutdown_wanted_ : 1 = false;
+    bool notify_sent_ : 1 = false;  // TLS close_notify queued
+    bool shutdown_sent_ : 1 = false;
+    bool shutdown_done_ : 1 = false;
+};
+
+}  // namespace sb::session
