@@ -132,6 +132,14 @@ int MessageParser::on_headers_complete(llhttp_t* p) {
     s->minor_ = p->http_minor;
     s->chunked_ = (p->flags & F_CHUNKED) != 0;
     s->has_body_ = s->chunked_ || ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > 0);
+    // RFC 9110 §6.4.1: a 1xx, 204 or 304 answer has no content, whatever its framing
+    // headers say. F_SKIPBODY is what llhttp sets for a callback that returns 1 ("no
+    // body"), which a callback that pauses cannot return.
+    if (s->kind_ == Kind::Response &&
+        (p->status_code / 100 == 1 || p->status_code == 204 || p->status_code == 304)) {
+        p->flags |= F_SKIPBODY;
+        s->has_body_ = false;
+    }
     // Pause so that execute() stops exactly at the end of the head: what follows is a
     // body, WebSocket frames, or nothing, and the session decides what to do with it.
     return HPE_PAUSED;

@@ -97,7 +97,8 @@ class MessageParser {
     unsigned http_major() const { return major_; }
     unsigned http_minor() const { return minor_; }
     const std::vector<HeaderSpan>& headers() const { return headers_; }
-    // Whether the head announces a body (Content-Length > 0 or chunked).
+    // Whether a body follows the head: Content-Length > 0 or chunked, and never for a
+    // 1xx, 204 or 304 answer (RFC 9110 §6.4.1).
     bool has_body() const { return has_body_; }
 
   private:

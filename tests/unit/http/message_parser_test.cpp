@@ -688,6 +688,22 @@ TEST(MessageParserBodyTest, MalformedChunkSizeIsAnError) {
     EXPECT_FALSE(ended);
 }
 
+TEST(MessageParserBodyTest, A204Or304HasNoBodyWhateverItsContentLength) {
+    // RFC 9110 §6.4.1: a 1xx, 204 or 304 never has content; llhttp would wait for the
+    // Content-Length's bytes, and the session would take the next answer for them.
+    for (std::string_view head : {"HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+                                  "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\n\r\n",
+                                  "HTTP/1.1 304 Not Modified\r\n\r\n"}) {
+        MessageParser p(Kind::Response);
+        ASSERT_EQ(p.parse(head), Status::Complete) << p.error();
+        EXPECT_FALSE(p.has_body()) << head;
+        EXPECT_FALSE(p.body_ends_at_eof()) << head;
+        bool ended = false;
+        ASSERT_TRUE(p.consume_body("HTTP/1.1 200 OK\r\n", ended)) << p.error();
+        EXPECT_TRUE(ended) << head;
+    }
+}
+
 TEST(MessageParserBodyTest, BodyWithoutLengthEndsAtEof) {
     MessageParser p(Kind::Response);
     ASSERT_EQ(p.parse("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"), Status::Complete);
