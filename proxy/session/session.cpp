@@ -247,15 +247,14 @@ void Session::close_gracefully(CloseReason reason, uint16_t code, uint64_t deadl
         if (state_ != SessionState::Closing) finish(reason);
         return;
     }
-    if (client_failed_) return;  // the client is being cut already
     decide(reason);
     if (close_code_ == 0) close_code_ = code;
     std::string_view why = metrics::info(reason).log_reason;
     to_client_.send_close(code, why);
     // The backend loses a client that is going away, whatever the client is told.
     to_backend_.send_close(ws::kGoingAway, why);
-    state_ = SessionState::Closing;
-    state_due_ = std::max<uint64_t>(deadline_ms, 1);
+    enter(SessionState::Closing);
+    state_due_ = std::max<uint64_t>(deadline_ms, 1);  // the caller's deadline, not the linger
     rearm();
 }
 
@@ -325,9 +324,7 @@ void Session::fail_client(CloseReason reason, uint16_t code, std::string_view wh
     to_client_.stop();
     to_backend_.send_close(ws::kGoingAway, why);
     to_backend_.shutdown_destination();
-    state_ = SessionState::Closing;
-    state_due_ = uv_now(ctx().loop) + kLingerMs;
-    rearm();
+    enter(SessionState::Closing);
     maybe_finish();
 }
 
@@ -457,8 +454,7 @@ void Session::on_relay_timeout(uint64_t now) {
         client_gone_ = true;
         to_client_.discard();
         to_backend_.send_close(ws::kGoingAway, "ping timeout");
-        state_ = SessionState::Closing;
-        state_due_ = deadline;
+        enter(SessionState::Closing);
         maybe_finish();
     } else if (ws.ping_interval.count() > 0 && x.ping_sent_ms == 0 &&
                now >= x.last_client_ms + static_cast<uint64_t>(ws.ping_interval.count())) {
