@@ -393,6 +393,8 @@ void Server::on_worker_exit() {
     for (auto& w : workers_) {
         if (!w->exited()) return;
     }
+    // The last proxied connection is gone: the admin listener, which answered 503 on
+    // /healthz through the drain, closes with the other main handles so the loop ends.
     close_main_handles();
 }
 
@@ -408,6 +410,9 @@ void Server::close_main_handles() {
         if (h->loop != nullptr && !uv_is_closing(h)) uv_close(h, nullptr);
     }
     if (rehomer_) rehomer_->close();  // freed with the Server, after its handle closed
+    // The admin listener and its connections (/events subscribers, half-sent requests)
+    // would otherwise keep the main loop, and so the process, alive after a drain.
+    if (admin_) admin_->close();  // freed with the Server, after its handles closed
 }
 
 }  // namespace sb::app

@@ -1,6 +1,10 @@
 // Server: the process. Loads the configuration, opens every listener, starts the
 // workers, then runs the main loop: signals (reload, drain, log reopening), rehoming,
-// systemd notifications and, later, the admin listener.
+// systemd notifications and the admin listener.
+//
+// Drain (SIGTERM, SIGINT): workers stop accepting and close their sessions; the admin
+// listener keeps answering (/healthz 503) until the last worker has exited, then
+// closes with the main loop's other handles, so run() returns and the process exits 0.
 //
 // Lives on the main thread for the whole run; owns the workers and the current
 // generation. Workers only ever receive work from it through Worker::post(); they

@@ -1,7 +1,7 @@
 """Configuration lifecycle through the real binary (SPEC §1 signals): hot reload that
 never drops a connection, invalid reloads that change nothing, listeners added and
-removed, graceful drain with paced 1001 closes, SIGUSR1 log reopening, and systemd
-notifications."""
+removed, graceful drain with paced 1001 closes (with and without an admin listener),
+SIGUSR1 log reopening, and systemd notifications."""
 
 import asyncio
 import json
@@ -15,10 +15,12 @@ import unittest
 
 import websockets
 
-from sbtest import PyBackend, Switchboard, gather_limited, run, wait_for, whoami
+from sbtest import (PyBackend, RawWebSocket, Switchboard, gather_limited, read_head, run,
+                    status_of, wait_for, whoami)
 
 
-def two_listener_config(backends, second_listener=False, extra_server="", log_extra=""):
+def two_listener_config(backends, second_listener=False, extra_server="", log_extra="",
+                        admin=False):
     backend_list = ", ".join(f'{{ address = "{b}" }}' for b in backends)
     second = """
 [[listeners]]
@@ -26,6 +28,7 @@ name = "second"
 listen = "127.0.0.1:0"
 pool = "chat"
 """ if second_listener else ""
+    admin_table = '[admin]\nlisten = "127.0.0.1:0"\n' if admin else ""
     return f"""
 [server]
 workers = 2
@@ -33,6 +36,7 @@ workers = 2
 
 [log]
 {log_extra}
+{admin_table}
 
 [[listeners]]
 name = "public"
@@ -242,6 +246,86 @@ class DrainTest(unittest.TestCase):
         finally:
             sb.stop()
             backend.stop()
+
+
+def admin_get(sb, path, timeout=5.0):
+    """(status, body) of one admin request on a raw socket."""
+    host, port = sb.addresses["admin"]
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(f"GET {path} HTTP/1.1\r\nHost: admin\r\n\r\n".encode())
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return status_of(head), body.decode()
+
+
+class DrainWithAdminTest(unittest.TestCase):
+    """Issue 13: with an [admin] listener, SIGTERM never exited (the admin listener kept
+    the main loop alive), so every `systemctl stop` ended in SIGKILL."""
+
+    def start(self, extra_server='close_spread = "0s"\ndrain_timeout = "20s"'):
+        self.backend = PyBackend("a")
+        self.addCleanup(self.backend.stop)
+        sb = Switchboard(two_listener_config([self.backend.address], extra_server=extra_server,
+                                             admin=True), listeners=("admin", "public"))
+        self.addCleanup(sb.stop)
+        return sb
+
+    def test_sigterm_with_admin_and_no_connections_exits_0_promptly(self):
+        sb = self.start()
+        self.assertEqual(admin_get(sb, "/healthz"), (200, "ok\n"))
+        started = time.monotonic()
+        sb.signal(signal.SIGTERM)
+        self.assertEqual(sb.wait(timeout=10), 0)
+        self.assertLess(time.monotonic() - started, 3)
+        self.assertTrue(sb.wait_line(r"^stopped"))
+
+    def test_admin_answers_503_while_a_connection_drains_and_exit_follows_its_end(self):
+        sb = self.start()
+        ws = RawWebSocket(sb.port(), "/held")
+        self.addCleanup(ws.close)
+        self.assertEqual(ws.status, 101)
+        ws.send_frame(1, b"hello")
+        self.assertEqual(ws.recv_frame()[2], b"a:hello")
+        sb.signal(signal.SIGTERM)
+        # The proxy's 1001 arrives; not answering keeps the connection draining.
+        self.assertEqual(ws.recv_close(answer=False), 1001)
+        self.assertEqual(admin_get(sb, "/healthz"), (503, "draining\n"))
+        self.assertIsNone(sb.proc.poll(), "exited while a connection was still draining")
+        self.assertEqual(admin_get(sb, "/healthz"), (503, "draining\n"))
+        # The client answers and goes: the last connection is gone, so is the process.
+        ws.send_frame(8, (1001).to_bytes(2, "big"))
+        ws.close()
+        gone = time.monotonic()
+        self.assertEqual(sb.wait(timeout=10), 0)
+        self.assertLess(time.monotonic() - gone, 3)
+
+    def test_events_subscriber_and_half_sent_request_do_not_keep_the_process_alive(self):
+        sb = self.start()
+        host, port = sb.addresses["admin"]
+        events = socket.create_connection((host, port), timeout=5)
+        self.addCleanup(events.close)
+        events.sendall(b"GET /events HTTP/1.1\r\nHost: admin\r\n\r\n")
+        self.assertEqual(status_of(read_head(events)), 200)
+        half = socket.create_connection((host, port), timeout=5)
+        self.addCleanup(half.close)
+        half.sendall(b"GET /heal")
+        started = time.monotonic()
+        sb.signal(signal.SIGTERM)
+        # Well before the 10 s request timeout would have closed the half-sent request.
+        self.assertEqual(sb.wait(timeout=10), 0)
+        self.assertLess(time.monotonic() - started, 3)
+        for s in (events, half):
+            s.settimeout(5)
+            try:
+                while s.recv(65536):
+                    pass
+            except ConnectionResetError:
+                pass
 
 
 class LogAndNotifyTest(unittest.TestCase):
