@@ -3,6 +3,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "admin/json_text.h"
 #include "config/units.h"
 #include "config/validate.h"
 #include "metrics/exposition.h"
@@ -290,7 +291,7 @@ std::string status_json(const AdminSources& sources) {
              {"backends", backends}});
     }
     j["pools"] = pools;
-    return j.dump(2);
+    return json_text(j, 2);
 }
 
 std::string route_json(const AdminSources& sources, const std::string& pool_name,
@@ -298,7 +299,8 @@ std::string route_json(const AdminSources& sources, const std::string& pool_name
     auto generation = sources.generation();
     const pool::Pool* pool = generation->pool(pool_name);
     found = pool != nullptr;
-    if (pool == nullptr) return Json{{"error", "no pool named \"" + pool_name + "\""}}.dump(2);
+    if (pool == nullptr)
+        return json_text(Json{{"error", "no pool named \"" + pool_name + "\""}}, 2);
     auto r = pool->describe(key);
     auto address = [](const pool::Backend* b) { return b ? Json(b->address()) : Json(nullptr); };
     Json preference = Json::array();
@@ -321,7 +323,7 @@ std::string route_json(const AdminSources& sources, const std::string& pool_name
                  {"backend", address(r.room_backend)}};
     j["load_cap"] = pool->load_cap();
     j["preference"] = preference;
-    return j.dump(2);
+    return json_text(j, 2);
 }
 
 std::string live_json(const AdminSources& sources) {
@@ -352,7 +354,7 @@ std::string live_json(const AdminSources& sources) {
                        {"backends", backends}};
     }
     j["pools"] = pools;
-    return j.dump();
+    return json_text(j);
 }
 
 }  // namespace sb::admin

@@ -1,7 +1,9 @@
 """The admin listener through the real binary (SPEC §4, §5): /healthz, /metrics with
 exact deltas for known traffic (parsed by Debian's python3-prometheus-client), /status,
 /route agreeing with where real clients land, access log lines, 404/405, and the live
-status page loaded in headless Chromium (driven over the DevTools protocol)."""
+status page loaded in headless Chromium (driven over the DevTools protocol); and the
+hardening of issue 13: a /route key that is not UTF-8, HEAD, the request timeout and the
+connection cap."""
 
 import asyncio
 import base64
@@ -10,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import time
@@ -20,7 +23,7 @@ import urllib.request
 import websockets
 
 from sbtest import (PyBackend, RawWebSocket, Switchboard, gather_limited, handshake_status, run,
-                    upgrade_request, wait_for, whoami)
+                    status_of, upgrade_request, wait_for, whoami)
 
 
 def admin_config(backends, extra_pool="", extra_listener="", workers=2):
@@ -53,6 +56,37 @@ def get(sb, path, method="GET"):
             return r.status, r.headers.get("Content-Type", ""), r.read().decode()
     except urllib.error.HTTPError as e:
         return e.code, e.headers.get("Content-Type", ""), e.read().decode()
+
+
+def raw_admin(sb, request, timeout=5.0):
+    """Sends raw request bytes to the admin listener; returns (status line, headers as
+    a dict, body bytes) of everything it answers before closing."""
+    host, port = sb.addresses["admin"]
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(request)
+        data = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    headers = dict(line.split(": ", 1) for line in lines[1:])
+    return lines[0], headers, body
+
+
+def closed_by_peer(sock, timeout):
+    """Whether the peer closes `sock` within `timeout` seconds (what it sent is ignored)."""
+    sock.settimeout(timeout)
+    try:
+        while sock.recv(65536):
+            pass
+        return True
+    except ConnectionResetError:
+        return True
+    except socket.timeout:
+        return False
 
 
 def scrape(sb):
@@ -95,6 +129,41 @@ class AdminTest(unittest.TestCase):
         self.assertEqual(get(self.sb, "/nope")[0], 404)
         self.assertEqual(get(self.sb, "/metrics", method="POST")[0], 405)
         self.assertEqual(get(self.sb, "/healthz", method="DELETE")[0], 405)
+        status, headers, _ = raw_admin(self.sb, b"PUT /status HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual((status, headers["Allow"]), ("HTTP/1.1 405 Method Not Allowed", "GET, HEAD"))
+
+    def test_head_is_answered_like_get_without_a_body(self):
+        for path in ("/healthz", "/", "/nope", "/route?pool=chat&key=r1", "/route?pool=x&key=r1"):
+            got = raw_admin(self.sb, f"GET {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+            head = raw_admin(self.sb, f"HEAD {path} HTTP/1.1\r\nHost: a\r\n\r\n".encode())
+            self.assertEqual(head[:2], got[:2], path)
+            self.assertEqual(int(head[1]["Content-Length"]), len(got[2]), path)
+            self.assertEqual(head[2], b"", path)
+        # urllib agrees that the answer is well-formed.
+        self.assertEqual(get(self.sb, "/healthz", method="HEAD")[:2], (200, "text/plain; charset=utf-8"))
+
+    def test_route_key_percent_ff_that_killed_the_process_is_answered(self):
+        # The exact request of issue 13: nlohmann threw on the byte 0xFF while writing
+        # the answer, through a noexcept libuv callback, and the process died.
+        status, _, body = get(self.sb, "/route?pool=chat&key=%FF")
+        self.assertEqual(status, 200)
+        route = json.loads(body)
+        # The byte comes back as \udcff (surrogateescape), never as text it could be.
+        self.assertIn('"key": "\\udcff"', body)
+        self.assertEqual(route["key"].encode("utf-8", "surrogateescape"), b"\xff")
+        self.assertIn(route["backend"], [b.address for b in self.backends])
+        status, _, body = get(self.sb, "/route?pool=%FF%C3&key=x")
+        self.assertEqual(status, 404)
+        self.assertIn("\\udcff\\udcc3", body)
+        self.assertIsNone(self.sb.proc.poll())
+        self.assertEqual(get(self.sb, "/healthz")[::2], (200, "ok\n"))
+
+    def test_route_agrees_with_real_clients_for_a_key_that_is_not_utf8(self):
+        names = {b.address: b.name for b in self.backends}
+        landed = run(whoami(self.sb.url("/r?room=%FE%FF")))
+        status, _, body = get(self.sb, "/route?pool=chat&key=%25FE%25FF")
+        self.assertEqual(status, 200)
+        self.assertEqual(names[json.loads(body)["backend"]], landed)
 
     def test_metrics_show_exact_deltas_for_known_traffic(self):
         before = scrape(self.sb)
@@ -238,6 +307,58 @@ class AdminTest(unittest.TestCase):
             run(go())
         finally:
             sb.stop()
+
+
+class AdminLimitsTest(unittest.TestCase):
+    """Issue 13: admin connections never timed out and were unlimited, so half-sent
+    requests could hold descriptors forever."""
+
+    def setUp(self):
+        self.backend = PyBackend("a")
+        self.addCleanup(self.backend.stop)
+        self.sb = Switchboard(admin_config([self.backend.address]), listeners=("admin", "public"))
+        self.addCleanup(self.sb.stop)
+
+    def connect(self):
+        host, port = self.sb.addresses["admin"]
+        s = socket.create_connection((host, port), timeout=5)
+        self.addCleanup(s.close)
+        return s
+
+    def test_a_request_not_complete_within_10s_is_closed(self):
+        s = self.connect()
+        started = time.monotonic()
+        s.sendall(b"GET /healthz HTTP/1.1\r\n")
+        # Dripping bytes does not push the deadline back: it runs from accept.
+        closed = False
+        for _ in range(15):
+            try:
+                s.sendall(b"X")
+            except OSError:
+                closed = True
+                break
+            if closed_by_peer(s, 1.0):
+                closed = True
+                break
+        self.assertTrue(closed, "still open after 15 s")
+        self.assertGreater(time.monotonic() - started, 9)
+        self.assertLess(time.monotonic() - started, 13)
+        self.assertEqual(get(self.sb, "/healthz")[0], 200)
+
+    def test_the_65th_connection_is_closed_at_accept(self):
+        held = [self.connect() for _ in range(64)]
+        # Accepted in the order they connected: the 65th is the one over the cap.
+        extra = self.connect()
+        self.assertTrue(closed_by_peer(extra, 3), "the 65th connection was not closed")
+        # The held connections are served.
+        held[0].sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+        self.assertEqual(status_of(held[0].recv(4096)), 200)
+        # Once it is gone, a new connection is welcome again.
+        wait_for(lambda: get(self.sb, "/healthz")[0] == 200, timeout=5,
+                 what="a slot to free up")
+        for s in held[1:]:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n")
+            self.assertEqual(status_of(s.recv(4096)), 200)
 
 
 def find_chromium():

@@ -1,5 +1,5 @@
 // Query-string decoding for /route (keys may hold any byte, percent-encoded).
-#include "admin/admin_server.h"
+#include "admin/admin_request.h"
 
 #include <gtest/gtest.h>
 
