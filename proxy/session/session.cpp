@@ -319,9 +319,11 @@ void Session::fail_client(CloseReason reason, uint16_t code, std::string_view wh
     client_failed_ = true;
     to_client_.send_close(code, why);
     to_client_.shutdown_destination();
+    // The client is not read any more; the backend still is, up to the end of the
+    // frame it may be in the middle of, where the Close goes in (after it the Pipe
+    // forwards nothing more).
     to_backend_.discard();
     to_backend_.stop();
-    to_client_.stop();
     to_backend_.send_close(ws::kGoingAway, why);
     to_backend_.shutdown_destination();
     enter(SessionState::Closing);
