@@ -146,6 +146,8 @@ AdminAnswer answer(const AdminSources& sources, std::string_view method, std::st
 
 std::optional<AdminAnswer> RequestReader::read(const AdminSources& sources,
                                                std::string_view received) {
+    // Nothing yet: nothing to parse (and llhttp must not see a null buffer).
+    if (received.empty()) return std::nullopt;
     try {
         auto status = parser_.parse(received);
         if (status == http::MessageParser::Status::Error) {
