@@ -149,6 +149,15 @@ TEST_F(AdminRequestTest, AnIncompleteRequestWaitsForMore) {
     EXPECT_FALSE(answer_request(sources_, "GET /healthz HTTP/1.1\r\nHost: a\r\n").has_value());
 }
 
+// Found by the admin fuzzer: an empty input reached llhttp as a null buffer (UBSan:
+// applying zero offset to a null pointer in llhttp_execute).
+TEST_F(AdminRequestTest, AnEmptyInputWithANullBufferIsNotParsed) {
+    EXPECT_FALSE(answer_request(sources_, std::string_view()).has_value());
+    RequestReader reader;
+    EXPECT_FALSE(reader.read(sources_, std::string_view()).has_value());
+    EXPECT_EQ(reader.read(sources_, "GET / HTTP/1.1\r\n\r\n")->status, 200);
+}
+
 TEST_F(AdminRequestTest, TheReaderAnswersOnceTheHeadIsCompleteWhateverTheSplit) {
     std::string request = "GET /healthz HTTP/1.1\r\nHost: a\r\n\r\n";
     RequestReader reader;
