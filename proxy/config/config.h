@@ -29,11 +29,19 @@ struct ServerConfig {
     Duration close_spread = std::chrono::seconds(10);
 };
 
+// Where a value sits in the file, for errors found after decoding (certificates
+// that do not load, an access log directory that does not exist).
+struct Position {
+    unsigned line = 0;
+    unsigned column = 0;
+};
+
 struct LogConfig {
     LogLevel level = LogLevel::Info;
     LogFormat format = LogFormat::Text;
     // "stderr", "stdout", "off" or a file path.
     std::string access_log = "stderr";
+    Position access_log_at;  // for errors found when the file's directory is checked
 };
 
 struct AdminConfig {
@@ -49,13 +57,6 @@ struct Route {
 };
 
 enum class TlsVersion { Tls12, Tls13 };
-
-// Where a value sits in the file, for errors found after decoding (certificates
-// that do not load).
-struct Position {
-    unsigned line = 0;
-    unsigned column = 0;
-};
 
 struct CertificateFiles {
     std::string certificate;

@@ -6,6 +6,7 @@
 #include <set>
 #include <sstream>
 
+#include "config/prescan.h"
 #include "config/validate.h"
 
 namespace sb::config {
@@ -47,7 +48,12 @@ const Key<LogConfig> kLogKeys[] = {
      [](Decoder& d, V v, LogConfig& l) {
          d.choice<LogFormat>(v, {{"text", LogFormat::Text}, {"json", LogFormat::Json}}, l.format);
      }},
-    {"access_log", [](Decoder& d, V v, LogConfig& l) { d.string(v, l.access_log, false); }},
+    {"access_log",
+     [](Decoder& d, V v, LogConfig& l) {
+         if (d.string(v, l.access_log, false)) {
+             l.access_log_at = {v.location().line(), v.location().column()};
+         }
+     }},
 };
 
 // ---- [admin] ----
@@ -388,6 +394,12 @@ void collect(std::vector<SchemaKey>& out, const std::string& prefix, std::span<c
 }  // namespace
 
 LoadResult load_string(std::string_view text, const std::string& name) {
+    // toml11 is trusted only with text whose shape it handles in bounded stack and time.
+    if (auto bad = prescan(text)) {
+        Decoder d(name);
+        d.error_at(bad->line, bad->column, bad->message);
+        return finish(d, nullptr);
+    }
     try {
         std::istringstream in{std::string(text)};
         auto root = toml::parse(in, name);
@@ -414,9 +426,11 @@ LoadResult load_file(const std::string& path) {
                    std::string("cannot read the configuration file: ") + std::strerror(errno));
         return finish(d, nullptr);
     }
-    std::ostringstream text;
-    text << in.rdbuf();
-    return load_string(text.str(), path);
+    // One byte more than the limit is enough for load_string to say the file is too large.
+    std::string text(kMaxFileBytes + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<size_t>(in.gcount()));
+    return load_string(text, path);
 }
 
 std::vector<SchemaKey> schema_keys() {

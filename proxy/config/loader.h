@@ -24,7 +24,9 @@ struct LoadResult {
 // Reads and decodes the file at `path`. A file that cannot be read is one error at 0:0.
 LoadResult load_file(const std::string& path);
 
-// Decodes TOML text; `name` stands for the file name in error positions.
+// Decodes TOML text; `name` stands for the file name in error positions. Text past the
+// bounds of config/prescan.h (size, line length, nesting, dotted keys) is one error at
+// its position, and never reaches toml11. load_file() reads the file and calls this.
 LoadResult load_string(std::string_view text, const std::string& name);
 
 // Every dotted key the schema knows ("server.workers", "pools.*.websocket.ping_interval"),
