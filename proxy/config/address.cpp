@@ -2,8 +2,10 @@
 
 #include <arpa/inet.h>
 
+#include <array>
 #include <charconv>
 #include <cstring>
+#include <vector>
 
 namespace sb::config {
 
@@ -109,6 +111,66 @@ std::string SocketAddress::to_string() const {
         }
     }
     return ip_string() + ":" + std::to_string(port());
+}
+
+bool SocketAddress::is_wildcard() const {
+    if (family() == AF_INET) return storage_.v4.sin_addr.s_addr == htonl(INADDR_ANY);
+    return family() == AF_INET6 && IN6_IS_ADDR_UNSPECIFIED(&storage_.v6.sin6_addr);
+}
+
+bool SocketAddress::is_v4_mapped() const {
+    return family() == AF_INET6 && IN6_IS_ADDR_V4MAPPED(&storage_.v6.sin6_addr);
+}
+
+namespace {
+
+// One family's view of what a listening socket takes: its address bytes, or every
+// address when `wildcard`.
+struct Claim {
+    int family = AF_UNSPEC;
+    bool wildcard = false;
+    std::array<unsigned char, 16> bytes{};
+};
+
+// The one or two claims of a socket bound to `a`.
+std::vector<Claim> claims(const SocketAddress& a, bool dual_stack) {
+    std::vector<Claim> out;
+    const sockaddr* sa = a.sockaddr_ptr();
+    if (a.family() == AF_INET) {
+        Claim c{AF_INET, a.is_wildcard(), {}};
+        std::memcpy(c.bytes.data(), &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, 4);
+        out.push_back(c);
+        return out;
+    }
+    const auto& addr = reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr;
+    if (a.is_v4_mapped()) {
+        // Bindable only dual-stack; an IPv6-only socket fails (EINVAL) and claims nothing.
+        if (dual_stack) {
+            Claim c{AF_INET, false, {}};
+            std::memcpy(c.bytes.data(), &addr.s6_addr[12], 4);
+            out.push_back(c);
+        }
+        return out;
+    }
+    Claim c{AF_INET6, a.is_wildcard(), {}};
+    std::memcpy(c.bytes.data(), &addr, 16);
+    out.push_back(c);
+    if (dual_stack && a.is_wildcard()) out.push_back({AF_INET, true, {}});
+    return out;
+}
+
+}  // namespace
+
+bool listen_overlap(const SocketAddress& a, bool a_dual_stack, const SocketAddress& b,
+                    bool b_dual_stack) {
+    if (a.port() == 0 || b.port() == 0 || a.port() != b.port()) return false;
+    for (const auto& x : claims(a, a_dual_stack)) {
+        for (const auto& y : claims(b, b_dual_stack)) {
+            if (x.family != y.family) continue;
+            if (x.wildcard || y.wildcard || x.bytes == y.bytes) return true;
+        }
+    }
+    return false;
 }
 
 bool operator==(const SocketAddress& a, const SocketAddress& b) {

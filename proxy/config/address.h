@@ -38,6 +38,11 @@ class SocketAddress {
     // "1.2.3.4" or "::1": the form used for X-Forwarded-For and per-client limits.
     std::string ip_string() const;
 
+    // 0.0.0.0 or [::]: every address of its family.
+    bool is_wildcard() const;
+    // [::ffff:a.b.c.d]: an IPv4 address in IPv6 form, which an IPv6-only socket cannot bind.
+    bool is_v4_mapped() const;
+
     friend bool operator==(const SocketAddress& a, const SocketAddress& b);
 
   private:
@@ -49,5 +54,13 @@ class SocketAddress {
     };
     Storage storage_{};
 };
+
+// Whether listening on `a` and on `b` would fight over one port on Linux, as bind(2)
+// with SO_REUSEADDR decides: the same port (0 never conflicts: the kernel picks a free
+// one for each), and the same address or a wildcard of the same family. An IPv6 socket
+// that is not IPv6-only (`dual_stack`, as libuv binds without UV_TCP_IPV6ONLY) also
+// takes the IPv4 side: [::] every IPv4 address, [::ffff:a.b.c.d] that one.
+bool listen_overlap(const SocketAddress& a, bool a_dual_stack, const SocketAddress& b,
+                    bool b_dual_stack);
 
 }  // namespace sb::config

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <charconv>
 #include <map>
+#include <vector>
 
 namespace sb::config {
 
@@ -178,8 +179,16 @@ void validate(Decoder& d, const toml::value& root, const Config& config) {
         d.error(*find(root, {"listeners"}), "at least one [[listeners]] is required");
     }
     std::map<std::string, size_t> names;
-    std::map<std::string, std::string> addresses;
-    if (config.admin) addresses[config.admin->listen.to_string()] = "the admin listener";
+    // Every socket bound so far, to find two that would fight over a port (the later one
+    // gets the error). Listeners bind IPv6 as IPv6-only (net/listen_socket.cpp); the admin
+    // listener binds through libuv, dual-stack (admin/admin_server.cpp).
+    struct Bound {
+        SocketAddress address;
+        bool dual_stack;
+        std::string owner;
+    };
+    std::vector<Bound> bound;
+    if (config.admin) bound.push_back({config.admin->listen, true, "the admin listener"});
     for (size_t i = 0; i < config.listeners.size(); ++i) {
         const auto& l = config.listeners[i];
         const auto& table = listeners[i];
@@ -193,15 +202,27 @@ void validate(Decoder& d, const toml::value& root, const Config& config) {
         if (!names.emplace(l.name, i).second) {
             d.error(table.as_table().at("name"), "duplicate listener name \"" + l.name + "\"");
         }
-        // Port 0 asks the kernel for a fresh port, so two of them never collide.
-        if (l.listen.port() != 0) {
-            auto [it, fresh] =
-                addresses.emplace(l.listen.to_string(), "listener \"" + l.name + "\"");
-            if (!fresh) {
-                d.error(table.as_table().at("listen"),
-                        l.listen.to_string() + " is already used by " + it->second);
-            }
+        const auto& listen_value = table.as_table().at("listen");
+        if (l.listen.is_v4_mapped()) {
+            // bind(2) refuses an IPv4-mapped address on an IPv6-only socket (EINVAL).
+            d.error(listen_value, "an IPv4-mapped IPv6 address cannot be listened on; write \"" +
+                                      l.listen.to_string() + "\" instead");
         }
+        for (const auto& other : bound) {
+            if (!listen_overlap(l.listen, false, other.address, other.dual_stack)) continue;
+            if (l.listen == other.address) {
+                d.error(listen_value, l.listen.to_string() + " is already used by " + other.owner);
+            } else {
+                bool wildcard = l.listen.is_wildcard() || other.address.is_wildcard();
+                d.error(listen_value, l.listen.to_string() + " overlaps " +
+                                          other.address.to_string() + " of " + other.owner +
+                                          (wildcard ? " (a wildcard address takes its port on "
+                                                      "every address of its family)"
+                                                    : ""));
+            }
+            break;
+        }
+        bound.push_back({l.listen, false, "listener \"" + l.name + "\""});
         if (!l.pool.empty() && !config.find_pool(l.pool)) {
             d.error(table.as_table().at("pool"), "no pool named \"" + l.pool + "\"");
         }

@@ -159,5 +159,54 @@ TEST(SocketAddressTest, ToStringRoundTrips) {
     }
 }
 
+// listen_overlap follows what bind(2) said on this kernel (Debian 12, SO_REUSEADDR on
+// both sockets): see docs/configuration.md, "Listen addresses".
+bool overlap(const char* a, const char* b, bool a_dual = false, bool b_dual = false) {
+    return listen_overlap(*SocketAddress::parse(a), a_dual, *SocketAddress::parse(b), b_dual);
+}
+
+TEST(ListenOverlapTest, AWildcardTakesItsPortOnEveryAddressOfItsFamily) {
+    EXPECT_TRUE(overlap("0.0.0.0:8080", "127.0.0.1:8080"));
+    EXPECT_TRUE(overlap("127.0.0.1:8080", "0.0.0.0:8080"));
+    EXPECT_TRUE(overlap("0.0.0.0:8080", "0.0.0.0:8080"));
+    EXPECT_TRUE(overlap("[::]:8080", "[::1]:8080"));
+    EXPECT_TRUE(overlap("[::1]:8080", "[::]:8080"));
+}
+
+TEST(ListenOverlapTest, DistinctAddressesAndPortsDoNotOverlap) {
+    EXPECT_FALSE(overlap("127.0.0.1:8080", "127.0.0.2:8080"));
+    EXPECT_FALSE(overlap("0.0.0.0:8080", "0.0.0.0:8081"));
+    EXPECT_FALSE(overlap("[::1]:8080", "[2001:db8::1]:8080"));
+}
+
+TEST(ListenOverlapTest, PortZeroNeverOverlaps) {
+    EXPECT_FALSE(overlap("0.0.0.0:0", "127.0.0.1:0"));
+    EXPECT_FALSE(overlap("127.0.0.1:0", "127.0.0.1:0"));
+}
+
+TEST(ListenOverlapTest, IpV6OnlyListenersLeaveIpV4Alone) {
+    // Listeners bind IPv6 with IPV6_V6ONLY (net/listen_socket.cpp).
+    EXPECT_FALSE(overlap("[::]:8080", "0.0.0.0:8080"));
+    EXPECT_FALSE(overlap("0.0.0.0:8080", "[::]:8080"));
+    EXPECT_FALSE(overlap("[::]:8080", "127.0.0.1:8080"));
+}
+
+TEST(ListenOverlapTest, ADualStackWildcardTakesIpV4Too) {
+    // The admin listener binds through libuv without UV_TCP_IPV6ONLY.
+    EXPECT_TRUE(overlap("[::]:9901", "127.0.0.1:9901", true, false));
+    EXPECT_TRUE(overlap("0.0.0.0:9901", "[::]:9901", false, true));
+    EXPECT_TRUE(overlap("[::ffff:127.0.0.1]:9901", "127.0.0.1:9901", true, false));
+    EXPECT_FALSE(overlap("[::ffff:127.0.0.1]:9901", "127.0.0.2:9901", true, false));
+    EXPECT_FALSE(overlap("[::1]:9901", "127.0.0.1:9901", true, false));
+}
+
+TEST(SocketAddressTest, WildcardAndMappedForms) {
+    EXPECT_TRUE(SocketAddress::parse("0.0.0.0:1")->is_wildcard());
+    EXPECT_TRUE(SocketAddress::parse("[::]:1")->is_wildcard());
+    EXPECT_FALSE(SocketAddress::parse("127.0.0.1:1")->is_wildcard());
+    EXPECT_TRUE(SocketAddress::parse("[::ffff:10.0.0.1]:1")->is_v4_mapped());
+    EXPECT_FALSE(SocketAddress::parse("[::1]:1")->is_v4_mapped());
+}
+
 }  // namespace
 }  // namespace sb::config

@@ -221,6 +221,111 @@ listen = "127.0.0.1:0"
     EXPECT_TRUE(result.ok()) << dump(result);
 }
 
+// Regression (issue 13): --check passed listeners that startup then failed to bind.
+TEST(ValidateTest, WildcardListenerOverlapsASpecificOneOnItsPort) {
+    auto result = load(R"(
+[[listeners]]
+name = "public"
+listen = "0.0.0.0:8080"
+
+[[listeners]]
+name = "local"
+listen = "127.0.0.1:8080"
+)");
+    EXPECT_THAT(result.errors,
+                ElementsAre(ErrorAt(7, 10,
+                                    Eq("127.0.0.1:8080 overlaps 0.0.0.0:8080 of listener "
+                                       "\"public\" (a wildcard address takes its port on "
+                                       "every address of its family)"))))
+        << dump(result);
+}
+
+TEST(ValidateTest, SpecificListenerThenIpV6Wildcard) {
+    auto result = load(R"(
+[[listeners]]
+name = "local"
+listen = "[::1]:8080"
+
+[[listeners]]
+name = "public"
+listen = "[::]:8080"
+)");
+    EXPECT_THAT(result.errors,
+                ElementsAre(ErrorAt(7, 10, HasSubstr("[::]:8080 overlaps [::1]:8080 of listener "
+                                                     "\"local\""))))
+        << dump(result);
+}
+
+TEST(ValidateTest, IpV6WildcardListenerAndIpV4ListenerShareAPort) {
+    // Listeners bind IPv6 as IPv6-only, so these are two sockets that both bind.
+    auto result = load(R"(
+[[listeners]]
+name = "v6"
+listen = "[::]:8080"
+
+[[listeners]]
+name = "v4"
+listen = "0.0.0.0:8080"
+)");
+    EXPECT_TRUE(result.ok()) << dump(result);
+}
+
+TEST(ValidateTest, IpV4MappedListenAddressCannotBind) {
+    auto result = load(R"(
+[[listeners]]
+name = "public"
+listen = "[::ffff:127.0.0.1]:8080"
+)");
+    EXPECT_THAT(result.errors,
+                ElementsAre(ErrorAt(3, 10, HasSubstr("write \"127.0.0.1:8080\" instead"))))
+        << dump(result);
+}
+
+TEST(ValidateTest, AdminListenerOverlapsAWildcardListener) {
+    SB_SKIP_UNLESS_SUPPORTED("admin");
+    auto result = load(R"(
+[admin]
+listen = "127.0.0.1:9901"
+
+[[listeners]]
+name = "public"
+listen = "0.0.0.0:9901"
+)");
+    EXPECT_THAT(result.errors,
+                ElementsAre(ErrorAt(6, 10, HasSubstr("0.0.0.0:9901 overlaps 127.0.0.1:9901 of "
+                                                     "the admin listener"))))
+        << dump(result);
+}
+
+TEST(ValidateTest, DualStackAdminWildcardOverlapsAnIpV4Listener) {
+    SB_SKIP_UNLESS_SUPPORTED("admin");
+    auto result = load(R"(
+[admin]
+listen = "[::]:9901"
+
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:9901"
+)");
+    EXPECT_THAT(result.errors,
+                ElementsAre(ErrorAt(6, 10, HasSubstr("127.0.0.1:9901 overlaps [::]:9901 of the "
+                                                     "admin listener"))))
+        << dump(result);
+}
+
+TEST(ValidateTest, WildcardListenersOnPortZeroNeverOverlap) {
+    auto result = load(R"(
+[[listeners]]
+name = "a"
+listen = "0.0.0.0:0"
+
+[[listeners]]
+name = "b"
+listen = "127.0.0.1:0"
+)");
+    EXPECT_TRUE(result.ok()) << dump(result);
+}
+
 TEST(ValidateTest, ListenerNamedAdminIsReserved) {
     auto result = load(R"(
 [[listeners]]
