@@ -1,5 +1,11 @@
 #include "pool/generation.h"
 
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
 namespace sb::pool {
 
 namespace {
@@ -18,6 +24,37 @@ balance::Algorithm to_balance(config::Algorithm a) {
     return balance::Algorithm::Ring;
 }
 
+// Why the access log at `path` could not be opened for appending, or "" when it can
+// (as far as a look at the file system tells without creating it: --check writes
+// nothing). Startup, reload and --check all ask, so a file that passes --check does not
+// fail at startup for a directory that is missing.
+std::string access_log_problem(const std::string& path) {
+    if (path == "stderr" || path == "stdout" || path == "off") return "";
+    struct stat st {};
+    if (::stat(path.c_str(), &st) == 0) {
+        if (S_ISDIR(st.st_mode)) return "\"" + path + "\" is a directory";
+        if (::access(path.c_str(), W_OK) != 0) {
+            return "\"" + path + "\" is not writable: " + std::strerror(errno);
+        }
+        return "";
+    }
+    if (errno != ENOENT && errno != ENOTDIR) {
+        return "cannot look at \"" + path + "\": " + std::strerror(errno);
+    }
+    auto slash = path.rfind('/');
+    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+    if (::stat(dir.c_str(), &st) != 0) {
+        if (errno == ENOENT) return "directory \"" + dir + "\" does not exist";
+        if (errno == ENOTDIR) return "\"" + dir + "\" is not a directory";
+        return "cannot look at \"" + dir + "\": " + std::strerror(errno);
+    }
+    if (!S_ISDIR(st.st_mode)) return "\"" + dir + "\" is not a directory";
+    if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+        return "cannot create a file in \"" + dir + "\": " + std::strerror(errno);
+    }
+    return "";
+}
+
 }  // namespace
 
 std::shared_ptr<const Generation> Generation::build(config::ConfigPtr config, uint64_t number,
@@ -28,6 +65,11 @@ std::shared_ptr<const Generation> Generation::build(config::ConfigPtr config, ui
     g->number_ = number;
     g->server_connections_ =
         previous ? previous->server_connections_ : std::make_shared<limits::SlotCounter>();
+    const auto& log = g->config_->log;
+    if (auto problem = access_log_problem(log.access_log); !problem.empty()) {
+        errors.push_back({g->config_->path, log.access_log_at.line, log.access_log_at.column,
+                          "access log: " + problem});
+    }
     for (const auto& l : g->config_->listeners) {
         const ListenerRuntime* old = previous ? previous->listener(l.name) : nullptr;
         auto counters = old ? old->counters : std::make_shared<ListenerCounters>();

@@ -42,7 +42,8 @@ class Generation {
     // Builds generation `number` from `config`, reusing live backend state from
     // `previous` (may be null) for every (pool, address) pair that remains, and loading
     // every certificate. Returns null with `errors` (positioned in the file) when a
-    // certificate or CA file does not load.
+    // certificate or CA file does not load, or when the access log could not be opened
+    // (its directory is missing or not a directory; nothing is created here).
     static std::shared_ptr<const Generation> build(config::ConfigPtr config, uint64_t number,
                                                    const Generation* previous,
                                                    std::vector<config::ConfigError>& errors);
