@@ -31,6 +31,11 @@ int Pool::index_of(const Backend* b) const {
     return it == index_.end() ? -1 : static_cast<int>(it->second);
 }
 
+bool Pool::keyed() const {
+    auto a = table_->algorithm();
+    return a != balance::Algorithm::LeastConnections && a != balance::Algorithm::RoundRobin;
+}
+
 bool Pool::was_tried(uint32_t node, const std::vector<uint32_t>& tried) const {
     return std::find(tried.begin(), tried.end(), node) != tried.end();
 }
@@ -96,6 +101,13 @@ Backend* Pool::choose(uint64_t hash, const std::vector<uint32_t>& tried, bool* d
 
 Pool::Outcome Pool::place(std::string_view key, uint64_t hash, const std::vector<uint32_t>& tried,
                           Placement& out) const {
+    if (!keyed()) {
+        // No room to join or make: the algorithm alone picks, connection by connection.
+        Backend* b = choose(hash, tried);
+        if (b == nullptr) return Outcome::NoBackend;
+        out = {nullptr, b};
+        return Outcome::Placed;
+    }
     RoomTable::Shard& shard = rooms_->shard_for(hash);
     std::lock_guard lock(shard.mutex);
     auto it = shard.rooms.find(key);
@@ -133,6 +145,12 @@ Pool::Outcome Pool::place(std::string_view key, uint64_t hash, const std::vector
 }
 
 Pool::Outcome Pool::retry(uint64_t hash, const std::vector<uint32_t>& tried, Placement& p) const {
+    if (p.room == nullptr) {
+        if (p.backend != nullptr) p.backend->release();
+        p.backend = choose(hash, tried);
+        if (p.backend == nullptr) return Outcome::NoBackend;  // p is empty
+        return Outcome::Placed;
+    }
     RoomTable::Shard& shard = rooms_->shard_for(hash);
     std::unique_lock lock(shard.mutex);
     p.backend->release();
@@ -151,7 +169,11 @@ Pool::Outcome Pool::retry(uint64_t hash, const std::vector<uint32_t>& tried, Pla
 }
 
 void Pool::release(Placement& p) const {
-    if (!p) return;
+    if (p.room == nullptr) {  // keyless algorithms: a slot and no room
+        if (p.backend != nullptr) p.backend->release();
+        p = Placement{};
+        return;
+    }
     // The shard is found again from the key rather than kept by every session.
     RoomTable::Shard& shard = rooms_->shard_for(balance::hash_key(*p.room->key));
     std::lock_guard lock(shard.mutex);
@@ -176,7 +198,8 @@ Pool::Route Pool::describe(std::string_view key) const {
         r.preference.push_back({b, skip_reason(*b, cap)});
         return true;
     });
-    {
+    r.keyed = keyed();
+    if (r.keyed) {
         RoomTable::Shard& shard = rooms_->shard_for(r.hash);
         std::lock_guard lock(shard.mutex);
         auto it = shard.rooms.find(key);
@@ -209,10 +232,7 @@ Pool::Route Pool::describe(std::string_view key) const {
 }
 
 Backend* Pool::home(uint64_t hash) const {
-    if (table_->algorithm() == balance::Algorithm::LeastConnections ||
-        table_->algorithm() == balance::Algorithm::RoundRobin) {
-        return nullptr;  // only hashing algorithms give a key a home
-    }
+    if (!keyed()) return nullptr;  // only hashing algorithms give a key a home
     auto now = Backend::Clock::now();
     Backend* found = nullptr;
     table_->walk(hash, [&](uint32_t node) {

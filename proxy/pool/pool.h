@@ -6,11 +6,14 @@
 // are reused for every address a pool keeps, and the RoomTable is the same for every
 // generation of a pool name, so rooms are never split by a reload.
 //
-// Placement (SPEC §3 Balancing): a connection whose key is an active room joins the
-// room's backend while that backend is up; a new key walks its preference order,
+// Placement (SPEC §3 Balancing), for the hashing algorithms (ring, maglev): a
+// connection whose key is an active room joins the room's backend while that backend
+// is up; a new key walks its preference order,
 // skipping backends that are down, full, already tried, or (with load_factor c > 0)
 // at ceil(c * (A + 1) / N) connections, and falls back to its first choice that is up
-// when every backend is over the cap. Thread-safe: placement holds the key's room
+// when every backend is over the cap. least_connections and round_robin give a key no
+// home, so they make no rooms: each connection is placed by the algorithm alone (its
+// Placement has no room) and the room table is never consulted. Thread-safe: placement holds the key's room
 // shard lock, so one room gets one backend whichever worker places it.
 #pragma once
 
@@ -31,12 +34,13 @@
 namespace sb::pool {
 
 // A session's hold on a room and on a backend connection slot (16 bytes: every
-// session keeps one).
+// session keeps one). `room` is null under least_connections and round_robin, which
+// make no rooms; a placement holds something while it holds either.
 struct Placement {
     Room* room = nullptr;
     Backend* backend = nullptr;
 
-    explicit operator bool() const { return room != nullptr; }
+    explicit operator bool() const { return room != nullptr || backend != nullptr; }
 };
 
 // Why a backend was not taken, as /route reports it.
@@ -62,6 +66,8 @@ class Pool {
     const std::vector<std::shared_ptr<Backend>>& backends() const { return backends_; }
     const std::shared_ptr<RoomTable>& rooms() const { return rooms_; }
     const std::shared_ptr<const balance::Table>& table() const { return table_; }
+    // Whether the algorithm places by key (ring, maglev), which is what makes rooms.
+    bool keyed() const;
     // TLS to backends (null = plain TCP).
     const tls::ClientContext* tls() const { return tls_.get(); }
     std::shared_ptr<Backend> find(const std::string& address) const;
@@ -77,12 +83,16 @@ class Pool {
     // placement is then released).
     Outcome retry(uint64_t hash, const std::vector<uint32_t>& tried, Placement& p) const;
     // Gives up the slot and the room (the room leaves the table with its last connection).
+    // Leaves `p` empty.
     void release(Placement& p) const;
 
     // Where a connection with `key` would go now, and why, from the same table, room
     // table and checks placement uses (for /route). Places nothing.
     struct Route {
         uint64_t hash = 0;
+        // False for least_connections and round_robin: the key plays no part, there is
+        // no room, and `chosen` is only where the next connection would go.
+        bool keyed = true;
         bool room_active = false;
         uint32_t room_connections = 0;
         const Backend* room_backend = nullptr;

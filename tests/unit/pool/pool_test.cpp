@@ -273,5 +273,78 @@ TEST(Pool, RoundRobinTakesTurns) {
         f.pool->release(p);
 }
 
+// Regression (issue 13): the room table pinned every connection of one key (one client
+// address, with hash_key = client_ip) to one backend under least_connections and
+// round_robin, although these algorithms give a key no home.
+TEST(Pool, RoundRobinSpreadsConnectionsOfOneKeyOverEveryBackend) {
+    Fixture f(2, config::Algorithm::RoundRobin);
+    std::vector<Placement> held;
+    for (int i = 0; i < 20; ++i) {
+        Placement p;
+        EXPECT_EQ(f.pool->place("127.0.0.1", balance::hash_key("127.0.0.1"), {}, p),
+                  Pool::Outcome::Placed);
+        EXPECT_TRUE(p);
+        EXPECT_EQ(p.room, nullptr);  // no room: the table is never consulted nor filled
+        held.push_back(p);
+    }
+    EXPECT_EQ(f.backends[0]->active(), 10);
+    EXPECT_EQ(f.backends[1]->active(), 10);
+    EXPECT_EQ(f.pool->rooms()->size(), 0u);
+    for (auto& p : held) {
+        f.pool->release(p);
+        EXPECT_FALSE(p);
+    }
+    EXPECT_EQ(f.backends[0]->active() + f.backends[1]->active(), 0);
+}
+
+TEST(Pool, LeastConnectionsSpreadsConnectionsOfOneKeyOverEveryBackend) {
+    Fixture f(3, config::Algorithm::LeastConnections);
+    std::vector<Placement> held;
+    for (int i = 0; i < 9; ++i)
+        held.push_back(f.place("127.0.0.1"));
+    for (auto& b : f.backends)
+        EXPECT_EQ(b->active(), 3);
+    EXPECT_EQ(f.pool->rooms()->size(), 0u);
+    for (auto& p : held)
+        f.pool->release(p);
+    for (auto& b : f.backends)
+        EXPECT_EQ(b->active(), 0);
+}
+
+TEST(Pool, RetryWithoutARoomWalksOnAndReleaseGivesTheSlotBack) {
+    Fixture f(3, config::Algorithm::RoundRobin);
+    Placement p = f.place("k");
+    Backend* first = p.backend;
+    std::vector<uint32_t> tried{static_cast<uint32_t>(f.pool->index_of(first))};
+    EXPECT_EQ(f.pool->retry(balance::hash_key("k"), tried, p), Pool::Outcome::Placed);
+    EXPECT_NE(p.backend, first);
+    EXPECT_EQ(p.room, nullptr);
+    EXPECT_EQ(first->active(), 0);
+    EXPECT_EQ(p.backend->active(), 1);
+    for (auto& b : f.backends)
+        tried.push_back(static_cast<uint32_t>(f.pool->index_of(b.get())));
+    Backend* second = p.backend;
+    EXPECT_EQ(f.pool->retry(balance::hash_key("k"), tried, p), Pool::Outcome::NoBackend);
+    EXPECT_FALSE(p);
+    EXPECT_EQ(second->active(), 0);
+}
+
+TEST(Pool, RouteForAKeylessAlgorithmReportsNoRoomAndTheNextTurn) {
+    Fixture f(2, config::Algorithm::RoundRobin);
+    Placement held = f.place("127.0.0.1");
+    auto route = f.pool->describe("127.0.0.1");
+    EXPECT_FALSE(route.keyed);
+    EXPECT_FALSE(route.room_active);  // a connection is live, but it makes no room
+    EXPECT_EQ(route.room_backend, nullptr);
+    ASSERT_NE(route.chosen, nullptr);
+    // The next connection goes where the turn points now: not where the last one went.
+    Placement next = f.place("127.0.0.1");
+    EXPECT_EQ(route.chosen, next.backend);
+    EXPECT_NE(next.backend, held.backend);
+    f.pool->release(held);
+    f.pool->release(next);
+    EXPECT_TRUE(Fixture(2).pool->describe("k").keyed);
+}
+
 }  // namespace
 }  // namespace sb::pool
