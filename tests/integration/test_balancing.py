@@ -89,6 +89,51 @@ class KeysAreRoomsTest(unittest.TestCase):
                 sb.stop()
 
 
+class KeylessAlgorithmsTest(unittest.TestCase):
+    """Regression (issue 13): the room table pinned every connection from one client
+    address to one backend under round_robin and least_connections, which give a key no
+    home (docs/balancing.md)."""
+
+    def setUp(self):
+        self.backends = [PyBackend(f"b{i}") for i in range(2)]
+
+    def tearDown(self):
+        for b in self.backends:
+            b.stop()
+
+    def held_connections_per_backend(self, algorithm, count=20):
+        cfg = pool_config([b.address for b in self.backends],
+                          pool_extra=f'algorithm = "{algorithm}"').replace(
+            'hash_key = "query:room"', 'hash_key = "client_ip"')
+        sb = Switchboard(cfg)
+        try:
+            async def go():
+                sockets, names = [], []
+                try:
+                    # One at a time and all held open: each is placed while the others
+                    # are live, as a room's further connections would be.
+                    for _ in range(count):
+                        ws = await websockets.connect(sb.url("/play"))
+                        sockets.append(ws)
+                        await ws.send("who")
+                        names.append((await ws.recv()).split(":", 1)[0])
+                finally:
+                    for ws in sockets:
+                        await ws.close()
+                return names
+            names = run(go())
+        finally:
+            sb.stop()
+        return {name: names.count(name) for name in set(names)}
+
+    def test_round_robin_spreads_one_client_address_evenly(self):
+        self.assertEqual(self.held_connections_per_backend("round_robin"), {"b0": 10, "b1": 10})
+
+    def test_least_connections_spreads_one_client_address_evenly(self):
+        self.assertEqual(self.held_connections_per_backend("least_connections"),
+                         {"b0": 10, "b1": 10})
+
+
 class DeterminismTest(unittest.TestCase):
     def test_two_processes_with_one_config_agree_on_1000_keys(self):
         backends = [PyBackend(f"b{i}") for i in range(4)]

@@ -94,6 +94,81 @@ backends = []
         self.assertEqual(r.returncode, 1)
         self.assertRegex(r.stderr, rf"^{re.escape(path)}:2:\d+: ")
 
+    # Regression (issue 13): toml11 3.7 recursed once per nested array, and a 2.4 KB file
+    # of 1,200 brackets crashed --check with SIGSEGV.
+    def test_check_rejects_deep_nesting_with_a_position_not_a_crash(self):
+        path = write_temp("a = " + "[" * 1200 + "]" * 1200 + "\n")
+        r = run_binary("--check", "-c", path)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stderr, f"{path}:1:37: arrays and inline tables are nested more "
+                                   "than 32 deep\n")
+        r = run_binary("-c", path)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertIn(f"{path}:1:37:", r.stderr)
+
+    def test_check_rejects_a_huge_file_quickly(self):
+        path = write_temp("# padding\n" * 200_000)
+        r = run_binary("--check", "-c", path, timeout=5)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertRegex(r.stderr, rf"^{re.escape(path)}:\d+:\d+: the file is larger than 1 MiB")
+
+    # Regression (issue 13): --check passed these and startup then failed to bind.
+    def test_check_rejects_listeners_that_overlap_on_a_port(self):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        path = write_temp(f"""[admin]
+listen = "[::]:{port + 1}"
+
+[[listeners]]
+name = "public"
+listen = "0.0.0.0:{port}"
+pool = "chat"
+
+[[listeners]]
+name = "local"
+listen = "127.0.0.1:{port}"
+pool = "chat"
+
+[[listeners]]
+name = "status"
+listen = "127.0.0.1:{port + 1}"
+pool = "chat"
+
+[[listeners]]
+name = "v6"
+listen = "[::]:{port}"
+pool = "chat"
+
+[pools.chat]
+backends = [{{ address = "127.0.0.1:9" }}]
+""")
+        r = run_binary("--check", "-c", path)
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertEqual(r.stderr.splitlines(), [
+            f'{path}:11:10: 127.0.0.1:{port} overlaps 0.0.0.0:{port} of listener "public" '
+            "(a wildcard address takes its port on every address of its family)",
+            f"{path}:16:10: 127.0.0.1:{port + 1} overlaps [::]:{port + 1} of the admin listener "
+            "(a wildcard address takes its port on every address of its family)",
+        ])
+
+    def test_check_rejects_an_access_log_in_a_missing_directory(self):
+        with tempfile.TemporaryDirectory() as tmp:
+            target = os.path.join(tmp, "missing", "access.log")
+            path = write_temp(f'[log]\naccess_log = "{target}"\n' + config(["127.0.0.1:9"]))
+            r = run_binary("--check", "-c", path)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertEqual(r.stderr, f'{path}:2:14: access log: directory '
+                                       f'"{os.path.dirname(target)}" does not exist\n')
+            plain = os.path.join(tmp, "plain")
+            with open(plain, "w") as f:
+                f.write("x")
+            path = write_temp(f'[log]\naccess_log = "{plain}/access.log"\n' +
+                              config(["127.0.0.1:9"]))
+            r = run_binary("--check", "-c", path)
+            self.assertEqual(r.returncode, 1, r.stderr)
+            self.assertIn(f'{path}:2:14: access log: "{plain}" is not a directory', r.stderr)
+
     def test_missing_file_is_an_error(self):
         r = run_binary("--check", "-c", "/nonexistent/switchboard.toml")
         self.assertEqual(r.returncode, 1)
