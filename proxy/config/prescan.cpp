@@ -19,6 +19,12 @@ class Scanner {
     explicit Scanner(std::string_view text) : text_(text) {}
 
     std::optional<PrescanError> run() {
+        // toml11 3.7 reads out of bounds when it reports invalid UTF-8 inside a
+        // multi-line string (parse_ml_literal_string resets a location over the token to
+        // an iterator of the whole file), so bad UTF-8 never reaches it.
+        if (size_t bad = first_invalid_utf8(); bad != std::string_view::npos) {
+            return error(bad, "invalid UTF-8 (a configuration file is UTF-8 text)");
+        }
         // Checked as the scan reaches the limit, so the error points at the first byte
         // past it (and a huge file costs one megabyte of scanning, not all of it).
         const size_t end = text_.size() > kMaxFileBytes ? kMaxFileBytes : text_.size();
@@ -37,6 +43,42 @@ class Scanner {
     }
 
   private:
+    // The offset of the first byte that is not part of well-formed UTF-8 (RFC 3629: no
+    // overlong forms, no surrogates, nothing above U+10FFFF), or npos.
+    size_t first_invalid_utf8() const {
+        const size_t end = text_.size() > kMaxFileBytes ? kMaxFileBytes : text_.size();
+        size_t i = 0;
+        while (i < end) {
+            const auto b = static_cast<unsigned char>(text_[i]);
+            if (b < 0x80) {
+                ++i;
+                continue;
+            }
+            size_t n = 0;
+            unsigned char lo = 0x80, hi = 0xBF;  // the range of the second byte
+            if (b >= 0xC2 && b <= 0xDF) {
+                n = 1;
+            } else if (b >= 0xE0 && b <= 0xEF) {
+                n = 2;
+                if (b == 0xE0) lo = 0xA0;
+                if (b == 0xED) hi = 0x9F;
+            } else if (b >= 0xF0 && b <= 0xF4) {
+                n = 3;
+                if (b == 0xF0) lo = 0x90;
+                if (b == 0xF4) hi = 0x8F;
+            } else {
+                return i;
+            }
+            if (i + n >= text_.size()) return i;
+            for (size_t k = 1; k <= n; ++k) {
+                const auto c = static_cast<unsigned char>(text_[i + k]);
+                if (k == 1 ? (c < lo || c > hi) : (c < 0x80 || c > 0xBF)) return i;
+            }
+            i += n + 1;
+        }
+        return std::string_view::npos;
+    }
+
     char peek(size_t offset) const {
         return at_ + offset < text_.size() ? text_[at_ + offset] : '\0';
     }

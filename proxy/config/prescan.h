@@ -13,6 +13,9 @@
 //   kMaxNesting     32         arrays and inline tables inside each other (SPEC uses 2)
 //   kMaxKeyParts    32         parts of one dotted key (SPEC's longest has 4)
 //
+// The text must also be well-formed UTF-8 (TOML requires it, and toml11 3.7 reads out
+// of bounds reporting bad UTF-8 inside a multi-line string).
+//
 // The scan knows just enough TOML to skip comments and all four kinds of string, so
 // brackets and dots inside them do not count; everything else is left to toml11. Pure
 // function, no state; used by load_string() (and through it by --check, startup,

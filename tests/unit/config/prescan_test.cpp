@@ -161,6 +161,18 @@ TEST(PrescanTest, HugeFilesAreRejected) {
     EXPECT_GT(result.errors.front().line, 1000u);
 }
 
+// Found by config_fuzz: toml11 3.7 read past its buffer (ASan heap-buffer-overflow in
+// parse_ml_literal_string) reporting invalid UTF-8 inside a multi-line string.
+TEST(PrescanTest, InvalidUtf8InAMultiLineStringIsRejectedBeforeToml) {
+    auto result = load_string("l = '''x\n[\xff\xff[[ \n'''\n", "t.toml");
+    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(2, 2, HasSubstr("invalid UTF-8"))))
+        << dump(result);
+    EXPECT_FALSE(prescan("s = \"\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\"\n").has_value());
+    EXPECT_TRUE(prescan("s = \"\xc0\xaf\"\n").has_value());      // overlong
+    EXPECT_TRUE(prescan("s = \"\xed\xa0\x80\"\n").has_value());  // a surrogate
+    EXPECT_TRUE(prescan("s = \"\xe2\x82").has_value());          // cut short
+}
+
 TEST(PrescanTest, TheShippedConfigurationPassesUnchanged) {
     EXPECT_FALSE(prescan(kValid).has_value());
     EXPECT_TRUE(test::load(kValid).ok());
