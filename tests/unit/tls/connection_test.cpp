@@ -241,7 +241,6 @@ TEST_P(TlsVersionTest, OneMebibyteWrittenIn16KiBPiecesArrivesIntact) {
     }
     EXPECT_EQ(server_received_.size(), payload.size());
     EXPECT_TRUE(server_received_ == payload) << "the payload came out different";
-    EXPECT_EQ(server_status_, Status::WantRead);
 }
 
 TEST_P(TlsVersionTest, OneMebibyteWrittenAtOnceArrivesIntact) {
