@@ -157,6 +157,8 @@ MessageParser::Status MessageParser::parse(std::string_view buffer) {
     base_ = buffer.data();
     const char* start = buffer.data() + parsed_;
     size_t len = buffer.size() - parsed_;
+    // Nothing new: llhttp must not see an empty (possibly null) buffer.
+    if (len == 0) return Status::NeedMore;
     llhttp_errno_t rc = llhttp_execute(&parser_, start, len);
     if (rc == HPE_OK) {
         parsed_ = buffer.size();
@@ -251,7 +253,8 @@ bool MessageParser::check_transfer_encoding(std::string_view buffer) {
     return true;
 }
 
-bool MessageParser::consume_body(std::string_view bytes, bool& ended) {
+bool MessageParser::consume_body(std::string_view bytes, bool& ended, size_t* used) {
+    if (used != nullptr) *used = 0;
     ended = message_done_;
     if (ended) return true;
     base_ = bytes.data();
@@ -259,6 +262,13 @@ bool MessageParser::consume_body(std::string_view bytes, bool& ended) {
                                       : llhttp_execute(&parser_, bytes.data(), bytes.size());
     if (rc == HPE_OK || (rc == HPE_PAUSED && message_done_)) {
         ended = message_done_;
+        if (used != nullptr) {
+            // Paused at the message's end: llhttp says where it stopped.
+            const char* stop = rc == HPE_PAUSED ? llhttp_get_error_pos(&parser_) : nullptr;
+            *used = stop != nullptr && stop >= bytes.data() && stop <= bytes.data() + bytes.size()
+                        ? static_cast<size_t>(stop - bytes.data())
+                        : bytes.size();
+        }
         return true;
     }
     error_ = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_)

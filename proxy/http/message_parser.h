@@ -74,8 +74,10 @@ class MessageParser {
     // After Complete: continues with body bytes of a response that is not an upgrade;
     // `ended` turns true once the message has ended (Content-Length met, last chunk).
     // Empty `bytes` means the backend closed. Body bytes are not stored. Returns false
-    // with error() set on malformed bodies.
-    bool consume_body(std::string_view bytes, bool& ended);
+    // with error() set on malformed bodies. `used` (if given) is set to how many of
+    // `bytes` belong to the message: bytes past its end are the backend's, never the
+    // client's (a relay that passed them on would let a backend smuggle a second answer).
+    bool consume_body(std::string_view bytes, bool& ended, size_t* used = nullptr);
     // The body ends when the backend closes (no length and not chunked).
     bool body_ends_at_eof() const;
 

@@ -769,5 +769,29 @@ TEST(HeaderHelpersTest, FindHeaderIsCaseInsensitiveTrimmedAndFirst) {
     EXPECT_EQ(count_headers(p.headers(), text, "origin"), 0u);
 }
 
+// A backend that sends more than its answer must not get the excess to the client:
+// consume_body says how many bytes were the message's (the raw relay forwards those).
+TEST(MessageParserTest, ConsumeBodySaysWhereTheAnswerEnds) {
+    MessageParser p(MessageParser::Kind::Response);
+    std::string head = "HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\n\r\n";
+    ASSERT_EQ(p.parse(head), MessageParser::Status::Complete);
+    bool ended = false;
+    size_t used = 99;
+    ASSERT_TRUE(p.consume_body("abcHTTP/1.1 200 OK\r\n\r\n", ended, &used)) << p.error();
+    EXPECT_TRUE(ended);
+    EXPECT_EQ(used, 3u);
+
+    MessageParser q(MessageParser::Kind::Response);
+    std::string chunked = "HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n";
+    ASSERT_EQ(q.parse(chunked), MessageParser::Status::Complete);
+    std::string body = "3\r\nabc\r\n0\r\n\r\nSMUGGLED";
+    ASSERT_TRUE(q.consume_body(body.substr(0, 5), ended, &used)) << q.error();
+    EXPECT_FALSE(ended);
+    EXPECT_EQ(used, 5u);
+    ASSERT_TRUE(q.consume_body(body.substr(5), ended, &used)) << q.error();
+    EXPECT_TRUE(ended);
+    EXPECT_EQ(used, body.size() - 5 - std::string("SMUGGLED").size());
+}
+
 }  // namespace
 }  // namespace sb::http
