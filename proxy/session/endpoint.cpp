@@ -118,63 +118,79 @@ bool Endpoint::flush_tls() {
     return write_chain_raw(tls_->take_output());
 }
 
-void Endpoint::pump_tls() {
-    while (open_ && tls_) {
-        if (!tls_->handshake_done()) {
-            auto status = tls_->handshake();
-            if (!flush_tls()) return;
-            if (status == tls::Connection::Status::WantRead) return;
-            if (status != tls::Connection::Status::Ok) {
-                session_.on_tls_failed(*this);
-                return;
-            }
-            session_.on_tls_ready(*this);
-            continue;
-        }
-        // Records stay inside the TLS layer while the consumer is paused.
-        if (!wanted_ || !tls_->has_pending()) return;
-        uv::Block* block = blocks().take();
-        if (block == nullptr) {
-            deliver_end(UV_ENOBUFS);
-            return;
-        }
-        size_t n = 0;
-        auto status = tls_->read(block->data() + kHeadroom, block->capacity - kHeadroom, n);
-        if (!flush_tls()) {
-            blocks().give(block);
-            return;
-        }
-        if (n > 0) {
-            deliver(block, block->data() + kHeadroom, n);
-        } else {
-            blocks().give(block);
-        }
-        if (status == tls::Connection::Status::Ok) continue;
-        if (status == tls::Connection::Status::WantRead) {
-            if (n == 0) return;
-            continue;
-        }
-        if (!open_) return;
-        // close_notify reads as the end of the stream; anything else is an error.
-        deliver_end(status == tls::Connection::Status::Closed ? UV_EOF : UV_EPROTO);
-        return;
+bool Endpoint::step_handshake() {
+    auto status = tls_->handshake();
+    if (!flush_tls()) return false;
+    if (status == tls::Connection::Status::WantRead) return false;
+    if (status != tls::Connection::Status::Ok) {
+        session_.on_tls_failed(*this);
+        return false;
     }
+    session_.on_tls_ready(*this);
+    return true;
+}
+
+bool Endpoint::read_record() {
+    uv::Block* block = blocks().take();
+    if (block == nullptr) {
+        deliver_end(UV_ENOBUFS);
+        return false;
+    }
+    size_t n = 0;
+    auto status = tls_->read(block->data() + kHeadroom, block->capacity - kHeadroom, n);
+    if (!flush_tls()) {
+        blocks().give(block);
+        return false;
+    }
+    if (n > 0) {
+        deliver(block, block->data() + kHeadroom, n);
+    } else {
+        blocks().give(block);
+    }
+    if (status == tls::Connection::Status::Ok) return true;
+    // A partial record: more ciphertext must come from the socket first.
+    if (status == tls::Connection::Status::WantRead) return n > 0;
+    // close_notify reads as the end of the stream; anything else is an error.
+    if (open_ && !ended_) {
+        deliver_end(status == tls::Connection::Status::Closed ? UV_EOF : UV_EPROTO);
+    }
+    return false;
+}
+
+void Endpoint::run_deliveries() {
+    // One loop for everything this side holds, in arrival order: bytes given back
+    // first, then TLS records. A consumer that resumes from inside a delivery (the
+    // handshake reader starting the relay, say) only sets wanted_; this loop, still
+    // on the stack, delivers the rest, so nothing is skipped or taken out of order.
+    if (delivering_) return;
+    delivering_ = true;
+    while (open_ && !ended_) {
+        if (tls_ && !tls_->handshake_done()) {
+            if (!step_handshake()) break;
+            continue;
+        }
+        if (!wanted_) break;
+        if (held_ != nullptr) {
+            uv::Block* block = held_;
+            held_ = nullptr;
+            deliver(block, block->data() + held_offset_, held_len_);
+            continue;
+        }
+        if (tls_ && tls_->has_pending()) {
+            if (!read_record()) break;
+            continue;
+        }
+        break;
+    }
+    delivering_ = false;
+    if (open_ && wanted_ && !ended_ && held_ == nullptr) start_reading();
 }
 
 // ---- reading ----
 
 void Endpoint::resume() {
     wanted_ = true;
-    if (delivering_ || !open_) return;
-    delivering_ = true;
-    if (held_ != nullptr) {
-        uv::Block* block = held_;
-        held_ = nullptr;
-        deliver(block, block->data() + held_offset_, held_len_);
-    }
-    if (open_ && wanted_ && tls_) pump_tls();
-    delivering_ = false;
-    if (open_ && wanted_ && !ended_ && held_ == nullptr) start_reading();
+    if (open_) run_deliveries();
 }
 
 void Endpoint::start_reading() {
@@ -227,14 +243,14 @@ void Endpoint::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) 
     }
     if (e->tls_) {
         e->tls_->give_input(block, buf->base, static_cast<size_t>(nread));
+    } else {
         e->delivering_ = true;
-        e->pump_tls();
+        e->deliver(block, buf->base, static_cast<size_t>(nread));
         e->delivering_ = false;
-        // A consumer that paused and resumed meanwhile wants reading back on.
-        if (e->open_ && e->wanted_ && !e->ended_ && e->held_ == nullptr) e->start_reading();
-        return;
     }
-    e->deliver(block, buf->base, static_cast<size_t>(nread));
+    // What the delivery left (bytes given back, records behind the first) goes on now
+    // if the consumer still wants it; reading restarts if it was stopped meanwhile.
+    e->run_deliveries();
 }
 
 void Endpoint::deliver(uv::Block* block, char* data, size_t n) {

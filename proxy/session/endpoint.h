@@ -127,8 +127,14 @@ class Endpoint {
   private:
     void deliver(uv::Block* block, char* data, size_t n);
     void deliver_end(int status);
-    // Drives the TLS layer: handshake, then plaintext out while wanted.
-    void pump_tls();
+    // Delivers held bytes and TLS plaintext while the consumer wants them (and drives
+    // the TLS handshake), then (re)starts reading the socket.
+    void run_deliveries();
+    // One TLS handshake step; true once it completed (on_tls_ready was called).
+    bool step_handshake();
+    // Decrypts and delivers one record's worth; false when nothing more can come out
+    // now (more ciphertext needed, the stream ended, an error).
+    bool read_record();
     bool flush_tls();
     // Writes as they are, with no TLS layer in between (ciphertext, or a plain side).
     bool write_raw(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);

@@ -220,12 +220,12 @@ void Pipe::forward(uv::Block* b, char* data, size_t len, size_t scanned) {
     const bool discarding_at_start = discarding_;
     Plan plan{data};
     uv::Block* injected = nullptr;
+    bool ping_inserted = false;
     Stop stop = Stop::None;
     Sink sink{*this, plan, scanned, uv_now(session_.context().loop)};
 
     if (mode_ == Mode::Raw) {
-        session_.on_raw_bytes(*this, std::string_view(data, len));
-        plan.take(len);
+        plan.take(session_.on_raw_bytes(*this, std::string_view(data, len)));
     } else {
         // A Pong held back from the last delivery starts this run.
         if (holding_pong_) {
@@ -260,6 +260,8 @@ void Pipe::forward(uv::Block* b, char* data, size_t len, size_t scanned) {
                 if (control_is_close_) {
                     close_forwarded_ = true;
                     discarding_ = true;
+                } else {
+                    ping_inserted = true;
                 }
             }
         }
@@ -301,6 +303,7 @@ void Pipe::forward(uv::Block* b, char* data, size_t len, size_t scanned) {
     forwarding_ = false;
 
     // Tell the session last: what it does may end the session.
+    if (ping_inserted && written) session_.on_ping_written(*this);
     if (sink.pong_matched) session_.on_pong(*this);
     if (sink.saw_close) {
         close_received_ = true;
@@ -462,8 +465,9 @@ void Pipe::write_control() {
         close_forwarded_ = true;
         discarding_ = true;
     }
+    bool is_ping = !control_is_close_;
     uv_buf_t buf = uv_buf_init(c->data(), c->size);
-    write(c, &buf, 1, nullptr);
+    if (write(c, &buf, 1, nullptr) && is_ping) session_.on_ping_written(*this);
 }
 
 void Pipe::shutdown_destination() {

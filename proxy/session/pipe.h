@@ -58,7 +58,10 @@ class Carry {
 
     // Keeps a copy of `n` bytes; false, keeping nothing, if they do not fit.
     bool hold(const char* data, size_t n) {
-        if (n > kCapacity) return false;
+        if (n > kCapacity) {
+            len_ = 0;
+            return false;
+        }
         std::memcpy(bytes_, data, n);
         len_ = static_cast<uint8_t>(n);
         return true;

@@ -128,6 +128,9 @@ void Session::release_connection_slots() {
 }
 
 void Session::enter(SessionState next) {
+    // Closed is final: a callout that ended the session (a write that failed at once)
+    // must not be followed by a step back to Closing.
+    if (state_ == SessionState::Closed) return;
     state_ = next;
     if (in_handshake_ && next >= SessionState::Relaying) {
         in_handshake_ = false;
@@ -147,8 +150,12 @@ void Session::enter(SessionState next) {
             arm_deadline(static_cast<uint64_t>(pool_->config().connect_timeout.count()));
             break;
         case SessionState::Relaying:
-            state_due_ = websocket_ ? relay_due() : 0;
-            rearm();
+            if (websocket_) {
+                state_due_ = relay_due();
+                rearm();
+            } else {
+                arm_deadline(raw_answer_timeout_ms());
+            }
             break;
         case SessionState::Closing:
             arm_deadline(kLingerMs);
@@ -222,6 +229,11 @@ void Session::on_timeout() {
             refuse(CloseReason::BackendTimeout, "backend did not answer the upgrade in time");
             break;
         case SessionState::Relaying:
+            if (!websocket_) {
+                log_event("backend answer stalled");
+                finish(reason_);
+                break;
+            }
             on_relay_timeout(now);
             if (state_ == SessionState::Relaying) state_due_ = relay_due();
             break;
@@ -355,6 +367,7 @@ void Session::on_source_ended(Pipe& pipe) {
 }
 
 void Session::on_close_frame(Pipe& pipe, uint16_t code) {
+    if (state_ == SessionState::Closed) return;
     if (close_code_ == 0) {
         close_code_ = code;
         close_sender_ = pipe.from_client() ? metrics::Side::Client : metrics::Side::Backend;
@@ -374,6 +387,7 @@ void Session::on_close_frame(Pipe& pipe, uint16_t code) {
 }
 
 void Session::on_stop(Pipe& pipe, Pipe::Stop stop) {
+    if (state_ == SessionState::Closed) return;
     uint64_t deadline = uv_now(ctx().loop) + kLingerMs;
     switch (stop) {
         case Pipe::Stop::Violation:
@@ -403,6 +417,7 @@ void Session::on_activity(Pipe& pipe) {
 
 void Session::on_pong(Pipe&) {
     extras().ping_sent_ms = 0;  // the client is alive; the next ping waits for the next silence
+    extras().ping_queued = false;
     if (state_ == SessionState::Relaying) {
         state_due_ = relay_due();
         rearm();
@@ -425,7 +440,9 @@ uint64_t Session::relay_due() const {
         consider(std::max(x.last_client_ms, x.last_backend_ms) +
                  static_cast<uint64_t>(ws.idle_timeout.count()));
     }
-    if (ws.ping_interval.count() > 0) {
+    // A Ping still waiting for a frame boundary has no deadline yet: the client cannot
+    // answer what it was never sent (on_ping_written starts the clock).
+    if (ws.ping_interval.count() > 0 && !(x.ping_queued && x.ping_sent_ms == 0)) {
         consider(x.ping_sent_ms != 0
                      ? x.ping_sent_ms + static_cast<uint64_t>(ws.ping_timeout.count())
                      : x.last_client_ms + static_cast<uint64_t>(ws.ping_interval.count()));
@@ -458,14 +475,15 @@ void Session::on_relay_timeout(uint64_t now) {
         to_backend_.send_close(ws::kGoingAway, "ping timeout");
         enter(SessionState::Closing);
         maybe_finish();
-    } else if (ws.ping_interval.count() > 0 && x.ping_sent_ms == 0 &&
+    } else if (ws.ping_interval.count() > 0 && x.ping_sent_ms == 0 && !x.ping_queued &&
                now >= x.last_client_ms + static_cast<uint64_t>(ws.ping_interval.count())) {
         // Each Ping carries a fresh token (not a secret: it only tells our Pongs apart).
         x.ping_token = x.ping_token * 6364136223846793005ull + id_ + 1;
+        x.ping_queued = true;
         if (to_client_.send_ping(x.ping_token)) {
             to_backend_.expect_pong();
-            x.ping_sent_ms = now;
         } else {
+            x.ping_queued = false;
             x.last_client_ms = now;  // a proxy frame is still waiting; try again later
         }
     }
@@ -473,6 +491,13 @@ void Session::on_relay_timeout(uint64_t now) {
 
 void Session::on_pipe_done(Pipe&) {
     maybe_finish();
+}
+
+void Session::on_ping_written(Pipe&) {
+    if (!extras_ || state_ != SessionState::Relaying) return;
+    extras_->ping_sent_ms = uv_now(ctx().loop);
+    state_due_ = relay_due();
+    rearm();
 }
 
 void Session::on_drained(Endpoint& side) {
@@ -496,6 +521,14 @@ void Session::maybe_finish() {
     if (client_failed_) {
         // Failing the client: done once its Close and FIN are out (RFC 6455 §7.1.7).
         done = to_client_.done() || client_.ended();
+    } else if (!websocket_) {
+        // An answer passed through: once it is out (FIN sent), the client's own FIN or
+        // the linger ends the session, so the close never turns into a reset that
+        // could destroy the answer still in flight.
+        if (to_client_.done()) {
+            done = client_.ended();
+            if (!done) enter(SessionState::Closing);
+        }
     } else if (state_ == SessionState::Closing) {
         // Closing: each peer is finished once it answered with a Close or hung up.
         bool client_finished =

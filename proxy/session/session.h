@@ -132,7 +132,10 @@ class Session : private uv::Deadline {
     void on_activity(Pipe& pipe);
     void on_pong(Pipe& pipe);
     void on_pipe_done(Pipe& pipe);
-    void on_raw_bytes(Pipe& pipe, std::string_view bytes);
+    // The proxy's Ping reached the client's side (its timeout counts from here).
+    void on_ping_written(Pipe& pipe);
+    // Bytes of a non-101 answer; returns how many of them belong to it.
+    size_t on_raw_bytes(Pipe& pipe, std::string_view bytes);
 
     // The worker's TimerHeap callback for session deadlines.
     static void on_deadline(uv::Deadline& deadline);
@@ -196,6 +199,12 @@ class Session : private uv::Deadline {
     void on_client_tls_failed();
     void on_backend_tls_failed(std::string_view why);
 
+    // A non-101 answer passed through must keep coming: a backend silent this long in
+    // its middle ends the session (the listener's handshake_timeout: the client is
+    // still, in effect, waiting for its handshake's answer).
+    uint64_t raw_answer_timeout_ms() const {
+        return static_cast<uint64_t>(listener_.config.handshake_timeout.count());
+    }
     void on_timeout();
     uint64_t relay_due() const;
     void on_relay_timeout(uint64_t now);
@@ -209,7 +218,8 @@ class Session : private uv::Deadline {
     struct Extras {
         uint64_t last_client_ms = 0;   // last bytes from the client
         uint64_t last_backend_ms = 0;  // last bytes from the backend
-        uint64_t ping_sent_ms = 0;     // our Ping is out since (0 = none outstanding)
+        uint64_t ping_sent_ms = 0;     // our Ping was written at (0 = none outstanding)
+        bool ping_queued = false;      // our Ping waits in the Pipe for a frame boundary
         uint64_t ping_token = 0;
         uint64_t expire_at = 0;       // max_lifetime, jittered
         uint64_t linger_at = 0;       // both Close frames passed; peers must hang up by then

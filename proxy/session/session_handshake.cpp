@@ -53,7 +53,9 @@ void Session::on_handshake_bytes(Endpoint& side, uv::Block* block, char* data, s
 
 void Session::on_handshake_end(Endpoint& side, int status) {
     if (side.client_side()) {
-        if (state_ == SessionState::ReadingRequest) {
+        if (state_ == SessionState::Relaying && !websocket_) {
+            finish(reason_);  // the client left while an answer was passed through
+        } else if (state_ == SessionState::ReadingRequest) {
             if (status != UV_EOF) log_event("client connection error", uv_strerror(status));
             finish(CloseReason::ClientAborted);
         } else if (state_ == SessionState::Closing) {
@@ -391,9 +393,10 @@ void Session::start_relay(bool websocket) {
         }
         enter(SessionState::Relaying);
         // Frames the client sent right behind its request go first: its Endpoint holds
-        // them, and the Pipe takes them as it takes every frame.
+        // them, and the Pipe takes them as it takes every frame. A limit they hit puts
+        // the session in Closing, where the backend must still be read for its Close.
         to_backend_.start();
-        if (state_ == SessionState::Relaying) to_client_.start();
+        if (state_ != SessionState::Closed) to_client_.start();
         return;
     }
 
@@ -401,6 +404,12 @@ void Session::start_relay(bool websocket) {
     decide(CloseReason::BackendAnswered);
     to_client_.attach(Pipe::Mode::Raw);
     enter(SessionState::Relaying);
+    // The client is read (and what it sends dropped) so that its hang-up is seen and
+    // a close never resets an answer in flight; the answer must keep coming (on_raw_bytes
+    // re-arms the deadline).
+    client_.deliver_to(Endpoint::Consumer::Discard);
+    client_.resume();
+    if (state_ == SessionState::Closed) return;
     // Neither a length nor chunks: the body runs until the backend closes; no body at
     // all: the answer is complete.
     if (!hs.response_parser.has_body() && !hs.response_parser.body_ends_at_eof()) {
@@ -410,14 +419,24 @@ void Session::start_relay(bool websocket) {
     }
 }
 
-void Session::on_raw_bytes(Pipe& pipe, std::string_view bytes) {
-    // Bytes of a non-101 answer: follow its framing to know when it ends.
+size_t Session::on_raw_bytes(Pipe& pipe, std::string_view bytes) {
+    // Bytes of a non-101 answer: follow its framing to know when it ends. Only the
+    // answer's own bytes go to the client: what a backend sends past its end is not
+    // the client's (a second answer smuggled behind the first).
+    if (state_ == SessionState::Relaying) arm_deadline(raw_answer_timeout_ms());
     bool ended = false;
-    if (!handshake_ || !handshake_->response_parser.consume_body(bytes, ended)) ended = true;
+    size_t used = 0;
+    if (!handshake_ || !handshake_->response_parser.consume_body(bytes, ended, &used)) {
+        log_event("malformed answer body from backend",
+                  handshake_ ? handshake_->response_parser.error() : "");
+        ended = true;
+        used = 0;
+    }
     if (ended) {
         pipe.stop();
         pipe.shutdown_destination();
     }
+    return used;
 }
 
 // ---- refusals ----

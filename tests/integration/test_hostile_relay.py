@@ -201,7 +201,10 @@ class HostileRelayTest(unittest.TestCase):
         # RFC 6455 §7.1.7: no waiting for the client's Close after a 1002.
         self.assertLess(elapsed, 3.5, "the proxy kept the TCP connection open after 1002")
         s.close()
-        self.assertEqual(self.backend.frames, [])
+        # The offending frame never reaches the backend; the proxy's 1001 may.
+        self.assertEqual([f for f in self.backend.frames if f[0] != 8], [])
+        for opcode, payload, masked in self.backend.frames:
+            self.assertEqual(struct.unpack("!H", payload[:2])[0], 1001)
 
     def test_non_minimal_length_gets_1002(self):
         self.start()
@@ -293,6 +296,85 @@ class HostileRelayTest(unittest.TestCase):
         s.close()
 
 
+    def raw_answer(self, answer, after=2.0):
+        def behaviour(conn):
+            read_head(conn)
+            conn.sendall(answer)
+            time.sleep(after)
+            conn.close()
+
+        self.backend.stop()
+        self.backend = RawBackend(behaviour)
+        self.start()
+        s = socket.create_connection(("127.0.0.1", self.sb.port()), timeout=5)
+        s.sendall(upgrade_request("/ws"))
+        return s
+
+    def test_bytes_past_a_content_length_answer_do_not_reach_the_client(self):
+        # Once: a backend's bytes after its answer (a second answer) were relayed.
+        s = self.raw_answer(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\n\r\nabc"
+                            b"HTTP/1.1 200 OK\r\nX-Smuggled: 1\r\nContent-Length: 0\r\n\r\n")
+        self.assertEqual(read_until_closed(s, 4),
+                         b"HTTP/1.1 403 Forbidden\r\nContent-Length: 3\r\n\r\nabc")
+        s.close()
+
+    def test_bytes_past_a_chunked_answer_do_not_reach_the_client(self):
+        s = self.raw_answer(b"HTTP/1.1 403 Forbidden\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            b"3\r\nabc\r\n0\r\n\r\nSMUGGLED-BYTES")
+        self.assertNotIn(b"SMUGGLED", read_until_closed(s, 4))
+        s.close()
+
+    def test_client_gone_during_a_stalled_answer_ends_the_session(self):
+        # Once: the client's hang-up went unseen and the session lived until the
+        # backend sent or closed.
+        s = self.raw_answer(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 100\r\n\r\npartial",
+                            after=8)
+        s.settimeout(5)
+        self.assertIn(b"401", s.recv(4096))
+        s.close()
+        wait_for(lambda: self.sb.access_log(), timeout=4, what="the session's end")
+
+    def test_limit_hit_by_glued_frames_ends_without_waiting_the_linger(self):
+        # Once: the backend's side was never started, so its Close went unseen and the
+        # session waited 5 s.
+        self.start(pool_extra="[pools.chat.websocket]\nmax_message_bytes = 1000\n")
+        s, head, rest = upgrade(self.sb.port(), glued=masked_frame(2, os.urandom(5000)))
+        started = time.monotonic()
+        ws = RawWebSocket.__new__(RawWebSocket)
+        ws.sock, ws._buffer = s, rest
+        self.assertEqual(ws.recv_close(answer=True), 1009)
+        read_until_closed(s, 4)
+        self.assertLess(time.monotonic() - started, 3)
+        s.close()
+
+    def test_ping_waiting_for_a_frame_boundary_does_not_time_the_client_out(self):
+        # Once: the Ping's timeout counted from when it was queued, so a backend
+        # trickling one long frame got a healthy client cut for "ping timeout".
+        def behaviour(conn):
+            accept_upgrade(conn)
+            payload = b"x" * 400
+            frame = encode_frame(2, payload, masked=False)
+            conn.sendall(frame[:10])
+            for i in range(10, len(frame), 20):
+                time.sleep(0.15)
+                conn.sendall(frame[i:i + 20])
+            time.sleep(1.5)
+            conn.close()
+
+        self.backend.stop()
+        self.backend = RawBackend(behaviour)
+        self.start(pool_extra='[pools.chat.websocket]\nping_interval = "300ms"\n'
+                              'ping_timeout = "500ms"\n')
+        s, head, rest = upgrade(self.sb.port())
+        data = rest + read_until_closed(s, 6)
+        frames, _ = frames_of(data)
+        self.assertIn(2, [op for op, p in frames], frames)
+        closes = [p for op, p in frames if op == 8]
+        self.assertFalse(closes and b"ping timeout" in closes[0], closes)
+        s.close()
+        self.assertNotIn("ping_timeout", [e.get("reason") for e in self.sb.access_log()])
+
+
 class HostileTlsRelayTest(unittest.TestCase):
     """wss: a frame right behind the request, in a second TLS record of the same read."""
 
@@ -355,6 +437,60 @@ class HostileTlsRelayTest(unittest.TestCase):
         self.assertEqual(status_of(head + b"\r\n\r\n"), 101)
         self.assertEqual(decode_frame(rest)[:3], (True, 1, b"second record"))
         s.close()
+
+
+class HostileTlsBackendTest(unittest.TestCase):
+    """A TLS backend's frames in the same read as its 101."""
+
+    def test_frames_in_the_101s_records_are_relayed_in_order(self):
+        # Once: with the reader still inside its TLS delivery, the held frame was never
+        # delivered, a later record went out first, and the backend was never read again.
+        pki = TestPki("Backend CA")
+        cert, key = pki.leaf("localhost", dns=["localhost"], ips=["127.0.0.1"])
+        server = pki.server_context(cert, key)
+
+        def behaviour(conn):
+            conn = server.wrap_socket(conn, server_side=True)
+            head = b""
+            while not head.endswith(b"\r\n\r\n"):
+                c = conn.recv(1)
+                if not c:
+                    return
+                head += c
+            import base64
+            import hashlib
+            import re
+            key = re.search(rb"(?im)^sec-websocket-key:\s*(\S+)", head).group(1)
+            accept = base64.b64encode(hashlib.sha1(
+                key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                         b"Connection: Upgrade\r\nSec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+                         + encode_frame(1, b"frame-1", masked=False))
+            conn.sendall(encode_frame(1, b"frame-2", masked=False))
+            time.sleep(0.3)
+            conn.sendall(encode_frame(1, b"frame-3", masked=False))
+            time.sleep(2)
+            conn.close()
+
+        backend = RawBackend(behaviour)
+        sb = Switchboard(config([backend.address], workers=1,
+                                pool_extra=f'[pools.chat.tls]\nca_file = "{pki.ca}"\n'))
+        try:
+            s, head, rest = upgrade(sb.port())
+            self.assertEqual(status_of(head), 101)
+            data = rest
+            s.settimeout(5)
+            while len(frames_of(data)[0]) < 3:
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+            self.assertEqual([p for op, p in frames_of(data)[0]][:3],
+                             [b"frame-1", b"frame-2", b"frame-3"])
+            s.close()
+        finally:
+            sb.stop()
+            backend.stop()
 
 
 if __name__ == "__main__":
