@@ -22,6 +22,11 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
             }
             cl.config_path = args[++i];
         } else if (a.rfind("--config=", 0) == 0) {
+            if (a.size() == 9) {
+                cl.action = CommandLine::Action::Usage;
+                cl.error = "--config= needs a file name";
+                return cl;
+            }
             cl.config_path = a.substr(9);
         } else if (a == "--check" || a == "-t") {
             check = true;

@@ -1,5 +1,7 @@
 #include "http/message_parser.h"
 
+#include <cctype>
+
 #include <algorithm>
 #include <array>
 #include <cassert>
@@ -109,6 +111,9 @@ int MessageParser::on_url(llhttp_t* p, const char* at, size_t len) {
 
 int MessageParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
     auto* s = self(p);
+    // Trailer fields of a chunked body come through here too, from the body's bytes:
+    // they are not the head's headers (their offsets would point into a chunk).
+    if (s->head_done_) return 0;
     if (s->headers_.empty() || s->in_value_) {
         s->headers_.emplace_back();
         s->in_value_ = false;
@@ -119,6 +124,7 @@ int MessageParser::on_header_field(llhttp_t* p, const char* at, size_t len) {
 
 int MessageParser::on_header_value(llhttp_t* p, const char* at, size_t len) {
     auto* s = self(p);
+    if (s->head_done_) return 0;
     s->in_value_ = true;
     s->extend(s->headers_.back().value, at, len);
     return 0;
@@ -178,6 +184,21 @@ MessageParser::Status MessageParser::parse(std::string_view buffer) {
 bool MessageParser::check_head(std::string_view buffer) {
     // (find is memchr: a few instructions per 16 bytes, not a loop per byte.)
     std::string_view head = buffer.substr(head_begin_, head_end_ - head_begin_);
+    // RFC 9112 §4: status-code is exactly three digits, then a space (llhttp takes
+    // "HTTP/1.1 20 OK", "0200" and an empty code).
+    if (kind_ == Kind::Response) {
+        std::string_view line = head.substr(0, head.find('\r'));
+        size_t sp = line.find(' ');
+        std::string_view rest = sp == line.npos ? std::string_view() : line.substr(sp + 1);
+        bool three_digits = rest.size() >= 3 && std::isdigit(static_cast<unsigned char>(rest[0])) &&
+                            std::isdigit(static_cast<unsigned char>(rest[1])) &&
+                            std::isdigit(static_cast<unsigned char>(rest[2])) &&
+                            (rest.size() == 3 || rest[3] == ' ');
+        if (!three_digits) {
+            error_ = "status code is not three digits";
+            return false;
+        }
+    }
     for (size_t i = head.find('\r'); i != head.npos; i = head.find('\r', i + 1)) {
         if (i + 1 == head.size() || head[i + 1] != '\n') {
             error_ = "bare CR in message head";

@@ -32,6 +32,29 @@ bool needs_quotes(std::string_view v) {
     return false;
 }
 
+// A message in a text line keeps to its line: control characters (a newline in a
+// config key quoted by an error message, say) are written as escapes, so no input
+// can start a line of its own ("listening ..." lines are read by scripts, SPEC §1).
+void append_message(std::string& line, std::string_view message) {
+    static const char* kHex = "0123456789abcdef";
+    for (char c : message) {
+        auto u = static_cast<unsigned char>(c);
+        if (u >= 0x20 && u != 0x7F) {
+            line.push_back(c);
+        } else if (c == '\n') {
+            line.append("\\n");
+        } else if (c == '\r') {
+            line.append("\\r");
+        } else if (c == '\t') {
+            line.append("\\t");
+        } else {
+            line.append("\\x");
+            line.push_back(kHex[u >> 4]);
+            line.push_back(kHex[u & 0xF]);
+        }
+    }
+}
+
 }  // namespace
 
 Logger& Logger::get() {
@@ -74,7 +97,7 @@ void Logger::write(Level level, std::string_view message, std::initializer_list<
             line.append(level_name(level));
             line.append(": ");
         }
-        line.append(message);
+        append_message(line, message);
         for (const auto& f : fields) {
             line.push_back(' ');
             line.append(f.key);

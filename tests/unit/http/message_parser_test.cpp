@@ -793,5 +793,35 @@ TEST(MessageParserTest, ConsumeBodySaysWhereTheAnswerEnds) {
     EXPECT_EQ(used, body.size() - 5 - std::string("SMUGGLED").size());
 }
 
+// Found by the response fuzzer: llhttp takes a status code of any length.
+TEST(MessageParserTest, StatusCodeMustBeThreeDigits) {
+    for (std::string bad : {"HTTP/1.1 \r\n\r\n", "HTTP/1.1 20 OK\r\n\r\n",
+                            "HTTP/1.1 0200 OK\r\n\r\n", "HTTP/1.1 099\r\n\r\n"}) {
+        MessageParser p(MessageParser::Kind::Response);
+        auto st = p.parse(bad);
+        if (bad == "HTTP/1.1 099\r\n\r\n") {
+            // Three digits: well-formed (what 099 means is the session's business).
+            EXPECT_NE(st, MessageParser::Status::Error) << bad;
+        } else {
+            EXPECT_EQ(st, MessageParser::Status::Error) << bad;
+        }
+    }
+    MessageParser ok(MessageParser::Kind::Response);
+    EXPECT_EQ(ok.parse("HTTP/1.1 204\r\n\r\n"), MessageParser::Status::Complete);
+}
+
+// Found by the response fuzzer: a chunked body's trailer fields were added to the
+// head's headers, with offsets into the body chunk.
+TEST(MessageParserTest, TrailerFieldsAreNotHeadHeaders) {
+    MessageParser p(MessageParser::Kind::Response);
+    ASSERT_EQ(p.parse("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"),
+              MessageParser::Status::Complete);
+    size_t before = p.headers().size();
+    bool ended = false;
+    ASSERT_TRUE(p.consume_body("1\r\na\r\n0\r\nX-Trailer: 1\r\n\r\n", ended)) << p.error();
+    EXPECT_TRUE(ended);
+    EXPECT_EQ(p.headers().size(), before);
+}
+
 }  // namespace
 }  // namespace sb::http
