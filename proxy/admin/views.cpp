@@ -318,9 +318,12 @@ std::string route_json(const AdminSources& sources, const std::string& pool_name
     std::snprintf(hash, sizeof(hash), "%016llx", static_cast<unsigned long long>(r.hash));
     j["hash"] = hash;
     j["backend"] = address(r.chosen);
-    j["room"] = {{"active", r.room_active},
-                 {"connections", r.room_connections},
-                 {"backend", address(r.room_backend)}};
+    // least_connections and round_robin give a key no home: no room to report.
+    j["keyed"] = r.keyed;
+    j["room"] = r.keyed ? Json{{"active", r.room_active},
+                               {"connections", r.room_connections},
+                               {"backend", address(r.room_backend)}}
+                        : Json(nullptr);
     j["load_cap"] = pool->load_cap();
     j["preference"] = preference;
     return json_text(j, 2);
