@@ -243,14 +243,16 @@ void Endpoint::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) 
     }
     if (e->tls_) {
         e->tls_->give_input(block, buf->base, static_cast<size_t>(nread));
-    } else {
-        e->delivering_ = true;
-        e->deliver(block, buf->base, static_cast<size_t>(nread));
-        e->delivering_ = false;
+        e->run_deliveries();
+        return;
     }
-    // What the delivery left (bytes given back, records behind the first) goes on now
-    // if the consumer still wants it; reading restarts if it was stopped meanwhile.
-    e->run_deliveries();
+    e->delivering_ = true;
+    e->deliver(block, buf->base, static_cast<size_t>(nread));
+    e->delivering_ = false;
+    // What the delivery left (bytes given back) goes on now if the consumer still
+    // wants it, and reading restarts if it was stopped meanwhile. The usual read (no
+    // bytes given back, still reading) has nothing left: skip the loop.
+    if (e->held_ != nullptr || (e->wanted_ && !e->reading_)) e->run_deliveries();
 }
 
 void Endpoint::deliver(uv::Block* block, char* data, size_t n) {
