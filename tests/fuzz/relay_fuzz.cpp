@@ -106,6 +106,7 @@ Planned plan_frame(FuzzedDataProvider& in, bool client) {
     size_t size = in.ConsumeIntegralInRange<size_t>(0, 300);
     if (in.ConsumeIntegralInRange<uint8_t>(0, 63) == 0) size = 70000;  // the 64-bit form
     if (!client && (f.opcode & 0x8) && size > 125) size = 125;
+    if (f.length_form == 16 && size >= 65536) f.length_form = 64;  // 16 bits cannot hold it
     f.payload.assign(size, static_cast<char>(in.ConsumeIntegral<uint8_t>()));
     f.wire = encode(f);
     return f;
@@ -217,6 +218,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         return all_in || h.sessions() == 0 || client_saw_close() || peer->ended();
     }, std::chrono::milliseconds(2000));
 
+    if (std::getenv("RELAY_FUZZ_DUMP") != nullptr) {
+        auto dump = [](const char* path, std::string_view bytes) {
+            if (FILE* f = std::fopen(path, "wb")) {
+                std::fwrite(bytes.data(), 1, bytes.size(), f);
+                std::fclose(f);
+            }
+        };
+        dump("/tmp/relay-backend-sent", backend_wire);
+        dump("/tmp/relay-client-got", peer->received_after(head));
+        dump("/tmp/relay-client-sent", client_wire);
+        dump("/tmp/relay-backend-got", conn.stream());
+        std::fprintf(stderr, "glued: client %zu backend %zu; cuts:", client_glued, backend_glued);
+        for (size_t c : backend_cuts)
+            std::fprintf(stderr, " %zu", c);
+        std::fprintf(stderr, "\n");
+    }
+
     // ---- client -> backend ----
     std::vector<Frame> got;
     sb::test::decode_frames(conn.stream(), got);
@@ -253,7 +271,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             close_at = i;
             break;
         }
-        fail("client got a frame the backend did not send", std::to_string(i));
+        std::string detail = std::to_string(i) + ": got opcode " +
+                             std::to_string(to_client[i].opcode) + " of " +
+                             std::to_string(to_client[i].payload.size()) + " bytes, fin " +
+                             std::to_string(to_client[i].fin);
+        if (i < backend.size()) {
+            detail += "; sent opcode " + std::to_string(backend[i].opcode) + " of " +
+                      std::to_string(backend[i].payload.size()) + " bytes";
+        }
+        fail("client got a frame the backend did not send", detail);
     }
     if (expected_code != 0) {
         bool told = close_at < to_client.size() && to_client[close_at].close_code() == expected_code;
