@@ -10,6 +10,7 @@
 #include <ctime>
 #include <thread>
 
+#include "http/upgrade_response.h"
 #include "log/logger.h"
 #include "net/listen_socket.h"
 #include "session/session.h"
@@ -182,6 +183,10 @@ bool Server::start() {
         handle->data = this;
         uv_signal_start(handle, &Server::on_signal, signum);
     }
+    // OpenSSL loads its digest provider on the first use of SHA-1 (about 2 MB of
+    // libcrypto pages): do it now, not in the first client's handshake, so memory per
+    // connection is per connection.
+    (void)http::websocket_accept("warm-up");
     if (!apply(loaded.config, true)) return false;
 
     uv_timer_init(&loop_, &ticket_timer_);

@@ -14,6 +14,10 @@ uv_handle_t* as_handle(void* h) {
     return static_cast<uv_handle_t*>(h);
 }
 
+// Spare 16 KiB read blocks a worker keeps once a burst of handshakes is over: enough
+// for the relay's ordinary traffic without a malloc per read.
+constexpr size_t kSpareBlocksAfterBurst = 16;
+
 }  // namespace
 
 Worker::Worker(unsigned index, std::function<void()> on_exit)
@@ -196,6 +200,8 @@ void Worker::on_trim(uv_timer_t* timer) noexcept {
     auto* w = static_cast<Worker*>(timer->data);
     if (w->context_->handshakes_in_flight > 0) return;  // a new burst: its end trims
     w->context_->handshakes_since_trim = 0;
+    // The spare read blocks the burst left go first, so the heap trim can return them.
+    w->context_->blocks.trim(kSpareBlocksAfterBurst);
     uv::Slab::trim_heap();
 }
 

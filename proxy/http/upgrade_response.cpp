@@ -37,7 +37,11 @@ std::string websocket_accept(std::string_view client_key) {
     // One-shot SHA-1 of memory; EVP_Digest fails only when allocation does, and then
     // an accept value of zeros matches no key: the handshake fails, nothing crashes.
     unsigned int length = 0;
-    if (EVP_Digest(input.data(), input.size(), digest, &length, EVP_sha1(), nullptr) != 1 ||
+    // Fetched once per process: OpenSSL 3 otherwise looks the algorithm up again on
+    // every call (an implicit fetch), which is slow.
+    static EVP_MD* const sha1 = EVP_MD_fetch(nullptr, "SHA1", nullptr);
+    const EVP_MD* md = sha1 != nullptr ? sha1 : EVP_sha1();
+    if (EVP_Digest(input.data(), input.size(), digest, &length, md, nullptr) != 1 ||
         length != SHA_DIGEST_LENGTH) {
         std::fill(std::begin(digest), std::end(digest), 0);
     }

@@ -41,9 +41,14 @@ int Endpoint::fd() const {
 
 // ---- life ----
 
+Endpoint& Endpoint::of(const uv_handle_t* handle) {
+    return static_cast<Session*>(handle->data)->endpoint_for(handle);
+}
+
 bool Endpoint::adopt(uv_loop_t* loop, int fd) {
+    void* session = tcp_.data;
     uv_tcp_init(loop, &tcp_);
-    tcp_.data = this;
+    tcp_.data = session;
     alive_ = open_ = true;
     if (uv_tcp_open(&tcp_, fd) != 0) {
         ::close(fd);  // libuv did not take it
@@ -55,17 +60,17 @@ bool Endpoint::adopt(uv_loop_t* loop, int fd) {
     return true;
 }
 
-int Endpoint::connect(uv_loop_t* loop, const sockaddr* address) {
+int Endpoint::connect(uv_loop_t* loop, const sockaddr* address, uv_connect_t& request) {
+    void* session = tcp_.data;
     uv_tcp_init(loop, &tcp_);
-    tcp_.data = this;
+    tcp_.data = session;
     alive_ = open_ = true;
     connected_ = ended_ = wanted_ = reading_ = false;
     shutdown_wanted_ = notify_sent_ = shutdown_sent_ = shutdown_done_ = false;
     consumer_ = Consumer::Handshake;
     uv_tcp_nodelay(&tcp_, 1);
-    connect_req_ = std::make_unique<uv_connect_t>();
-    connect_req_->data = this;
-    return uv_tcp_connect(connect_req_.get(), &tcp_, address, &Endpoint::on_connect);
+    request.data = this;
+    return uv_tcp_connect(&request, &tcp_, address, &Endpoint::on_connect);
 }
 
 void Endpoint::on_connect(uv_connect_t* req, int status) noexcept {
@@ -74,7 +79,7 @@ void Endpoint::on_connect(uv_connect_t* req, int status) noexcept {
     auto* e = static_cast<Endpoint*>(req->data);
     if (!e->open_) return;
     e->connected_ = status == 0;
-    e->session_.on_connected(*e, status);
+    e->session().on_connected(*e, status);
 }
 
 void Endpoint::close() {
@@ -86,18 +91,17 @@ void Endpoint::close() {
 }
 
 void Endpoint::on_close(uv_handle_t* handle) noexcept {
-    auto* e = static_cast<Endpoint*>(handle->data);
+    Endpoint* e = &Endpoint::of(handle);
     e->alive_ = false;
-    // libuv has called back every request of the handle by now: the connect request
-    // (if any) is free to go, and so is what a next attempt would replace.
-    e->connect_req_.reset();
+    // libuv has called back every request of the handle by now (the connect request
+    // included, which its owner may now free or reuse for a next attempt).
     e->tls_.reset();
     if (e->held_ != nullptr) {
         e->blocks().give(e->held_);
         e->held_ = nullptr;
     }
     e->writes_in_flight_ = 0;
-    e->session_.on_closed(*e);
+    e->session().on_closed(*e);
 }
 
 // ---- TLS ----
@@ -123,10 +127,10 @@ bool Endpoint::step_handshake() {
     if (!flush_tls()) return false;
     if (status == tls::Connection::Status::WantRead) return false;
     if (status != tls::Connection::Status::Ok) {
-        session_.on_tls_failed(*this);
+        session().on_tls_failed(*this);
         return false;
     }
-    session_.on_tls_ready(*this);
+    session().on_tls_ready(*this);
     return true;
 }
 
@@ -216,7 +220,7 @@ void Endpoint::unread(uv::Block* block, char* data, size_t n) {
 }
 
 void Endpoint::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
-    auto* e = static_cast<Endpoint*>(handle->data);
+    Endpoint* e = &Endpoint::of(handle);
     uv::Block* b = e->blocks().take();
     if (b == nullptr) {
         *buf = uv_buf_init(nullptr, 0);  // libuv reports UV_ENOBUFS to on_read
@@ -230,7 +234,7 @@ void Endpoint::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
 }
 
 void Endpoint::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) noexcept {
-    auto* e = static_cast<Endpoint*>(stream->data);
+    Endpoint* e = &Endpoint::of(reinterpret_cast<uv_handle_t*>(stream));
     uv::Block* block = nullptr;
     if (buf->base != nullptr) {
         char* start = e->tls_ ? buf->base : buf->base - kHeadroom;
@@ -258,10 +262,10 @@ void Endpoint::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) 
 void Endpoint::deliver(uv::Block* block, char* data, size_t n) {
     switch (consumer_) {
         case Consumer::Handshake:
-            session_.on_handshake_bytes(*this, block, data, n);
+            session().on_handshake_bytes(*this, block, data, n);
             return;
         case Consumer::Pipe:
-            session_.pipe_from(*this).on_bytes(block, data, n);
+            session().pipe_from(*this).on_bytes(block, data, n);
             return;
         case Consumer::Discard:
             blocks().give(block);
@@ -274,9 +278,9 @@ void Endpoint::deliver_end(int status) {
     if (reading_ && open_) uv_read_stop(stream());
     reading_ = false;
     if (consumer_ == Consumer::Pipe) {
-        session_.pipe_from(*this).on_end(status);
+        session().pipe_from(*this).on_end(status);
     } else {
-        session_.on_handshake_end(*this, status);
+        session().on_handshake_end(*this, status);
     }
 }
 
@@ -408,7 +412,7 @@ bool Endpoint::write_raw(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::B
 }
 
 void Endpoint::on_write(uv_write_t* req, int status) noexcept {
-    auto* e = static_cast<Endpoint*>(req->handle->data);
+    Endpoint* e = &Endpoint::of(reinterpret_cast<uv_handle_t*>(req->handle));
     tls::release_chain(e->blocks(), block_of_write(req));
     if (e->writes_in_flight_ > 0) --e->writes_in_flight_;
     if (status == UV_ECANCELED || !e->open_) return;  // the handle is closing
@@ -417,12 +421,12 @@ void Endpoint::on_write(uv_write_t* req, int status) noexcept {
         return;
     }
     if (e->writes_in_flight_ > 0) return;
-    e->session_.on_drained(*e);
+    e->session().on_drained(*e);
     if (e->open_ && e->shutdown_wanted_) e->maybe_shutdown();
 }
 
 void Endpoint::failed_write(int status) {
-    session_.on_side_error(client_side_, status);
+    session().on_side_error(client_side_, status);
 }
 
 void Endpoint::shutdown() {
@@ -444,7 +448,7 @@ void Endpoint::maybe_shutdown() {
     if (uv_shutdown(req, stream(), &Endpoint::on_shutdown) != 0) {
         delete req;
         shutdown_done_ = true;
-        session_.on_shutdown(*this);
+        session().on_shutdown(*this);
     }
 }
 
@@ -453,7 +457,7 @@ void Endpoint::on_shutdown(uv_shutdown_t* req, int status) noexcept {
     delete req;
     if (status == UV_ECANCELED || !e->open_) return;
     e->shutdown_done_ = true;
-    e->session_.on_shutdown(*e);
+    e->session().on_shutdown(*e);
 }
 
 }  // namespace sb::session

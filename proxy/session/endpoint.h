@@ -49,7 +49,11 @@ class Endpoint {
     // the bytes it held from the previous delivery (Pipe::Carry).
     static constexpr uint32_t kHeadroom = 32;
 
-    Endpoint(Session& session, bool client_side) : session_(session), client_side_(client_side) {}
+    // The handle's `data` points at the Session from the start (libuv never touches
+    // it), which is how the Endpoint finds its Session without a member of its own.
+    Endpoint(Session& session, bool client_side) : client_side_(client_side) {
+        tcp_.data = &session;
+    }
     ~Endpoint();
     Endpoint(const Endpoint&) = delete;
     Endpoint& operator=(const Endpoint&) = delete;
@@ -59,10 +63,12 @@ class Endpoint {
     // Adopts an accepted descriptor. False if libuv refuses it (the descriptor is
     // closed; the handle, if initialised, is closed too).
     bool adopt(uv_loop_t* loop, int fd);
-    // Opens a socket and connects it to `address`. Returns 0, or the libuv error of a
-    // failed start (then no callback comes, but the handle is open and must be
-    // closed). The outcome arrives as Session::on_connected(*this, status).
-    int connect(uv_loop_t* loop, const sockaddr* address);
+    // Opens a socket and connects it to `address` with `request`, which the caller
+    // keeps alive until the outcome arrives as Session::on_connected(*this, status) or
+    // the handle's close callback has run (the session's handshake state holds it).
+    // Returns 0, or the libuv error of a failed start (then no callback comes, but the
+    // handle is open and must be closed).
+    int connect(uv_loop_t* loop, const sockaddr* address, uv_connect_t& request);
     // Closes the socket (if open). Session::on_closed(*this) follows from libuv.
     void close();
     bool is_open() const { return open_; }
@@ -118,6 +124,7 @@ class Endpoint {
     bool shut_down() const { return shutdown_done_; }
 
     bool client_side() const { return client_side_; }
+    const uv_handle_t* handle() const { return reinterpret_cast<const uv_handle_t*>(&tcp_); }
     uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp_); }
     // The socket's descriptor (splice), or -1.
     int fd() const;
@@ -140,6 +147,9 @@ class Endpoint {
     bool write_raw(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
     bool write_chain_raw(uv::Block* chain);
     void start_reading();
+    Session& session() const { return *static_cast<Session*>(tcp_.data); }
+    // The Endpoint whose socket `handle` is (its data is the Session).
+    static Endpoint& of(const uv_handle_t* handle);
     void maybe_shutdown();
     void failed_write(int status);
     static void on_alloc(uv_handle_t* handle, size_t suggested, uv_buf_t* buf) noexcept;
@@ -150,11 +160,7 @@ class Endpoint {
     static void on_close(uv_handle_t* handle) noexcept;
 
     uv_tcp_t tcp_;
-    Session& session_;
     std::unique_ptr<tls::Connection> tls_;
-    // The connect request: libuv may touch it until its callback has run (with
-    // UV_ECANCELED once the handle closes), so it lives until on_connect.
-    std::unique_ptr<uv_connect_t> connect_req_;
     uv::Block* held_ = nullptr;  // bytes given back with unread(); one block at most
     uint16_t held_offset_ = 0;   // ...from held_->data() + held_offset_
     uint16_t held_len_ = 0;

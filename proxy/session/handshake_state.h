@@ -8,6 +8,8 @@
 // the same path as every later byte.
 #pragma once
 
+#include <uv.h>
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,6 +36,11 @@ struct Session::Handshake {
     uint64_t key_hash = 0;
     std::vector<uint32_t> tried;  // backends (pool indexes) whose connect failed
     uint64_t connect_started_ms = 0;
+    // The backend Endpoint's connect request. libuv may touch it until its callback has
+    // run (cancelled when the handle closes first): this state lives until the relay
+    // starts (every attempt's callback has run by then) or the Session is destroyed
+    // (after every close callback), never less.
+    uv_connect_t connect{};
 
     std::string response;  // bytes read from the backend so far
     http::MessageParser response_parser{http::MessageParser::Kind::Response};

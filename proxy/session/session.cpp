@@ -22,7 +22,7 @@ std::atomic<uint64_t> g_next_id{1};
 
 // What an idle connection costs (docs/architecture.md): a member that makes this
 // grow should have a reason to live in every session rather than in Extras.
-static_assert(sizeof(Session) <= 968, "Session grew; see 'Memory per connection'");
+static_assert(sizeof(Session) <= 936, "Session grew; see 'Memory per connection'");
 
 // Sessions come from their worker's own slab (see uv/slab.h for why).
 uv::Slab& session_slab() {
@@ -563,7 +563,8 @@ void Session::finish(CloseReason reason) {
     if (pool_ != nullptr) pool_->release(placement_);
     // A session accepted while the access log was off has nothing to write.
     if (log_ && log::Logger::get().access_log_enabled()) write_access_log();
-    handshake_.reset();
+    // The handshake state (with the connect request libuv may still cancel) goes with
+    // the Session, after the close callbacks.
     client_.close();
     backend_side_.close();
 }

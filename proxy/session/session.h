@@ -143,6 +143,10 @@ class Session : private uv::Deadline {
     // What Pipes and Endpoints reach through their session rather than keeping a copy.
     WorkerContext& context() { return ctx(); }
     Endpoint& endpoint(bool client_side) { return client_side ? client_ : backend_side_; }
+    // The Endpoint whose socket `handle` is.
+    Endpoint& endpoint_for(const uv_handle_t* handle) {
+        return handle == client_.handle() ? client_ : backend_side_;
+    }
     // The Pipe that reads from `side`, and the one that writes to it.
     Pipe& pipe_from(Endpoint& side) { return side.client_side() ? to_backend_ : to_client_; }
     Pipe& pipe_to(Endpoint& side) { return side.client_side() ? to_client_ : to_backend_; }

@@ -201,7 +201,7 @@ void Session::connect_next() {
     }
     backend_ = placement_.backend;
     enter(SessionState::ConnectingBackend);
-    int rc = backend_side_.connect(ctx().loop, backend_->resolved().sockaddr_ptr());
+    int rc = backend_side_.connect(ctx().loop, backend_->resolved().sockaddr_ptr(), hs.connect);
     if (rc == UV_EMFILE || rc == UV_ENFILE || rc == UV_ENOBUFS || rc == UV_ENOMEM) {
         // Our own shortage, not the backend's fault: no passive-health failure.
         log_event("cannot open a backend connection", uv_strerror(rc));

@@ -34,6 +34,16 @@ Block* BlockPool::take() {
     return b;
 }
 
+void BlockPool::trim(size_t keep) {
+    while (free_count_ > keep) {
+        Block* b = free_;
+        free_ = b->next;
+        --free_count_;
+        b->~Block();
+        std::free(b);
+    }
+}
+
 void BlockPool::give(Block* b) {
     --in_use_;
     if (free_count_ >= max_free_) {

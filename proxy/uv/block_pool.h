@@ -40,6 +40,12 @@ class BlockPool {
     Block* take();
     void give(Block* b);
 
+    // Frees spare blocks beyond `keep`. A burst of handshakes (each read and each head
+    // written goes through a block) fills the spare list; once the burst is over, an
+    // idle worker should not hold megabytes of them (the worker calls this with its
+    // heap trim).
+    void trim(size_t keep);
+
     size_t in_use() const { return in_use_; }
     size_t free_count() const { return free_count_; }
 
