@@ -3,12 +3,11 @@
 #include <openssl/evp.h>
 
 #include "http/replies.h"
+#include "http/upgrade_response.h"
 
 namespace sb::tools {
 
 namespace {
-
-constexpr std::string_view kGuid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 std::string base64(const unsigned char* data, size_t n) {
     std::string out(4 * ((n + 2) / 3), '\0');
@@ -21,17 +20,8 @@ std::string base64(const unsigned char* data, size_t n) {
 }  // namespace
 
 std::string accept_key(std::string_view key) {
-    std::string input;
-    input.reserve(key.size() + kGuid.size());
-    input.append(key).append(kGuid);
-    unsigned char digest[EVP_MAX_MD_SIZE];
-    unsigned int digest_length = 0;
-    // EVP_Digest with SHA-1 cannot fail for in-memory input short of allocation failure;
-    // an empty accept value then simply fails the peer's check.
-    if (EVP_Digest(input.data(), input.size(), digest, &digest_length, EVP_sha1(), nullptr) != 1) {
-        return {};
-    }
-    return base64(digest, digest_length);
+    // The proxy's own computation (RFC 6455 §4.2.2): one definition for both.
+    return http::websocket_accept(key);
 }
 
 std::string random_key(Rng& rng) {
