@@ -6,11 +6,11 @@ namespace {
 
 // The scanner's one piece of state besides counters: which kind of text it is in.
 enum class Mode {
-    Code,              // keys, values, brackets
-    Comment,           // '#' to the end of the line
-    BasicString,       // "...": backslash escapes; ends at '"' or, if malformed, at the line end
-    LiteralString,     // '...': no escapes; ends at '\'' or at the line end
-    MultiBasicString,  // """...""": backslash escapes; ends at """
+    Code,                // keys, values, brackets
+    Comment,             // '#' to the end of the line
+    BasicString,         // "...": backslash escapes; ends at '"' or, if malformed, at the line end
+    LiteralString,       // '...': no escapes; ends at '\'' or at the line end
+    MultiBasicString,    // """...""": backslash escapes; ends at """
     MultiLiteralString,  // '''...''': ends at '''
 };
 
@@ -36,8 +36,9 @@ class Scanner {
             if (auto e = step()) return e;
         }
         if (text_.size() > kMaxFileBytes) {
-            return error(kMaxFileBytes, "the file is larger than 1 MiB (a configuration is never "
-                                        "that long; is this the right file?)");
+            return error(kMaxFileBytes,
+                         "the file is larger than 1 MiB (a configuration is never "
+                         "that long; is this the right file?)");
         }
         return std::nullopt;
     }
@@ -175,8 +176,7 @@ class Scanner {
             case '{':
                 end_key();
                 if (++depth_ > kMaxNesting) {
-                    return error(at_,
-                                 "arrays and inline tables are nested more than 32 deep");
+                    return error(at_, "arrays and inline tables are nested more than 32 deep");
                 }
                 break;
             case ']':

@@ -13,8 +13,8 @@
 // at ceil(c * (A + 1) / N) connections, and falls back to its first choice that is up
 // when every backend is over the cap. least_connections and round_robin give a key no
 // home, so they make no rooms: each connection is placed by the algorithm alone (its
-// Placement has no room) and the room table is never consulted. Thread-safe: placement holds the key's room
-// shard lock, so one room gets one backend whichever worker places it.
+// Placement has no room) and the room table is never consulted. Thread-safe: placement holds the
+// key's room shard lock, so one room gets one backend whichever worker places it.
 #pragma once
 
 #include <atomic>

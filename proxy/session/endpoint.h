@@ -81,8 +81,7 @@ class Endpoint {
     // Starts TLS on this side: as a server (client side) or a client (backend side).
     // Returns false if OpenSSL cannot make a connection object.
     bool start_tls_server(SSL_CTX* ctx, uv::BlockPool& pool);
-    bool start_tls_client(SSL_CTX* ctx, const std::string& name, bool verify,
-                          uv::BlockPool& pool);
+    bool start_tls_client(SSL_CTX* ctx, const std::string& name, bool verify, uv::BlockPool& pool);
     tls::Connection* tls() const { return tls_.get(); }
     // Drops the TLS layer (a plain HTTP request to a TLS port is answered in plain).
     void drop_tls() { tls_.reset(); }
@@ -167,8 +166,8 @@ class Endpoint {
     uint16_t writes_in_flight_ = 0;
     Consumer consumer_ = Consumer::Handshake;
     const bool client_side_;
-    bool alive_ : 1 = false;   // initialised; the close callback has not run
-    bool open_ : 1 = false;    // alive and not closing
+    bool alive_ : 1 = false;  // initialised; the close callback has not run
+    bool open_ : 1 = false;   // alive and not closing
     bool connected_ : 1 = false;
     bool wanted_ : 1 = false;   // the consumer takes bytes now
     bool reading_ : 1 = false;  // uv_read_start is in effect

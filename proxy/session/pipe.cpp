@@ -319,9 +319,9 @@ void Pipe::forward(uv::Block* b, char* data, size_t len, size_t scanned) {
 bool Pipe::may_splice() const {
     // Mid-payload, with nothing held back, waiting or queued, and plaintext on both
     // sides: then the bytes up to the frame's end need no look from the proxy.
-    return mode_ == Mode::Frames && !discarding_ && control_ == nullptr &&
-           !dst().write_pending() && carry_.size() == 0 && !holding_pong_ && !shutdown_wanted_ &&
-           !stopped_ && !src().paused() && !scanner_.current().is_control() &&
+    return mode_ == Mode::Frames && !discarding_ && control_ == nullptr && !dst().write_pending() &&
+           carry_.size() == 0 && !holding_pong_ && !shutdown_wanted_ && !stopped_ &&
+           !src().paused() && !scanner_.current().is_control() &&
            scanner_.partial_header_bytes() == 0 && scanner_.payload_remaining() > kSpliceMin &&
            src().tls() == nullptr && dst().tls() == nullptr;
 }

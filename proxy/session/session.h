@@ -279,11 +279,11 @@ class Session : private uv::Deadline {
     static constexpr uint8_t kHeldServer = 1, kHeldListener = 2, kHeldIp = 4;
     uint8_t held_ = 0;  // connection slots taken at accept
     bool reason_decided_ : 1 = false;
-    bool websocket_ : 1 = false;     // relaying frames (a 101 went through)
-    bool backend_gone_ : 1 = false;  // backend lost mid-relay; only the client is left
+    bool websocket_ : 1 = false;      // relaying frames (a 101 went through)
+    bool backend_gone_ : 1 = false;   // backend lost mid-relay; only the client is left
     bool client_failed_ : 1 = false;  // 1002 sent: the client's TCP closes once it is out
-    bool client_gone_ : 1 = false;   // client dead (no pong); only the backend is left
-    bool in_handshake_ : 1 = false;  // counted in WorkerContext::handshakes_in_flight
+    bool client_gone_ : 1 = false;    // client dead (no pong); only the backend is left
+    bool in_handshake_ : 1 = false;   // counted in WorkerContext::handshakes_in_flight
 };
 
 }  // namespace sb::session

@@ -68,9 +68,8 @@ void Session::on_handshake_end(Endpoint& side, int status) {
         on_backend_tls_failed(status == UV_EOF ? "backend closed the connection"
                                                : uv_strerror(status));
     } else if (state_ == SessionState::AwaitingResponse) {
-        refuse(CloseReason::BackendBadAnswer, status == UV_EOF
-                                                  ? "backend closed without answering"
-                                                  : uv_strerror(status));
+        refuse(CloseReason::BackendBadAnswer,
+               status == UV_EOF ? "backend closed without answering" : uv_strerror(status));
     }
 }
 

@@ -12,12 +12,12 @@ using SessionAbortTest = SessionTest;
 using session::SessionState;
 
 // Aborts the one live session, which must be in `state`, and waits for it to go.
-#define ABORT_IN(state_value)                                                        \
-    do {                                                                             \
-        ASSERT_NE(h().session(), nullptr);                                           \
-        ASSERT_EQ(h().session()->state(), state_value);                              \
-        h().session()->abort(metrics::CloseReason::Shutdown);                        \
-        ASSERT_TRUE(wait_no_session()) << "an aborted session was not freed";        \
+#define ABORT_IN(state_value)                                                 \
+    do {                                                                      \
+        ASSERT_NE(h().session(), nullptr);                                    \
+        ASSERT_EQ(h().session()->state(), state_value);                       \
+        h().session()->abort(metrics::CloseReason::Shutdown);                 \
+        ASSERT_TRUE(wait_no_session()) << "an aborted session was not freed"; \
     } while (false)
 
 TEST_F(SessionAbortTest, WhileReadingTheRequest) {
@@ -41,8 +41,7 @@ TEST_F(SessionAbortTest, WhileConnectingToTheBackend) {
     // The connect is started in the iteration that reads the request, and completes
     // in a later one: the state is observable in between.
     ASSERT_TRUE(h().run_until([&] {
-        return h().session() != nullptr &&
-               h().session()->state() != SessionState::ReadingRequest;
+        return h().session() != nullptr && h().session()->state() != SessionState::ReadingRequest;
     }));
     ABORT_IN(SessionState::ConnectingBackend);
     EXPECT_TRUE(h().run_until([&] { return client->ended(); }));
@@ -71,8 +70,8 @@ TEST_F(SessionAbortTest, WhileReadingTheBackendAnswerHead) {
     ASSERT_NE(client, nullptr);
     client->write(upgrade_request());
     ASSERT_TRUE(wait_backend_connection());
-    ASSERT_TRUE(h().run_until(
-        [&] { return h().backend().connection().peer->writes_pending() == 0; }));
+    ASSERT_TRUE(
+        h().run_until([&] { return h().backend().connection().peer->writes_pending() == 0; }));
     h().run_iterations(3);
     ABORT_IN(SessionState::AwaitingResponse);
     EXPECT_TRUE(h().run_until([&] { return client->ended(); }));
@@ -97,7 +96,8 @@ TEST_F(SessionAbortTest, WhileRelayingWithReadsPausedAndWritesQueued) {
     ASSERT_NE(client, nullptr);
     client->pause();
     std::string data;
-    while (data.size() < (1u << 20)) data += server_frame(kBinary, std::string(1000, 'z'));
+    while (data.size() < (1u << 20))
+        data += server_frame(kBinary, std::string(1000, 'z'));
     h().backend().connection().peer->write(data);
     ASSERT_TRUE(h().run_until([&] { return h().stats().pauses.value() > 0; }));
     // The session ends with a read paused: that pause is never resumed, by design.

@@ -74,15 +74,17 @@ TEST_F(SessionHandshakeTest, FramesGluedToTheRequestReachTheBackendExactlyOnce) 
 
 TEST_F(SessionHandshakeTest, FramesGluedToThe101ReachTheClientExactlyOnce) {
     HarnessOptions o = recording();
-    std::string glued = server_frame(kText, "welcome") + server_frame(kBinary, std::string(500, 'w'));
+    std::string glued =
+        server_frame(kText, "welcome") + server_frame(kBinary, std::string(500, 'w'));
     o.script.after_answer = glued;
     ASSERT_NO_FATAL_FAILURE(start(o));
     Peer* client = h().open_websocket();
     ASSERT_NE(client, nullptr);
     std::string sentinel = server_frame(kText, "sentinel");
     h().backend().connection().peer->write(sentinel);
-    ASSERT_TRUE(h().run_until(
-        [&] { return client->received_after(after_101(*client)).size() >= glued.size() + sentinel.size(); }));
+    ASSERT_TRUE(h().run_until([&] {
+        return client->received_after(after_101(*client)).size() >= glued.size() + sentinel.size();
+    }));
     EXPECT_EQ(client->received_after(after_101(*client)), glued + sentinel);
 }
 

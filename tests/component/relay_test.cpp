@@ -55,7 +55,8 @@ TEST_F(SessionRelayTest, MessagesOverTheRateCloseTheClientWith1008) {
     Peer* client = h().open_websocket();
     ASSERT_NE(client, nullptr);
     std::string burst;
-    for (int i = 0; i < 20; ++i) burst += client_frame(kText, "m" + std::to_string(i));
+    for (int i = 0; i < 20; ++i)
+        burst += client_frame(kText, "m" + std::to_string(i));
     client->write(burst);
     ASSERT_TRUE(h().run_until([&] { return close_of(client_frames(*client)).has_value(); }));
     EXPECT_EQ(close_of(client_frames(*client))->close_code(), 1008);
@@ -99,9 +100,9 @@ TEST_F(SessionRelayTest, LargeTransferToASlowClientPausesResumesAndStaysBounded)
     EXPECT_LE(h().context().blocks.in_use(), 2u);
     client->resume();
     size_t start_at = after_101(*client);
-    ASSERT_TRUE(h().run_until(
-        [&] { return client->received_after(start_at).size() >= data.size(); },
-        std::chrono::seconds(30)));
+    ASSERT_TRUE(
+        h().run_until([&] { return client->received_after(start_at).size() >= data.size(); },
+                      std::chrono::seconds(30)));
     EXPECT_TRUE(client->received_after(start_at) == data) << "the stream differs";
     EXPECT_LE(h().max_blocks_in_use(), 4u) << "memory grew with the backlog";
     EXPECT_GT(h().stats().pauses.value(), 0u);
@@ -120,9 +121,9 @@ TEST_F(SessionRelayTest, LargeFramesToASlowClientPauseResumeAndStayBounded) {
     ASSERT_TRUE(h().run_until([&] { return h().stats().pauses.value() > 0; }));
     client->resume();
     size_t start_at = after_101(*client);
-    ASSERT_TRUE(h().run_until(
-        [&] { return client->received_after(start_at).size() >= data.size(); },
-        std::chrono::seconds(30)));
+    ASSERT_TRUE(
+        h().run_until([&] { return client->received_after(start_at).size() >= data.size(); },
+                      std::chrono::seconds(30)));
     EXPECT_TRUE(client->received_after(start_at) == data) << "the stream differs";
     // A splice round parks at most kSpliceRound bytes: eight blocks, and one more.
     EXPECT_LE(h().max_blocks_in_use(), 10u) << "memory grew with the backlog";
@@ -143,15 +144,14 @@ TEST_F(SessionRelayTest, LargeTransferToASlowBackendPausesResumesAndStaysBounded
     while (h().stats().pauses.value() == 0 && data.size() < (64u << 20)) {
         client->write(chunk);
         data += chunk;
-        h().run_until([&] {
-            return client->writes_pending() == 0 || h().stats().pauses.value() > 0;
-        });
+        h().run_until(
+            [&] { return client->writes_pending() == 0 || h().stats().pauses.value() > 0; });
     }
     ASSERT_GT(h().stats().pauses.value(), 0u) << "the proxy never stopped reading the client";
     EXPECT_LE(h().context().blocks.in_use(), 2u);
     b.peer->resume();
-    ASSERT_TRUE(h().run_until([&] { return b.stream().size() >= data.size(); },
-                              std::chrono::seconds(60)));
+    ASSERT_TRUE(
+        h().run_until([&] { return b.stream().size() >= data.size(); }, std::chrono::seconds(60)));
     EXPECT_TRUE(b.stream() == data) << "the stream differs";
     EXPECT_LE(h().max_blocks_in_use(), 4u) << "memory grew with the backlog";
     EXPECT_EQ(h().stats().pauses.value(), h().stats().resumes.value());
@@ -220,7 +220,8 @@ TEST_F(SessionRelayTest, ClientDroppingTcpEndsTheBackendConnection) {
     ASSERT_TRUE(h().run_until([&] { return b.peer->ended(); }));
     b.peer->close();
     EXPECT_TRUE(wait_no_session());
-    EXPECT_FALSE(close_of(b.frames).has_value()) << "a client that said nothing is not made to say 1012";
+    EXPECT_FALSE(close_of(b.frames).has_value())
+        << "a client that said nothing is not made to say 1012";
 }
 
 TEST_F(SessionRelayTest, HalfCloseFromTheClientReachesTheBackendAndBackFrames) {

@@ -29,8 +29,8 @@ class SessionTest : public ::testing::Test {
         TeardownReport r = harness_->teardown();
         EXPECT_TRUE(r.open_handles.empty()) << r.describe();
         EXPECT_EQ(r.loop_close, 0) << r.describe();
-        EXPECT_EQ(r.sessions_left, 0u) << "sessions did not end once both peers hung up; "
-                                       << r.describe();
+        EXPECT_EQ(r.sessions_left, 0u)
+            << "sessions did not end once both peers hung up; " << r.describe();
         EXPECT_EQ(r.blocks_in_use, 0u) << "blocks never given back; " << r.describe();
         if (every_pause_resumed_) {
             EXPECT_EQ(r.pauses, r.resumes) << "a paused read was never resumed; " << r.describe();

@@ -49,8 +49,8 @@ struct Event {
         std::snprintf(line, sizeof line,
                       "%s@%llu fin=%d rsv=%d op=%d masked=%d mask=%02x%02x%02x%02x len=%llu "
                       "hl=%d bad_length=%d capture=",
-                      is_header ? "H" : "E", static_cast<unsigned long long>(at), fin, rsv,
-                      opcode, masked, mask[0], mask[1], mask[2], mask[3],
+                      is_header ? "H" : "E", static_cast<unsigned long long>(at), fin, rsv, opcode,
+                      masked, mask[0], mask[1], mask[2], mask[3],
                       static_cast<unsigned long long>(payload_length), header_length, bad_length);
         std::string out = line;
         for (uint8_t b : capture) {

@@ -12,14 +12,14 @@
 
 // An invariant of the code under test. Unlike assert() it stays on whatever the build
 // type, and says which invariant broke before libFuzzer's stack trace.
-#define SB_FUZZ_CHECK(cond, ...)                                                     \
-    do {                                                                             \
-        if (!(cond)) {                                                               \
+#define SB_FUZZ_CHECK(cond, ...)                                                          \
+    do {                                                                                  \
+        if (!(cond)) {                                                                    \
             std::fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
-            std::fprintf(stderr, "" __VA_ARGS__);                                    \
-            std::fprintf(stderr, "\n");                                              \
-            std::abort();                                                            \
-        }                                                                            \
+            std::fprintf(stderr, "" __VA_ARGS__);                                         \
+            std::fprintf(stderr, "\n");                                                   \
+            std::abort();                                                                 \
+        }                                                                                 \
     } while (0)
 
 namespace sb::fuzz {

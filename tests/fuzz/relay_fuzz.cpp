@@ -190,7 +190,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // Interleave the rest of both streams, cut where the input says.
     size_t ci = 0, bi = 0, c_at = client_glued, b_at = backend_glued;
     while (ci < client_cuts.size() || bi < backend_cuts.size()) {
-        bool client_turn = bi >= backend_cuts.size() || (ci < client_cuts.size() && in.ConsumeBool());
+        bool client_turn =
+            bi >= backend_cuts.size() || (ci < client_cuts.size() && in.ConsumeBool());
         if (client_turn) {
             size_t to = client_glued + client_cuts[ci++];
             if (peer->is_open()) peer->write(std::string_view(client_wire).substr(c_at, to - c_at));
@@ -212,11 +213,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
             if (f.opcode == 0x8) return true;
         return false;
     };
-    h.run_until([&] {
-        bool all_in = conn.stream().size() >= client_wire.size() &&
-                      peer->received().size() - head >= backend_wire.size();
-        return all_in || h.sessions() == 0 || client_saw_close() || peer->ended();
-    }, std::chrono::milliseconds(2000));
+    h.run_until(
+        [&] {
+            bool all_in = conn.stream().size() >= client_wire.size() &&
+                          peer->received().size() - head >= backend_wire.size();
+            return all_in || h.sessions() == 0 || client_saw_close() || peer->ended();
+        },
+        std::chrono::milliseconds(2000));
 
     if (std::getenv("RELAY_FUZZ_DUMP") != nullptr) {
         auto dump = [](const char* path, std::string_view bytes) {
@@ -282,7 +285,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         fail("client got a frame the backend did not send", detail);
     }
     if (expected_code != 0) {
-        bool told = close_at < to_client.size() && to_client[close_at].close_code() == expected_code;
+        bool told =
+            close_at < to_client.size() && to_client[close_at].close_code() == expected_code;
         // The proxy's Close goes out at the next boundary of the backend's stream; a
         // backend frame cut short by the end of the input may keep it waiting.
         bool boundary_pending = b_at < backend_wire.size();
@@ -292,12 +296,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
 
     if (std::getenv("RELAY_FUZZ_DEBUG") != nullptr) {
-        std::fprintf(stderr, "limit=%llu client=%zu frames (accepted %zu, code %u) backend=%zu "
+        std::fprintf(stderr,
+                     "limit=%llu client=%zu frames (accepted %zu, code %u) backend=%zu "
                      "frames; backend got %zu/%zu bytes, client got %zu/%zu; sessions=%zu "
-                     "peer ended=%d\n", static_cast<unsigned long long>(limit), client.size(),
-                     accepted, expected_code, backend.size(), conn.stream().size(),
-                     client_wire.size(), peer->received().size() - head, backend_wire.size(),
-                     h.sessions(), peer->ended() ? 1 : 0);
+                     "peer ended=%d\n",
+                     static_cast<unsigned long long>(limit), client.size(), accepted, expected_code,
+                     backend.size(), conn.stream().size(), client_wire.size(),
+                     peer->received().size() - head, backend_wire.size(), h.sessions(),
+                     peer->ended() ? 1 : 0);
     }
     // Both peers hang up, as peers that got (or sent) a Close would.
     peer->close();

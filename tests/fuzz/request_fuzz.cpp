@@ -40,8 +40,8 @@ constexpr std::string_view kClientIp = "203.0.113.7";
 
 // True if `view` points into `buffer` (a view into the head the parser described).
 bool inside(std::string_view view, std::string_view buffer) {
-    return view.empty() ||
-           (view.data() >= buffer.data() && view.data() + view.size() <= buffer.data() + buffer.size());
+    return view.empty() || (view.data() >= buffer.data() &&
+                            view.data() + view.size() <= buffer.data() + buffer.size());
 }
 
 void check_spans(const MessageParser& parser, size_t limit) {
@@ -194,8 +194,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     // The chunked parse stops at its verdict, so it may have seen less than all the bytes;
     // a streaming parser's verdict on a prefix is its verdict on the whole.
     SB_FUZZ_CHECK(verdict == whole_verdict, "whole: %d, in chunks: %d (%s / %s)",
-                  static_cast<int>(whole_verdict), static_cast<int>(verdict),
-                  whole.error().c_str(), parser.error().c_str());
+                  static_cast<int>(whole_verdict), static_cast<int>(verdict), whole.error().c_str(),
+                  parser.error().c_str());
     if (verdict != Verdict::Complete) return 0;
 
     SB_FUZZ_CHECK(parser.head_length() == whole.head_length(), "head length whole %zu, chunked %zu",

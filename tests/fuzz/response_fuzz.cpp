@@ -61,8 +61,8 @@ void check_head(const MessageParser& parser, std::string_view buffer, Outcome& o
     SB_FUZZ_CHECK(parser.head_begin() == expected_begin, "head begins at %zu, not %zu",
                   parser.head_begin(), expected_begin);
     auto within = [&](sb::http::Span s) {
-        return s.length == 0 ||
-               (s.offset >= parser.head_begin() && size_t{s.offset} + s.length <= parser.head_end());
+        return s.length == 0 || (s.offset >= parser.head_begin() &&
+                                 size_t{s.offset} + s.length <= parser.head_end());
     };
     for (const auto& h : parser.headers())
         SB_FUZZ_CHECK(within(h.name) && within(h.value), "header span outside its head");
@@ -81,9 +81,8 @@ void check_head(const MessageParser& parser, std::string_view buffer, Outcome& o
             three_digits = c >= '0' && c <= '9';
             code = code * 10 + (c - '0');
         }
-        SB_FUZZ_CHECK(three_digits && code == status,
-                      "status line '%.*s' is taken as status %d", static_cast<int>(line.size()),
-                      line.data(), status);
+        SB_FUZZ_CHECK(three_digits && code == status, "status line '%.*s' is taken as status %d",
+                      static_cast<int>(line.size()), line.data(), status);
     }
     SB_FUZZ_CHECK(parser.is_interim() == (status >= 100 && status < 200 && status != 101));
     out.heads.push_back({parser.head_begin(), parser.head_end(), status});

@@ -40,8 +40,10 @@ std::string header_value(std::string_view head, std::string_view name) {
         size_t colon = line.find(':');
         if (colon != std::string_view::npos && iequals(line.substr(0, colon), name)) {
             std::string_view v = line.substr(colon + 1);
-            while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
-            while (!v.empty() && (v.back() == ' ' || v.back() == '\t')) v.remove_suffix(1);
+            while (!v.empty() && (v.front() == ' ' || v.front() == '\t'))
+                v.remove_prefix(1);
+            while (!v.empty() && (v.back() == ' ' || v.back() == '\t'))
+                v.remove_suffix(1);
             return std::string(v);
         }
         pos = end;
@@ -115,7 +117,8 @@ size_t decode_frames(std::string_view bytes, std::vector<Frame>& out) {
         } else if (len == 127) {
             if (rest.size() < 10) return pos;
             len = 0;
-            for (size_t i = 2; i < 10; ++i) len = (len << 8) | static_cast<uint8_t>(rest[i]);
+            for (size_t i = 2; i < 10; ++i)
+                len = (len << 8) | static_cast<uint8_t>(rest[i]);
             header = 10;
         }
         bool masked = (b1 & 0x80) != 0;
@@ -142,9 +145,8 @@ size_t decode_frames(std::string_view bytes, std::vector<Frame>& out) {
 std::string upgrade_request(std::string_view path, std::string_view key) {
     std::string r = "GET ";
     r += path;
-    r +=
-        " HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-        "Sec-WebSocket-Key: ";
+    r += " HTTP/1.1\r\nHost: chat.example\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+         "Sec-WebSocket-Key: ";
     r += key;
     r += "\r\nSec-WebSocket-Version: 13\r\n\r\n";
     return r;
@@ -361,7 +363,8 @@ void FakeBackend::on_bytes(BackendConnection& c) {
                      script_.answer == BackendScript::Answer::WrongAccept;
     if (c.answered && websocket) {
         std::vector<Frame> fresh;
-        c.decoded += decode_frames(c.stream().substr(std::min(c.decoded, c.stream().size())), fresh);
+        c.decoded +=
+            decode_frames(c.stream().substr(std::min(c.decoded, c.stream().size())), fresh);
         for (Frame& f : fresh) {
             if (script_.echo && !c.close_seen && p.is_open()) {
                 if (f.opcode == kClose) {
@@ -422,7 +425,8 @@ void FakeBackend::answer(BackendConnection& c) {
 
 std::string TeardownReport::describe() const {
     std::string s = "open handles: [";
-    for (size_t i = 0; i < open_handles.size(); ++i) s += (i ? ", " : "") + open_handles[i];
+    for (size_t i = 0; i < open_handles.size(); ++i)
+        s += (i ? ", " : "") + open_handles[i];
     s += "], uv_loop_close: " + std::to_string(loop_close) +
          ", sessions left: " + std::to_string(sessions_left) +
          ", blocks in use: " + std::to_string(blocks_in_use) +
@@ -449,21 +453,23 @@ SessionHarness::SessionHarness(HarnessOptions options) {
         error_ = "the fake backend cannot listen on 127.0.0.1:0";
         return;
     }
-    std::string toml = "[[listeners]]\nname = \"public\"\nlisten = \"127.0.0.1:0\"\n"
-                       "pool = \"chat\"\n" +
-                       options.listener_toml + "\n\n[pools.chat]\nbackends = [{ address = \"127.0.0.1:" +
-                       std::to_string(backend_->port()) + "\" }]\nretries = 0\n" +
-                       options.pool_toml + "\n\n[pools.chat.websocket]\n" + options.websocket_toml +
-                       "\n";
+    std::string toml =
+        "[[listeners]]\nname = \"public\"\nlisten = \"127.0.0.1:0\"\n"
+        "pool = \"chat\"\n" +
+        options.listener_toml + "\n\n[pools.chat]\nbackends = [{ address = \"127.0.0.1:" +
+        std::to_string(backend_->port()) + "\" }]\nretries = 0\n" + options.pool_toml +
+        "\n\n[pools.chat.websocket]\n" + options.websocket_toml + "\n";
     auto loaded = config::load_string(toml, "component.toml");
     if (!loaded.ok()) {
-        for (const auto& e : loaded.errors) error_ += e.to_string() + "\n";
+        for (const auto& e : loaded.errors)
+            error_ += e.to_string() + "\n";
         return;
     }
     std::vector<config::ConfigError> errors;
     generation_ = pool::Generation::build(loaded.config, 1, nullptr, errors);
     if (!generation_) {
-        for (const auto& e : errors) error_ += e.to_string() + "\n";
+        for (const auto& e : errors)
+            error_ += e.to_string() + "\n";
         return;
     }
     listener_ = generation_->listener("public");
@@ -521,8 +527,8 @@ Peer* SessionHarness::connect_client(Transport transport) {
                     ::connect(client_fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0;
         if (made) {
             socklen_t from_len = sizeof from;
-            session_fd = ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&from), &from_len,
-                                   SOCK_CLOEXEC);
+            session_fd =
+                ::accept4(listen_fd, reinterpret_cast<sockaddr*>(&from), &from_len, SOCK_CLOEXEC);
         }
         if (listen_fd >= 0) ::close(listen_fd);
         if (session_fd < 0) {
@@ -590,7 +596,8 @@ TeardownReport SessionHarness::teardown() {
     TeardownReport& r = report_;
 
     // Hang up every peer; a session must end on its own once both of its peers are gone.
-    for (auto& p : peers_) p->close();
+    for (auto& p : peers_)
+        p->close();
     backend_->stop();
     auto no_sessions = [&] { return context_->sessions.empty(); };
     torn_down_ = false;  // run_until is still needed below
@@ -611,7 +618,8 @@ TeardownReport SessionHarness::teardown() {
     uv_timer_stop(&guard_);
     uv_close(as_handle(&guard_), nullptr);
     if (context_->timers.size() == 0) context_->timers.close();
-    for (int i = 0; i < 100 && uv_loop_alive(&loop_) != 0; ++i) uv_run(&loop_, UV_RUN_NOWAIT);
+    for (int i = 0; i < 100 && uv_loop_alive(&loop_) != 0; ++i)
+        uv_run(&loop_, UV_RUN_NOWAIT);
     uv_run(&loop_, UV_RUN_NOWAIT);
 
     // Whatever is still there was leaked by someone: name it, then close it so that
@@ -633,7 +641,8 @@ TeardownReport SessionHarness::teardown() {
                 if (!uv_is_closing(h)) uv_close(h, nullptr);
             },
             nullptr);
-        for (int i = 0; i < 100 && uv_loop_alive(&loop_) != 0; ++i) uv_run(&loop_, UV_RUN_NOWAIT);
+        for (int i = 0; i < 100 && uv_loop_alive(&loop_) != 0; ++i)
+            uv_run(&loop_, UV_RUN_NOWAIT);
     }
     r.loop_close = uv_loop_close(&loop_);
     r.blocks_in_use = context_->blocks.in_use();

@@ -194,8 +194,8 @@ struct BackendScript {
 // One connection the FakeBackend accepted.
 struct BackendConnection {
     Peer* peer = nullptr;
-    std::string request_head;  // the upgrade request as the backend got it
-    bool answered = false;     // the script's answer went out
+    std::string request_head;   // the upgrade request as the backend got it
+    bool answered = false;      // the script's answer went out
     std::vector<Frame> frames;  // frames decoded after the request head
     size_t decoded = 0;         // bytes of the stream after the head decoded so far
     bool close_seen = false;
@@ -252,8 +252,8 @@ struct HarnessOptions {
 struct TeardownReport {
     std::vector<std::string> open_handles;  // handles uv_walk found once all was closed
     int loop_close = 0;                     // uv_loop_close()'s result
-    size_t sessions_left = 0;    // sessions still alive once both peers were closed
-    size_t blocks_in_use = 0;    // BlockPool blocks never given back
+    size_t sessions_left = 0;               // sessions still alive once both peers were closed
+    size_t blocks_in_use = 0;               // BlockPool blocks never given back
     uint64_t pauses = 0;
     uint64_t resumes = 0;
 
@@ -294,14 +294,14 @@ class SessionHarness {
 
     // Runs the loop one iteration at a time until `done()` holds (true) or `limit`
     // of loop time or a bounded number of iterations passes (false).
-    bool run_until(const std::function<bool()>& done, std::chrono::milliseconds limit = kDefaultLimit);
+    bool run_until(const std::function<bool()>& done,
+                   std::chrono::milliseconds limit = kDefaultLimit);
     // Runs `n` loop iterations that do not wait for events (UV_RUN_NOWAIT): whatever
     // the kernel has ready is handled, then it returns.
     void run_iterations(int n);
     // Client helper: connects, sends the upgrade request and runs until the 101 is
     // received in full; returns the client Peer, or nullptr.
-    Peer* open_websocket(std::string_view glued = {},
-                         Transport transport = Transport::SocketPair);
+    Peer* open_websocket(std::string_view glued = {}, Transport transport = Transport::SocketPair);
 
     // The most BlockPool blocks in use seen between two loop iterations.
     size_t max_blocks_in_use() const { return max_blocks_in_use_; }

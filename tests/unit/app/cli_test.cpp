@@ -114,7 +114,8 @@ TEST(CommandLineTest, AnEmptyConfigEqualsIsMisuse) {
 
 TEST(CommandLineTest, VersionStringIsSwitchboardAndTheVersion) {
     EXPECT_EQ(version_string(), std::string("switchboard ") + SB_VERSION);
-    EXPECT_THAT(version_string(), ::testing::MatchesRegex(R"(switchboard [0-9]+\.[0-9]+\.[0-9]+.*)"));
+    EXPECT_THAT(version_string(),
+                ::testing::MatchesRegex(R"(switchboard [0-9]+\.[0-9]+\.[0-9]+.*)"));
 }
 
 TEST(CommandLineTest, HelpNamesEveryFormAndTheDefaultFile) {

@@ -42,9 +42,8 @@ TEST(PrescanTest, TwelveHundredNestedArraysAreRejectedNotACrash) {
     auto result = load_string(text, "deep.toml");
     ASSERT_FALSE(result.ok());
     // The bracket that goes one level past the limit: column 5 is the first '['.
-    EXPECT_THAT(result.errors,
-                ElementsAre(ErrorAt(1, 5 + static_cast<unsigned>(kMaxNesting),
-                                    HasSubstr("nested more than 32 deep"))))
+    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(1, 5 + static_cast<unsigned>(kMaxNesting),
+                                                   HasSubstr("nested more than 32 deep"))))
         << dump(result);
     EXPECT_EQ(result.errors.front().file, "deep.toml");
 }
@@ -65,9 +64,8 @@ TEST(PrescanTest, DeepInlineTablesAreRejected) {
     for (int i = 0; i < 1000; ++i)
         text += "}";
     auto result = load_string(text, "t.toml");
-    EXPECT_THAT(result.errors,
-                ElementsAre(ErrorAt(2, static_cast<unsigned>(5 + 5 * kMaxNesting),
-                                    HasSubstr("nested more than 32 deep"))))
+    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(2, static_cast<unsigned>(5 + 5 * kMaxNesting),
+                                                   HasSubstr("nested more than 32 deep"))))
         << dump(result);
 }
 
@@ -82,11 +80,11 @@ TEST(PrescanTest, MixedArraysAndInlineTablesCountTogether) {
 
 TEST(PrescanTest, BracketsInStringsAndCommentsDoNotCount) {
     std::string deep(200, '[');
-    std::string text = "# " + deep + "\n" +                       // a comment
-                       "[server]\n" +                             //
-                       "# \"" + deep + "\n";                      // a quote in a comment
+    std::string text = "# " + deep + "\n" +   // a comment
+                       "[server]\n" +         //
+                       "# \"" + deep + "\n";  // a quote in a comment
     text += std::string(kValid);
-    text += "[log]\naccess_log = \"/tmp/" + deep + "\"\n";         // a basic string
+    text += "[log]\naccess_log = \"/tmp/" + deep + "\"\n";  // a basic string
     text += "level = 'info'\n";
     auto result = load_string(text, "t.toml");
     EXPECT_TRUE(result.ok()) << dump(result);
@@ -130,8 +128,9 @@ TEST(PrescanTest, DotsInValuesAndQuotedKeysAreNotKeyParts) {
     std::string floats = "a = [";
     for (int i = 0; i < 100; ++i)
         floats += "1.5, ";
-    floats += "]\nb = 1979-05-27T07:32:00.999Z\n\"x.y.z.w.v.u.t.s.r.q.p.o.n.m.l.k.j.i.h.g.f.e.d.c.b.a."
-              "1.2.3.4.5.6.7.8.9\" = 1\n";
+    floats +=
+        "]\nb = 1979-05-27T07:32:00.999Z\n\"x.y.z.w.v.u.t.s.r.q.p.o.n.m.l.k.j.i.h.g.f.e.d.c.b.a."
+        "1.2.3.4.5.6.7.8.9\" = 1\n";
     EXPECT_FALSE(prescan(floats).has_value()) << prescan(floats)->message;
     std::string parts = "a";
     for (size_t i = 1; i < kMaxKeyParts; ++i)
@@ -145,9 +144,8 @@ TEST(PrescanTest, LongLinesAreRejectedWherePastTheLimit) {
     while (line.size() < kMaxLineBytes + 100)
         line += "1,";
     auto result = load_string("\n" + line + "]\n", "t.toml");
-    EXPECT_THAT(result.errors,
-                ElementsAre(ErrorAt(2, static_cast<unsigned>(kMaxLineBytes + 1),
-                                    HasSubstr("longer than 4096 bytes"))))
+    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(2, static_cast<unsigned>(kMaxLineBytes + 1),
+                                                   HasSubstr("longer than 4096 bytes"))))
         << dump(result);
 }
 

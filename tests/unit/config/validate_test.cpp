@@ -251,8 +251,9 @@ name = "public"
 listen = "[::]:8080"
 )");
     EXPECT_THAT(result.errors,
-                ElementsAre(ErrorAt(7, 10, HasSubstr("[::]:8080 overlaps [::1]:8080 of listener "
-                                                     "\"local\""))))
+                ElementsAre(ErrorAt(7, 10,
+                                    HasSubstr("[::]:8080 overlaps [::1]:8080 of listener "
+                                              "\"local\""))))
         << dump(result);
 }
 
@@ -292,8 +293,9 @@ name = "public"
 listen = "0.0.0.0:9901"
 )");
     EXPECT_THAT(result.errors,
-                ElementsAre(ErrorAt(6, 10, HasSubstr("0.0.0.0:9901 overlaps 127.0.0.1:9901 of "
-                                                     "the admin listener"))))
+                ElementsAre(ErrorAt(6, 10,
+                                    HasSubstr("0.0.0.0:9901 overlaps 127.0.0.1:9901 of "
+                                              "the admin listener"))))
         << dump(result);
 }
 
@@ -308,8 +310,9 @@ name = "public"
 listen = "127.0.0.1:9901"
 )");
     EXPECT_THAT(result.errors,
-                ElementsAre(ErrorAt(6, 10, HasSubstr("127.0.0.1:9901 overlaps [::]:9901 of the "
-                                                     "admin listener"))))
+                ElementsAre(ErrorAt(6, 10,
+                                    HasSubstr("127.0.0.1:9901 overlaps [::]:9901 of the "
+                                              "admin listener"))))
         << dump(result);
 }
 

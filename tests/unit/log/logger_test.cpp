@@ -276,8 +276,9 @@ TEST_F(LoggerTest, ReopenWithoutAFileSucceedsAndChangesNothing) {
 }
 
 TEST_F(LoggerTest, TimestampIsIso8601UtcWithMilliseconds) {
-    EXPECT_TRUE(std::regex_match(Logger::timestamp(),
-                                 std::regex(R"(20\d\d-[01]\d-[0-3]\dT[0-2]\d:[0-5]\d:[0-6]\d\.\d{3}Z)")))
+    EXPECT_TRUE(
+        std::regex_match(Logger::timestamp(),
+                         std::regex(R"(20\d\d-[01]\d-[0-3]\dT[0-2]\d:[0-5]\d:[0-6]\d\.\d{3}Z)")))
         << Logger::timestamp();
 }
 

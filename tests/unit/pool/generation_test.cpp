@@ -53,7 +53,8 @@ backends = [{ address = "127.0.0.1:9" }]
 
     static ::testing::Matcher<const config::ConfigError&> At2_14(const std::string& says) {
         return AllOf(Field(&config::ConfigError::file, "t.toml"),
-                     Field(&config::ConfigError::line, 2u), Field(&config::ConfigError::column, 14u),
+                     Field(&config::ConfigError::line, 2u),
+                     Field(&config::ConfigError::column, 14u),
                      Field(&config::ConfigError::message, HasSubstr(says)));
     }
 

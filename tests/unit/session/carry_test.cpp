@@ -88,7 +88,11 @@ TEST(CarryTest, HoldCopiesSoTheBlockMayGoBack) {
     char source[4] = {'\x89', '\x88', 'a', 'b'};
     ASSERT_TRUE(c.hold(source, sizeof(source)));
     std::memset(source, 0, sizeof(source));  // the block is reused for other bytes
-    EXPECT_EQ(std::memcmp(c.data(), "\x89\x88" "ab", 4), 0);
+    EXPECT_EQ(std::memcmp(c.data(),
+                          "\x89\x88"
+                          "ab",
+                          4),
+              0);
 }
 
 // A delivery as an Endpoint makes it: kHeadroom bytes free in front of the data.
@@ -108,7 +112,8 @@ TEST(CarryTest, PutBeforeRestoresExactlyTheHeldBytesInFrontOfThePointer) {
     Delivery d;
     char* start = c.put_before(d.data());
     EXPECT_EQ(start, d.data() - 3);
-    EXPECT_EQ(std::string(start, 3 + 9), std::string("\x82\xFE\x01" "NEW-BYTES"));
+    EXPECT_EQ(std::string(start, 3 + 9), std::string("\x82\xFE\x01"
+                                                     "NEW-BYTES"));
     // Nothing before the held bytes was touched.
     for (char* p = d.block.data(); p < start; ++p)
         EXPECT_EQ(*p, Delivery::kFree) << "headroom byte " << (p - d.block.data());

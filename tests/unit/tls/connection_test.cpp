@@ -64,7 +64,7 @@ class TlsFiles {
     std::string key_path() const { return dir_.file("main.key"); }
     std::string other_cert_path() const { return dir_.file("other.crt"); }
     std::string other_key_path() const { return dir_.file("other.key"); }
-    std::string ca_path() const { return dir_.file("ca.pem"); }               // both of ours
+    std::string ca_path() const { return dir_.file("ca.pem"); }                 // both of ours
     std::string stranger_ca_path() const { return dir_.file("stranger.pem"); }  // neither
 
   private:
@@ -253,8 +253,8 @@ TEST_P(TlsVersionTest, OneMebibyteWrittenAtOnceArrivesIntact) {
     EXPECT_TRUE(client_received_ == payload) << "got " << client_received_.size() << " bytes";
 }
 
-INSTANTIATE_TEST_SUITE_P(Versions, TlsVersionTest, ::testing::Values(Version::Tls12, Version::Tls13),
-                         version_name);
+INSTANTIATE_TEST_SUITE_P(Versions, TlsVersionTest,
+                         ::testing::Values(Version::Tls12, Version::Tls13), version_name);
 
 // ---- ciphertext cut at awkward sizes ----
 

@@ -49,7 +49,8 @@ FrameHeader header_of(const FrameSpec& f) {
                                                                          : 10) +
                                            (h.masked ? 4 : 0));
     if (f.mask) std::copy(f.mask->begin(), f.mask->end(), h.mask);
-    h.bad_length = (form == LengthForm::Bits16 && n < 126) || (form == LengthForm::Bits64 && n < 65536);
+    h.bad_length =
+        (form == LengthForm::Bits16 && n < 126) || (form == LengthForm::Bits64 && n < 65536);
     return h;
 }
 

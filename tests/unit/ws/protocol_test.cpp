@@ -64,13 +64,13 @@ TEST(MessageStateTest, LengthNotInItsShortestFormIsAViolation) {
         bool bad;
     };
     const std::vector<Case> cases = {
-        {{0x8A, 0xFF, 0, 0, 0, 0, 0, 0, 0, 8, 1, 2, 3, 4}, true},         // Pong, 8 in 64 bits
-        {{0x82, 0xFE, 0, 125, 1, 2, 3, 4}, true},                         // 125 in 16 bits
-        {{0x82, 0xFE, 0, 126, 1, 2, 3, 4}, false},                        // 126 in 16 bits
-        {{0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 1, 2, 3, 4}, true},   // 65535 in 64 bits
-        {{0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4}, false},        // 65536 in 64 bits
-        {{0x82, 0xFF, 0x80, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4}, true},      // top bit set
-        {{0x82, 0x85, 1, 2, 3, 4}, false},                                // 5 in 7 bits
+        {{0x8A, 0xFF, 0, 0, 0, 0, 0, 0, 0, 8, 1, 2, 3, 4}, true},        // Pong, 8 in 64 bits
+        {{0x82, 0xFE, 0, 125, 1, 2, 3, 4}, true},                        // 125 in 16 bits
+        {{0x82, 0xFE, 0, 126, 1, 2, 3, 4}, false},                       // 126 in 16 bits
+        {{0x82, 0xFF, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF, 1, 2, 3, 4}, true},  // 65535 in 64 bits
+        {{0x82, 0xFF, 0, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4}, false},       // 65536 in 64 bits
+        {{0x82, 0xFF, 0x80, 0, 0, 0, 0, 1, 0, 0, 1, 2, 3, 4}, true},     // top bit set
+        {{0x82, 0x85, 1, 2, 3, 4}, false},                               // 5 in 7 bits
     };
     for (const auto& c : cases) {
         FrameHeader h;

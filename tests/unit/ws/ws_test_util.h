@@ -109,8 +109,8 @@ struct Event {
         return a.is_header == b.is_header && a.at == b.at && x.fin == y.fin && x.rsv == y.rsv &&
                x.opcode == y.opcode && x.masked == y.masked &&
                x.payload_length == y.payload_length && x.header_length == y.header_length &&
-               x.bad_length == y.bad_length &&
-               std::equal(x.mask, x.mask + 4, y.mask) && a.capture_len == b.capture_len &&
+               x.bad_length == y.bad_length && std::equal(x.mask, x.mask + 4, y.mask) &&
+               a.capture_len == b.capture_len &&
                std::equal(a.capture.begin(), a.capture.begin() + a.capture_len, b.capture.begin());
     }
     friend void PrintTo(const Event& e, std::ostream* os) { *os << e.describe(); }
