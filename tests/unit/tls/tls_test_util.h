@@ -12,6 +12,8 @@
 
 #include <gtest/gtest.h>
 
+#include "../../support/temp_dir.h"
+
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
@@ -25,28 +27,7 @@
 
 namespace sb::tls::test {
 
-// A private directory under $TMPDIR (or /tmp), removed with everything in it.
-class TempDir {
-  public:
-    TempDir() {
-        const char* base = std::getenv("TMPDIR");
-        std::string pattern = std::string(base != nullptr ? base : "/tmp") + "/sb-unit-XXXXXX";
-        if (::mkdtemp(pattern.data()) == nullptr) std::abort();
-        path_ = pattern;
-    }
-    ~TempDir() {
-        std::error_code ignored;
-        std::filesystem::remove_all(path_, ignored);
-    }
-    TempDir(const TempDir&) = delete;
-    TempDir& operator=(const TempDir&) = delete;
-
-    const std::string& path() const { return path_; }
-    std::string file(const std::string& name) const { return path_ + "/" + name; }
-
-  private:
-    std::string path_;
-};
+using sb::test::TempDir;
 
 struct PkeyFree {
     void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
