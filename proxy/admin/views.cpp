@@ -7,6 +7,7 @@
 #include "config/units.h"
 #include "config/validate.h"
 #include "metrics/exposition.h"
+#include "metrics/process_fds.h"
 #include "version.h"
 
 namespace sb::admin {
@@ -137,6 +138,21 @@ std::string metrics_text(const AdminSources& sources) {
              "Client connections accepted, by listener.");
     for (const auto& [name, l] : t.listeners)
         e.sample("switchboard_connections_total", {{"listener", name}}, l.total);
+    // The configured limits (0 = none), so that alerts can compare connections with them.
+    e.family("switchboard_server_max_connections", "gauge",
+             "Configured server.max_connections over all listeners (0 = no limit).");
+    e.sample("switchboard_server_max_connections", {}, generation->config().server.max_connections);
+    e.family("switchboard_listener_max_connections", "gauge",
+             "Configured max_connections of the listener (0 = no limit).");
+    for (const auto& l : generation->listeners()) {
+        e.sample("switchboard_listener_max_connections", {{"listener", l->config.name}},
+                 l->config.max_connections);
+    }
+    const metrics::FdUsage fds = metrics::process_fds();
+    e.family("switchboard_open_fds", "gauge", "File descriptors open now.");
+    e.sample("switchboard_open_fds", {}, fds.open);
+    e.family("switchboard_max_fds", "gauge", "File descriptor limit (soft RLIMIT_NOFILE).");
+    e.sample("switchboard_max_fds", {}, fds.max);
     e.family("switchboard_rejections_total", "counter",
              "Connections refused before relaying, by listener and reason.");
     for (const auto& [name, l] : t.listeners) {
@@ -213,6 +229,12 @@ std::string metrics_text(const AdminSources& sources) {
             e.sample("switchboard_backend_active_connections",
                      {{"pool", name}, {"backend", b->address()}}, b->active());
         }
+    }
+    e.family("switchboard_backend_max_connections", "gauge",
+             "Configured max_connections_per_backend of the pool (0 = no limit).");
+    for (const auto& [name, pool] : generation->pools()) {
+        e.sample("switchboard_backend_max_connections", {{"pool", name}},
+                 pool->config().max_connections_per_backend);
     }
     e.family("switchboard_backend_connections_total", "counter",
              "WebSocket connections relayed to the backend.");
