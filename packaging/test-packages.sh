@@ -148,6 +148,15 @@ for path in /usr/bin/switchboard /etc/switchboard/switchboard.toml /etc/logrotat
     /usr/share/doc/switchboard/changelog.Debian.gz; do
     grep -qx -- "$path" "$work/deb-paths" || fail "the .deb lacks $path"
 done
+# The monitoring and Kubernetes files, each the same as in the source tree.
+shared_files=(grafana/switchboard-dashboard.json prometheus/switchboard-rules.yml
+              prometheus/switchboard-rules.test.yml kubernetes/kustomization.yaml
+              kubernetes/namespace.yaml kubernetes/configmap.yaml kubernetes/deployment.yaml
+              kubernetes/service.yaml kubernetes/backend-service.yaml kubernetes/pdb.yaml)
+for file in "${shared_files[@]}"; do
+    grep -qx -- "/usr/share/switchboard/$file" "$work/deb-paths" ||
+        fail "the .deb lacks /usr/share/switchboard/$file"
+done
 if awk '{print $2}' "$work/deb-contents" | grep -v '^root/root$'; then
     fail "files not owned by root/root"
 fi
@@ -157,6 +166,10 @@ dpkg-deb -x "$deb" "$work/root"
 dpkg-deb -e "$deb" "$work/control"
 cmp "$work/root/etc/switchboard/switchboard.toml" "$source_dir/conf/switchboard.toml" ||
     fail "/etc/switchboard/switchboard.toml is not conf/switchboard.toml"
+for file in "${shared_files[@]}"; do
+    cmp "$work/root/usr/share/switchboard/$file" "$source_dir/packaging/$file" ||
+        fail "/usr/share/switchboard/$file is not packaging/$file"
+done
 printf '/etc/logrotate.d/switchboard\n/etc/switchboard/switchboard.toml\n' >"$work/want-conffiles"
 sort "$work/control/conffiles" | diff -u "$work/want-conffiles" - || fail "conffiles"
 for script in postinst prerm postrm; do
@@ -389,6 +402,20 @@ cat >"$work/want-rpm-list" <<'EOF'
 /usr/share/doc/switchboard/copyright
 /usr/share/man/man5/switchboard.toml.5.gz
 /usr/share/man/man8/switchboard.8.gz
+/usr/share/switchboard
+/usr/share/switchboard/grafana
+/usr/share/switchboard/grafana/switchboard-dashboard.json
+/usr/share/switchboard/kubernetes
+/usr/share/switchboard/kubernetes/backend-service.yaml
+/usr/share/switchboard/kubernetes/configmap.yaml
+/usr/share/switchboard/kubernetes/deployment.yaml
+/usr/share/switchboard/kubernetes/kustomization.yaml
+/usr/share/switchboard/kubernetes/namespace.yaml
+/usr/share/switchboard/kubernetes/pdb.yaml
+/usr/share/switchboard/kubernetes/service.yaml
+/usr/share/switchboard/prometheus
+/usr/share/switchboard/prometheus/switchboard-rules.test.yml
+/usr/share/switchboard/prometheus/switchboard-rules.yml
 EOF
 sort "$work/rpm-list" | diff -u "$work/want-rpm-list" - || fail "the .rpm's file list"
 
