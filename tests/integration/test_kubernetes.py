@@ -232,8 +232,10 @@ backends = [ { address = "127.0.0.1:9" } ]
 
     def test_without_pod_ip_it_refuses_to_start(self):
         p, _, _ = self.start("")
-        self.assertNotEqual(p.wait(timeout=15), 0)
-        p.wait_line(r"POD_IP must be set")
+        p.wait(timeout=15)
+        # stop() of an exited process collects the rest of its output.
+        self.assertNotEqual(p.stop(), 0)
+        self.assertTrue(any("POD_IP must be set" in line for line in p.output()), p.output())
 
 
 if __name__ == "__main__":
