@@ -263,6 +263,30 @@ class NameTest(DnsTest):
         print(f"removed backend's clients closed between {min(close_times):.2f}s and "
               f"{max(close_times):.2f}s after the SIGHUP (close_spread 1s)")
 
+    def test_a_reload_rebuilds_the_names_and_keeps_the_state_of_names_kept(self):
+        self.dns = Dnsmasq(self.dir, hosts=[("127.0.0.1", "chat.test"), ("127.0.0.2", "game.test")])
+        chat = f'{{ address = "chat.test:{self.port}" }}'
+        game = f'{{ address = "game.test:{self.port}" }}'
+        sb = self.start_switchboard(chat)
+        self.assertEqual(backend_addresses(sb), self.addr[:1])
+        wait_for(lambda: status_pool(sb)["discovery"][0]["lookups"]["ok"] >= 2, timeout=10,
+                 interval=0.1, what="a second lookup")
+        sb.write_config(dns_config(f"{chat}, {game}", self.dns.port))
+        sb.signal(signal.SIGHUP)
+        sb.wait_line(r"configuration reloaded generation=2")
+        # The new name is looked up at once; the kept one keeps its counters.
+        wait_for(lambda: backend_addresses(sb) == self.addr[:2], timeout=5, interval=0.02,
+                 what="the new name's records")
+        by_name = {d["name"]: d for d in status_pool(sb)["discovery"]}
+        self.assertGreaterEqual(by_name[f"chat.test:{self.port}"]["lookups"]["ok"], 2)
+        self.assertEqual(set(by_name), {f"chat.test:{self.port}", f"game.test:{self.port}"})
+        sb.write_config(dns_config(game, self.dns.port))
+        sb.signal(signal.SIGHUP)
+        sb.wait_line(r"configuration reloaded generation=3")
+        self.assertEqual(backend_addresses(sb), self.addr[1:2])
+        self.assertEqual([d["name"] for d in status_pool(sb)["discovery"]],
+                         [f"game.test:{self.port}"])
+
     def test_dns_server_gone_keeps_the_last_good_set(self):
         self.dns = Dnsmasq(self.dir, hosts=[("127.0.0.1", "chat.test"), ("127.0.0.2", "chat.test")])
         sb = self.start_switchboard(f'{{ address = "chat.test:{self.port}" }}')
