@@ -250,7 +250,10 @@ void Resolver::on_tick(uv_timer_t* timer) noexcept {
 }
 
 void Resolver::start(const std::shared_ptr<Name>& name) {
-    if (channel_ == nullptr) return;
+    if (channel_ == nullptr) {  // never after configure() succeeded; no busy loop if so
+        name->due_ms = uv_now(loop_) + name->interval_ms;
+        return;
+    }
     auto* lookup = new Lookup();
     lookup->resolver = this;
     lookup->name = name;

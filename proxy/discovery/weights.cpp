@@ -28,18 +28,35 @@ bool fit_weights(std::vector<unsigned>& weights, unsigned limit) {
         total += w;
     if (total <= limit || weights.empty()) return false;
     const std::vector<unsigned> original = weights;
-    double factor = static_cast<double>(limit) / static_cast<double>(total);
-    // Rounding down and the floor of 1 can leave the sum a little over: shrink the
-    // factor by the overshoot and try again (a few rounds at most).
-    for (int round = 0; round < 32; ++round) {
-        uint64_t sum = 0;
+    // Weights that would round below 1 are held at 1; the rest share what is left of the
+    // limit in proportion. Each round holds at least one more weight or ends, so there
+    // are at most n + 1 rounds.
+    std::vector<bool> held(weights.size(), false);
+    size_t held_count = 0;
+    for (size_t round = 0; round <= weights.size(); ++round) {
+        uint64_t budget = limit > held_count ? limit - held_count : 0;
+        uint64_t rest = 0;
         for (size_t i = 0; i < weights.size(); ++i) {
-            double scaled = std::floor(static_cast<double>(original[i]) * factor);
-            weights[i] = std::max(1u, static_cast<unsigned>(scaled));
-            sum += weights[i];
+            if (!held[i]) rest += original[i];
         }
-        if (sum <= limit) break;
-        factor *= static_cast<double>(limit) / static_cast<double>(sum);
+        double factor = rest > 0 ? static_cast<double>(budget) / static_cast<double>(rest) : 0;
+        bool more_held = false;
+        for (size_t i = 0; i < weights.size(); ++i) {
+            if (held[i]) {
+                weights[i] = 1;
+                continue;
+            }
+            double scaled = std::floor(static_cast<double>(original[i]) * factor);
+            if (scaled < 1.0) {
+                held[i] = true;
+                ++held_count;
+                more_held = true;
+                weights[i] = 1;
+            } else {
+                weights[i] = static_cast<unsigned>(scaled);
+            }
+        }
+        if (!more_held) break;
     }
     return true;
 }

@@ -111,7 +111,7 @@ TEST(DiscoveryConfigTest, AddressAndSrvTogetherAreRefused) {
     auto result = test::load(
         with_backends(R"([{ address = "chat.internal:80", srv = "_ws._tcp.chat.internal" }])"));
     EXPECT_THAT(result.errors,
-                ElementsAre(ErrorAt(6, 50,
+                ElementsAre(ErrorAt(6, 51,
                                     Eq("a backend has either \"address\" or \"srv\", not "
                                        "both"))))
         << dump(result);
@@ -120,7 +120,7 @@ TEST(DiscoveryConfigTest, AddressAndSrvTogetherAreRefused) {
 TEST(DiscoveryConfigTest, AWeightOnAnSrvBackendIsRefused) {
     auto result = test::load(with_backends(R"([{ srv = "_ws._tcp.chat.internal", weight = 2 }])"));
     EXPECT_THAT(result.errors,
-                ElementsAre(ErrorAt(6, 46, HasSubstr("\"weight\" does not apply to an SRV"))))
+                ElementsAre(ErrorAt(6, 47, HasSubstr("\"weight\" does not apply to an SRV"))))
         << dump(result);
 }
 
@@ -174,17 +174,17 @@ TEST(DiscoveryConfigTest, DnsNameRules) {
 TEST(DiscoveryConfigTest, ADuplicateLiteralIsAnErrorAsBefore) {
     auto result =
         test::load(with_backends(R"([{ address = "10.0.0.1:80" }, { address = "10.0.0.1:80" }])"));
-    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(6, 46, HasSubstr("is listed twice"))))
+    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(6, 54, HasSubstr("is listed twice"))))
         << dump(result);
 }
 
 TEST(DiscoveryConfigTest, TheSameNameTwiceIsAnError) {
     auto result = test::load(
         with_backends(R"([{ address = "chat.internal:80" }, { address = "CHAT.internal:80" }])"));
-    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(6, 51, HasSubstr("is listed twice"))))
+    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(6, 59, HasSubstr("is listed twice"))))
         << dump(result);
     result = test::load(with_backends(R"([{ srv = "_a._tcp.x" }, { srv = "_a._tcp.x" }])"));
-    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(6, 34, HasSubstr("is listed twice"))))
+    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(6, 44, HasSubstr("is listed twice"))))
         << dump(result);
 }
 
@@ -206,7 +206,7 @@ TEST(DiscoveryConfigTest, RingWeightLimitCountsANameOnceAndAnSrvAsOne) {
     // load-time check counts what is known: a name has at least one record.
     auto result = test::load(with_backends(
         R"([{ address = "a.internal:80", weight = 1000 }, { address = "b.internal:80", weight = 1000 }, { address = "c.internal:80", weight = 1000 }, { address = "d.internal:80", weight = 1000 }, { address = "e.internal:80", weight = 1000 }, { srv = "_x._tcp.internal" }])"));
-    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(6, 11, HasSubstr("add up to 5001"))))
+    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(6, 12, HasSubstr("add up to 5001"))))
         << dump(result);
 }
 

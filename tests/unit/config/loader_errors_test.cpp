@@ -693,7 +693,8 @@ backends = [{ address = "10.0.0.1" }]
 )");
     EXPECT_THAT(result.errors, ElementsAre(ErrorAt(6, 25,
                                                    Eq("\"10.0.0.1\" is not an address of the form "
-                                                      "\"1.2.3.4:port\" or \"[::1]:port\""))))
+                                                      "\"1.2.3.4:port\", \"[::1]:port\" or "
+                                                      "\"name:port\""))))
         << dump(result);
 }
 

@@ -45,8 +45,10 @@ TEST(FitWeightsTest, WeightsOverTheLimitScaleDownProportionally) {
     std::vector<unsigned> mixed{1000, 500, 250, 6000};
     EXPECT_TRUE(fit_weights(mixed, 5000));
     EXPECT_LE(std::accumulate(mixed.begin(), mixed.end(), 0u), 5000u);
-    EXPECT_EQ(mixed[0], 2 * mixed[1]);
-    EXPECT_EQ(mixed[1], 2 * mixed[2]);
+    // Ratios kept to within the rounding down of each weight.
+    EXPECT_NEAR(mixed[0], 2.0 * mixed[1], 2.0);
+    EXPECT_NEAR(mixed[1], 2.0 * mixed[2], 2.0);
+    EXPECT_NEAR(mixed[3], 6.0 * mixed[0], 6.0);
 }
 
 TEST(FitWeightsTest, TheFloorOfOneStillFits) {
@@ -57,7 +59,7 @@ TEST(FitWeightsTest, TheFloorOfOneStillFits) {
     EXPECT_TRUE(fit_weights(w, 4500));
     EXPECT_LE(std::accumulate(w.begin(), w.end(), 0u), 4500u);
     EXPECT_EQ(w.front(), 1u);
-    EXPECT_GT(w.back(), 1u);
+    EXPECT_EQ(w.back(), 500u) << "the ones keep 4000 of the 4500; the big one gets the rest";
 }
 
 }  // namespace
