@@ -287,6 +287,14 @@ class NameTest(DnsTest):
         self.assertEqual([d["name"] for d in status_pool(sb)["discovery"]],
                          [f"game.test:{self.port}"])
 
+    def test_a_and_aaaa_records_are_all_backends(self):
+        self.dns = Dnsmasq(self.dir, hosts=[("127.0.0.1", "dual.test"), ("::1", "dual.test")])
+        sb = self.start_switchboard(f'{{ address = "dual.test:{self.port}" }}')
+        self.assertEqual(backend_addresses(sb), [f"127.0.0.1:{self.port}", f"[::1]:{self.port}"])
+        # Both are placed by their ip:port; keys reach the IPv4 one (the only one serving).
+        names = run(gather_limited(whoami(self.room_url(f"r{i}")) for i in range(10)))
+        self.assertEqual(set(names), {"b1"})
+
     def test_dns_server_gone_keeps_the_last_good_set(self):
         self.dns = Dnsmasq(self.dir, hosts=[("127.0.0.1", "chat.test"), ("127.0.0.2", "chat.test")])
         sb = self.start_switchboard(f'{{ address = "chat.test:{self.port}" }}')
