@@ -324,9 +324,11 @@ void Server::wait_first_lookups() {
     const uint64_t deadline = uv_now(&loop_) + kFirstLookupWaitMs;
     // The Resolver's timers bound each turn (c-ares gives up on a silent server in
     // 3 s), so this loop ends by the deadline whatever the DNS servers do.
+    resolver_->on_settled = [this] { uv_stop(&loop_); };
     while (!resolver_->settled() && uv_now(&loop_) < deadline) {
         uv_run(&loop_, UV_RUN_ONCE);
     }
+    resolver_->on_settled = nullptr;
     if (!resolver_->settled()) {
         log::warn("dns: some names are not resolved yet; their pools start without them");
     }

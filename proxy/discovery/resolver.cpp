@@ -183,7 +183,10 @@ void Resolver::destroy_channel() {
 
 bool Resolver::configure(const config::Config& config, std::string& error) {
     if (closed_) return false;
-    if (channel_ == nullptr || !(servers_ == config.server.resolvers)) {
+    // A new channel when the servers change, and at every reload that uses the
+    // system's: c-ares reads /etc/resolv.conf only when a channel starts.
+    if (channel_ == nullptr || !(servers_ == config.server.resolvers) ||
+        config.server.resolvers.empty()) {
         if (!make_channel(config.server.resolvers, error)) return false;
     }
     std::map<std::string, std::shared_ptr<Name>> next;
@@ -385,6 +388,7 @@ void Resolver::finish(Lookup* lookup) {
     RecordSet before = name->state.records();
     bool changed = name->state.apply(outcome, std::move(lookup->records), lookup->error);
     name->last_ms = now;
+    if (on_settled && settled()) on_settled();
     std::uniform_real_distribution<double> jitter(-0.05, 0.05);
     auto interval = static_cast<double>(name->interval_ms);
     name->due_ms = now + static_cast<uint64_t>(interval + interval * jitter(rng_));

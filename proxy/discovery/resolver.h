@@ -46,7 +46,8 @@ class Resolver {
     // Takes the discovered entries of `config`: names it keeps keep their state (set,
     // counters, schedule); new names are looked up at once; names it drops are
     // forgotten (a lookup in flight for them is ignored when it ends). Sets the DNS
-    // servers ([server] resolvers, or the system's /etc/resolv.conf). Returns false
+    // servers ([server] resolvers, or the system's /etc/resolv.conf, read again at
+    // each call). Returns false
     // with `error` when c-ares cannot be set up; the previous setup then stays.
     bool configure(const config::Config& config, std::string& error);
 
@@ -57,6 +58,10 @@ class Resolver {
     // Whether every name has finished at least one lookup (startup waits for this,
     // for a bounded time, before opening the listeners).
     bool settled() const;
+    // Called when a lookup ends and every name has been looked up once (the startup wait
+    // stops the loop with it: a lookup answered from /etc/hosts ends inside a timer
+    // callback, after which one loop turn would otherwise sleep until the next timer).
+    std::function<void()> on_settled;
     bool has_names() const { return !names_.empty(); }
 
     // Each name's state, for /status and /metrics.

@@ -358,6 +358,21 @@ class NameTest(DnsTest):
         self.assertEqual(run(whoami(self.room_url("x"))), "b2")
 
 
+class SystemResolverTest(DnsTest):
+    def test_no_resolvers_uses_the_system_configuration_and_starts_at_once(self):
+        """resolvers = [] reads /etc/resolv.conf and /etc/hosts as the system does; no
+        packet leaves the machine for "localhost". Regression: an answer from /etc/hosts
+        ends inside a timer callback, and startup then slept one resolve_interval."""
+        cfg = dns_config(f'{{ address = "localhost:{self.port}" }}', 1).replace(
+            'resolvers = ["127.0.0.1:1"]', "resolvers = []").replace(
+            'resolve_interval = "1s"', 'resolve_interval = "30s"')
+        t0 = time.monotonic()
+        self.sb = Switchboard(cfg, listeners=("admin", "public"))
+        self.assertLess(time.monotonic() - t0, 5)
+        self.assertIn(self.addr[0], backend_addresses(self.sb))
+        self.assertEqual(status_pool(self.sb)["discovery"][0]["lookups"]["ok"], 1)
+
+
 class SrvTest(DnsTest):
     def test_srv_targets_of_the_lowest_priority_with_their_weights(self):
         p = self.port
