@@ -136,8 +136,9 @@ fetch("/status").then((r) => r.json()).then((s) => {
   const events = new EventSource("/events");
   events.onmessage = (e) => onLive(JSON.parse(e.data));
   setInterval(() => fetch("/status").then((r) => r.json()).then((s) => {
-    // New listeners, pools or backends (a reload) redraw the tables.
-    if (s.generation !== status.generation) { status = s; renderStatic(); }
+    // New listeners, pools or backends (a reload, or DNS records) redraw the tables.
+    const members = (x) => JSON.stringify(x.pools.map((p) => p.backends.map((b) => b.address)));
+    if (s.generation !== status.generation || members(s) !== members(status)) { status = s; renderStatic(); }
   }), 5000);
 });
 </script>

@@ -214,6 +214,25 @@ std::string metrics_text(const AdminSources& sources) {
         e.sample("switchboard_rooms", {{"pool", name}},
                  static_cast<uint64_t>(pool->rooms()->size()));
     }
+    e.family("switchboard_pool_backends", "gauge",
+             "Backends in the pool now (literal addresses and resolved records), by pool.");
+    for (const auto& [name, pool] : generation->pools()) {
+        e.sample("switchboard_pool_backends", {{"pool", name}},
+                 static_cast<uint64_t>(pool->backends().size()));
+    }
+    auto names = sources.discovery ? sources.discovery() : std::vector<discovery::NameStatus>{};
+    e.family("switchboard_dns_lookups_total", "counter",
+             "DNS lookups of backend names and SRV names, by pool, name and result "
+             "(ok, error, nxdomain, empty).");
+    for (const auto& n : names) {
+        for (size_t i = 0; i < discovery::kOutcomeCount; ++i) {
+            e.sample("switchboard_dns_lookups_total",
+                     {{"pool", n.pool},
+                      {"name", n.name},
+                      {"result", discovery::outcome_name(static_cast<discovery::Outcome>(i))}},
+                     n.lookups[i]);
+        }
+    }
     e.family("switchboard_backend_up", "gauge",
              "1 if the backend is up, 0 if marked down, by pool and backend.");
     for (const auto& [name, pool] : generation->pools()) {
@@ -281,6 +300,7 @@ std::string status_json(const AdminSources& sources) {
                              {"total_connections", totals.total}});
     }
     j["listeners"] = listeners;
+    auto names = sources.discovery ? sources.discovery() : std::vector<discovery::NameStatus>{};
     Json pools = Json::array();
     for (const auto& [name, pool] : generation->pools()) {
         const auto& c = pool->config();
@@ -290,11 +310,37 @@ std::string status_json(const AdminSources& sources) {
             const auto& b = pool->backends()[i];
             backends.push_back({{"address", b->address()},
                                 {"state", state_name(*b)},
-                                {"weight", c.backends[i].weight},
+                                {"weight", pool->weight(i)},
                                 {"active_connections", b->active()},
                                 {"total_connections", b->total()},
                                 {"connect_failures", b->connect_failures()},
-                                {"share", shares.empty() ? Json(nullptr) : Json(shares[i])}});
+                                {"share", shares.empty() ? Json(nullptr) : Json(shares[i])},
+                                {"source", pool->source(i)}});
+        }
+        // DNS discovery: one object per discovered name of this pool.
+        Json discovery = Json::array();
+        for (const auto& n : names) {
+            if (n.pool != name) continue;
+            Json records = Json::array();
+            for (const auto& r : n.records) {
+                records.push_back(
+                    {{"address", r.address.to_string()}, {"weight", r.weight}, {"host", r.host}});
+            }
+            Json lookups = Json::object();
+            for (size_t k = 0; k < discovery::kOutcomeCount; ++k) {
+                lookups[discovery::outcome_name(static_cast<discovery::Outcome>(k))] = n.lookups[k];
+            }
+            discovery.push_back(
+                {{"name", n.name},
+                 {"kind", n.srv ? "srv" : "name"},
+                 {"last_result",
+                  n.looked_up ? Json(discovery::outcome_name(n.last)) : Json(nullptr)},
+                 {"last_error", n.last_error.empty() ? Json(nullptr) : Json(n.last_error)},
+                 {"empty_in_a_row", n.empty_streak},
+                 {"seconds_since_lookup",
+                  n.seconds_since_lookup < 0 ? Json(nullptr) : Json(n.seconds_since_lookup)},
+                 {"lookups", lookups},
+                 {"records", records}});
         }
         const auto& totals = t.pools[name];
         pools.push_back(
@@ -310,7 +356,8 @@ std::string status_json(const AdminSources& sources) {
              {"messages",
               {{"client_to_backend", totals.messages[0]},
                {"backend_to_client", totals.messages[1]}}},
-             {"backends", backends}});
+             {"backends", backends},
+             {"discovery", discovery}});
     }
     j["pools"] = pools;
     return json_text(j, 2);

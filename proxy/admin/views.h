@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "discovery/name_state.h"
 #include "metrics/worker_stats.h"
 #include "pool/generation.h"
 
@@ -28,6 +29,8 @@ struct AdminSources {
     std::function<bool()> draining;
     std::function<uint64_t()> reloads_ok;
     std::function<uint64_t()> reloads_failed;
+    // Each discovered name's state (DNS discovery); unset = none.
+    std::function<std::vector<discovery::NameStatus>()> discovery;
     std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
 };
 

@@ -130,6 +130,9 @@ admin::AdminSources Server::admin_sources() {
     sources.draining = [this] { return draining_; };
     sources.reloads_ok = [this] { return reloads_.ok.load(std::memory_order_relaxed); };
     sources.reloads_failed = [this] { return reloads_.failed.load(std::memory_order_relaxed); };
+    sources.discovery = [this] {
+        return resolver_ ? resolver_->status() : std::vector<discovery::NameStatus>{};
+    };
     return sources;
 }
 
@@ -174,6 +177,17 @@ bool Server::start() {
         for (auto& w : workers_)
             w->post([room_id](Worker& worker) { worker.close_room(room_id); });
     });
+    resolver_ = std::make_unique<discovery::Resolver>(&loop_, [this] { on_discovery_change(); });
+    {
+        std::string error;
+        if (!resolver_->configure(*loaded.config, error)) {
+            std::fprintf(stderr, "%s\n", error.c_str());
+            return false;
+        }
+    }
+    // Names are looked up before any signal handler is set: nothing is announced yet,
+    // so a signal may still end the process as it would before the loop runs.
+    wait_first_lookups();
     // Signals are caught before the first listener is announced: a script that sees
     // "listening NAME ADDRESS" may send SIGHUP or SIGTERM at once, and their default
     // action would end the process. They are handled once the loop runs.
@@ -205,7 +219,11 @@ bool Server::apply(const config::ConfigPtr& config, bool first) {
     auto previous = generation_;
     uint64_t number = previous ? previous->number() + 1 : 1;
     std::vector<config::ConfigError> errors;
-    auto next_generation = pool::Generation::build(config, number, previous.get(), errors);
+    // The names the new file keeps have their records already; new names have none until
+    // the Resolver's first lookup of them (just after this), which publishes again.
+    auto records = resolver_->discovered(c);
+    auto next_generation =
+        pool::Generation::build(config, number, previous.get(), errors, &records);
     if (!next_generation) {
         for (const auto& e : errors) {
             if (first) {
@@ -252,6 +270,14 @@ bool Server::apply(const config::ConfigPtr& config, bool first) {
         abandon();
         return false;
     }
+    if (!first) {
+        std::string error;
+        if (!resolver_->configure(c, error)) {
+            log::error("reload: " + error);
+            abandon();
+            return false;
+        }
+    }
 
     generation_ = std::move(next_generation);
     auto fds_for = [&](unsigned worker) {
@@ -280,14 +306,52 @@ bool Server::apply(const config::ConfigPtr& config, bool first) {
     for (const auto& l : listeners_) {
         if (added.count(l.name)) log::info("listening " + l.name + " " + l.bound.to_string());
     }
-    if (previous) {
-        // Pools whose backend set or weights changed: rooms may have a new home.
-        for (const auto& [name, pool] : generation_->pools()) {
-            const pool::Pool* old = previous->pool(name);
-            if (old != nullptr && old->table() != pool->table()) rehomer_->scan(generation_, name);
-        }
-    }
+    if (previous) rehome_changed_pools(previous);
     return true;
+}
+
+void Server::rehome_changed_pools(const pool::GenerationPtr& previous) {
+    // Pools whose backend set or weights changed: rooms may have a new home.
+    for (const auto& [name, pool] : generation_->pools()) {
+        const pool::Pool* old = previous->pool(name);
+        if (old != nullptr && old->table() != pool->table()) rehomer_->scan(generation_, name);
+    }
+}
+
+void Server::wait_first_lookups() {
+    if (!resolver_->has_names()) return;
+    uv_update_time(&loop_);
+    const uint64_t deadline = uv_now(&loop_) + kFirstLookupWaitMs;
+    // The Resolver's timers bound each turn (c-ares gives up on a silent server in
+    // 3 s), so this loop ends by the deadline whatever the DNS servers do.
+    resolver_->on_settled = [this] { uv_stop(&loop_); };
+    while (!resolver_->settled() && uv_now(&loop_) < deadline) {
+        uv_run(&loop_, UV_RUN_ONCE);
+    }
+    resolver_->on_settled = nullptr;
+    if (!resolver_->settled()) {
+        log::warn("dns: some names are not resolved yet; their pools start without them");
+    }
+}
+
+void Server::on_discovery_change() {
+    if (!generation_ || draining_) return;  // startup publishes once it applies
+    auto previous = generation_;
+    auto records = resolver_->discovered(previous->config());
+    std::vector<config::ConfigError> errors;
+    // The same Config and generation number: only the backends of discovered entries
+    // change (certificates are reused, not loaded again).
+    auto next = pool::Generation::build(previous->config_ptr(), previous->number(), previous.get(),
+                                        errors, &records);
+    if (!next) {
+        for (const auto& e : errors)
+            log::error("dns: cannot apply new records: " + e.to_string());
+        return;
+    }
+    generation_ = std::move(next);
+    for (auto& w : workers_)
+        w->post([g = generation_](Worker& worker) { worker.use_generation(g, {}); });
+    rehome_changed_pools(previous);
 }
 
 int Server::run() {
@@ -370,6 +434,7 @@ void Server::begin_drain() {
     log::info("draining", {{"spread", std::to_string(window) + "ms"},
                            {"timeout", std::to_string(timeout) + "ms"}});
     rehomer_->close();
+    if (resolver_) resolver_->close();  // no new generation while draining
     for (auto& w : workers_) {
         w->post([window, timeout](Worker& worker) { worker.drain(window, timeout); });
     }
@@ -414,7 +479,8 @@ void Server::close_main_handles() {
           as_handle(&main_async_), as_handle(&drain_timer_), as_handle(&ticket_timer_)}) {
         if (h->loop != nullptr && !uv_is_closing(h)) uv_close(h, nullptr);
     }
-    if (rehomer_) rehomer_->close();  // freed with the Server, after its handle closed
+    if (rehomer_) rehomer_->close();    // freed with the Server, after its handle closed
+    if (resolver_) resolver_->close();  // likewise
     // The admin listener and its connections (/events subscribers, half-sent requests)
     // would otherwise keep the main loop, and so the process, alive after a drain.
     if (admin_) admin_->close();  // freed with the Server, after its handles closed

@@ -26,6 +26,7 @@
 #include "app/worker.h"
 #include "config/config.h"
 #include "config/loader.h"
+#include "discovery/resolver.h"
 #include "pool/generation.h"
 
 namespace sb::app {
@@ -70,6 +71,14 @@ class Server {
     void begin_drain();
     void on_worker_exit();
     void on_backend_up(const std::string& pool);
+    // A discovered name's records changed: a generation from the same Config and the
+    // new records is published as a reload's is (removed backends get 1012, paced).
+    void on_discovery_change();
+    // Asks the Rehomer to scan the pools whose table differs from `previous`'s.
+    void rehome_changed_pools(const pool::GenerationPtr& previous);
+    // Startup: waits (running the main loop, for at most kFirstLookupWaitMs) until
+    // every name has been looked up once, so the listeners open with backends.
+    void wait_first_lookups();
     void run_main_tasks();
     void close_main_handles();
 
@@ -91,6 +100,9 @@ class Server {
     // TLS session ticket keys rotate hourly: a ticket resumes for one to two hours.
     static constexpr uint64_t kTicketRotationMs = 3600 * 1000;
     std::unique_ptr<Rehomer> rehomer_;
+    // DNS discovery of backends (null until start()).
+    std::unique_ptr<discovery::Resolver> resolver_;
+    static constexpr uint64_t kFirstLookupWaitMs = 10000;
     std::unique_ptr<admin::AdminServer> admin_;
     config::SocketAddress admin_address_;  // as configured
     // Admin servers closed by a reload; kept until the Server goes, since libuv frees

@@ -17,7 +17,7 @@ uint32_t Maglev::table_size_for(size_t nodes) {
 }
 
 Maglev::Maglev(std::span<const Node> nodes) : node_count_(nodes.size()) {
-    if (nodes.empty()) return;  // pools always have a backend; nothing to place
+    if (nodes.empty()) return;  // a discovered pool with no records yet: nothing to place
     const uint32_t m = table_size_for(nodes.size());
     const size_t n = nodes.size();
     std::vector<uint64_t> offset(n), skip(n), next(n, 0);

@@ -44,6 +44,7 @@ class Maglev {
 
 template <class Visit>
 void Maglev::walk(uint64_t hash, Visit&& visit) const {
+    if (table_.empty()) return;  // a pool whose names have not resolved yet
     SeenSet seen;
     size_t found = 0;
     size_t start = hash % table_.size();

@@ -27,6 +27,8 @@ struct ServerConfig {
     uint64_t max_connections = 0;
     Duration drain_timeout = std::chrono::seconds(30);
     Duration close_spread = std::chrono::seconds(10);
+    // DNS servers for backend names and SRV records ([] = the system's /etc/resolv.conf).
+    std::vector<SocketAddress> resolvers;
 };
 
 // Where a value sits in the file, for errors found after decoding (certificates
@@ -92,10 +94,24 @@ struct HashKey {
     unsigned segment = 0;  // path_segment:N, counting from 1
 };
 
+// One `backends` entry: exactly one of `address` and `srv` (SPEC §3 Health, Discovery).
+// A literal "ip:port" is one backend; a "name:port" is one backend per A/AAAA record
+// and an SRV name one per target of its lowest priority, found at run time
+// (discovery/). Every backend, literal or resolved, is placed by its "ip:port".
 struct BackendConfig {
-    std::string address;  // as written: the backend's identity on the hash ring
-    SocketAddress resolved;
-    unsigned weight = 1;
+    enum class Kind { Literal, Name, Srv };
+    Kind kind = Kind::Literal;
+    std::string address;     // as written ("10.0.0.1:80", "chat.internal:80"); "" for srv
+    SocketAddress resolved;  // Literal: the address; unset for Name and Srv
+    std::string host;        // Name: the DNS name (lower case); Srv: the SRV name
+    uint16_t port = 0;       // Name: the port every record gets
+    std::string srv;         // Srv: the SRV name as written
+    unsigned weight = 1;     // Literal and Name (each record); Srv records carry theirs
+    Position at;             // the entry, for errors found after decoding
+
+    bool discovered() const { return kind != Kind::Literal; }
+    // What /status and the metrics call the entry: the address or the SRV name.
+    const std::string& source() const { return kind == Kind::Srv ? srv : address; }
 };
 
 struct PoolTlsConfig {

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -17,7 +18,6 @@ namespace {
 // accepted and ignored.
 constexpr std::string_view kLaterProxyProtocol = "the PROXY protocol";
 constexpr std::string_view kLaterHealthCheck = "active health checking";
-constexpr std::string_view kLaterDns = "DNS discovery of backends";
 // Work in progress in this tree: each goes away with the change that implements it.
 
 using V = const toml::value&;
@@ -31,6 +31,21 @@ const Key<ServerConfig> kServerKeys[] = {
      [](Decoder& d, V v, ServerConfig& s) { d.duration(v, Duration(0), s.drain_timeout); }},
     {"close_spread",
      [](Decoder& d, V v, ServerConfig& s) { d.duration(v, Duration(0), s.close_spread); }},
+    {"resolvers",
+     [](Decoder& d, V v, ServerConfig& s) {
+         if (!d.expect_array(v, "resolvers")) return;
+         for (const auto& item : v.as_array()) {
+             SocketAddress a;
+             if (!d.address(item, a)) continue;
+             if (a.port() == 0 || a.is_wildcard()) {
+                 d.error(item,
+                         "a resolver needs an address and a port other than 0, e.g. "
+                         "\"127.0.0.1:53\"");
+                 continue;
+             }
+             s.resolvers.push_back(a);
+         }
+     }},
 };
 
 // ---- [log] ----
@@ -150,35 +165,87 @@ const Key<ListenerConfig> kListenerKeys[] = {
 };
 
 // ---- [pools.NAME] backends ----
+// "host:port" with a DNS name, or null when `text` is no such thing; `problem` says why
+// a name-like host is not a valid DNS name.
+std::optional<std::pair<std::string, uint16_t>> parse_name_port(const std::string& text,
+                                                                std::string& problem) {
+    auto colon = text.rfind(':');
+    if (colon == std::string::npos || colon == 0) return std::nullopt;
+    std::string host = text.substr(0, colon);
+    // IPv6 literals and dotted digits are addresses, never names.
+    if (host.find_first_of(":[]") != std::string::npos) return std::nullopt;
+    if (std::all_of(host.begin(), host.end(), [](char c) {
+            return std::isdigit(static_cast<unsigned char>(c)) || c == '.';
+        })) {
+        return std::nullopt;
+    }
+    auto port = SocketAddress::parse("127.0.0.1" + text.substr(colon));
+    if (!port || port->port() == 0) return std::nullopt;
+    problem = dns_name_problem(host);
+    for (auto& c : host)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return std::pair{host, port->port()};
+}
+
 const Key<BackendConfig> kBackendKeys[] = {
     {"address",
      [](Decoder& d, V v, BackendConfig& b) {
          if (!d.string(v, b.address, false)) return;
-         auto parsed = SocketAddress::parse(b.address);
-         if (parsed) {
+         if (auto parsed = SocketAddress::parse(b.address)) {
+             b.kind = BackendConfig::Kind::Literal;
              b.resolved = *parsed;
              return;
          }
-         // "host:port" with a name is valid SPEC syntax for DNS discovery, which a later
-         // release brings; anything else is simply malformed.
-         auto colon = b.address.rfind(':');
-         std::string host = colon == std::string::npos ? "" : b.address.substr(0, colon);
-         bool looks_like_name =
-             !host.empty() && valid_host_pattern(host) && host.find('*') == std::string::npos &&
-             std::any_of(host.begin(), host.end(),
-                         [](char c) { return std::isalpha(static_cast<unsigned char>(c)); }) &&
-             SocketAddress::parse("127.0.0.1" + b.address.substr(colon));
-         if (looks_like_name) {
-             d.error(v, "backend \"" + b.address + "\" is a host name: " + std::string(kLaterDns) +
-                            " comes in a later release; use an IP address");
-         } else {
+         std::string problem;
+         auto name = parse_name_port(b.address, problem);
+         if (!name) {
              d.error(v, "\"" + b.address +
-                            "\" is not an address of the form \"1.2.3.4:port\" or \"[::1]:port\"");
+                            "\" is not an address of the form \"1.2.3.4:port\", \"[::1]:port\" or "
+                            "\"name:port\"");
+         } else if (!problem.empty()) {
+             d.error(v,
+                     "backend \"" + b.address + "\": the name \"" + name->first + "\" " + problem);
+         } else {
+             // Never resolved here: --check and reloads do not wait for DNS.
+             b.kind = BackendConfig::Kind::Name;
+             b.host = std::move(name->first);
+             b.port = name->second;
          }
-     },
-     true},
+     }},
+    {"srv",
+     [](Decoder& d, V v, BackendConfig& b) {
+         if (!d.string(v, b.srv, false)) return;
+         if (auto problem = dns_name_problem(b.srv); !problem.empty()) {
+             d.error(v, "SRV name \"" + b.srv + "\" " + problem +
+                            " (write the name alone, e.g. \"_ws._tcp.chat.internal\": the "
+                            "records give the ports)");
+             return;
+         }
+         b.kind = BackendConfig::Kind::Srv;
+         b.host = b.srv;
+         for (auto& c : b.host)
+             c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+     }},
     {"weight", [](Decoder& d, V v, BackendConfig& b) { d.integer(v, 1, 1000, b.weight); }},
 };
+
+// Exactly one of `address` and `srv`; an SRV entry takes its weights from its records.
+void check_backend(Decoder& d, const toml::value& item, BackendConfig& b) {
+    const auto& t = item.as_table();
+    bool has_address = t.count("address") > 0;
+    bool has_srv = t.count("srv") > 0;
+    if (has_address && has_srv) {
+        d.error(t.at("srv"), "a backend has either \"address\" or \"srv\", not both");
+    } else if (!has_address && !has_srv) {
+        d.error(item, "missing required key \"address\" in a backend (or \"srv\" for an SRV name)");
+    }
+    if (has_srv && t.count("weight")) {
+        d.error_at_key(t.at("weight"), "weight",
+                       "\"weight\" does not apply to an SRV backend: each record carries its "
+                       "own weight");
+    }
+    b.at = {item.location().line(), item.location().column()};
+}
 
 // ---- [pools.NAME.tls] ----
 const Key<PoolTlsConfig> kPoolTlsKeys[] = {
@@ -217,6 +284,7 @@ const Key<PoolConfig> kPoolKeys[] = {
              if (!d.expect_table(item, "each backend")) continue;
              BackendConfig backend;
              decode_table<BackendConfig>(d, item, kBackendKeys, backend, "a backend");
+             check_backend(d, item, backend);
              p.backends.push_back(std::move(backend));
          }
      },
@@ -260,8 +328,7 @@ const Key<PoolConfig> kPoolKeys[] = {
      [](Decoder& d, V v, PoolConfig& p) { d.duration(v, Duration(1), p.connect_timeout); }},
     {"retries", [](Decoder& d, V v, PoolConfig& p) { d.integer(v, 0, 100, p.retries); }},
     {"resolve_interval",
-     [](Decoder& d, V v, PoolConfig& p) { d.duration(v, Duration(1), p.resolve_interval); }, false,
-     kLaterDns},
+     [](Decoder& d, V v, PoolConfig& p) { d.duration(v, Duration(1000), p.resolve_interval); }},
     {"proxy_protocol",
      [](Decoder& d, V v, PoolConfig& p) {
          d.choice<ProxyProtocol>(

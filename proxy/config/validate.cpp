@@ -149,6 +149,36 @@ bool valid_host_pattern(std::string_view pattern) {
     });
 }
 
+std::string dns_name_problem(std::string_view name) {
+    if (!name.empty() && name.back() == '.') name.remove_suffix(1);  // fully qualified
+    if (name.empty()) return "is empty";
+    if (name.size() > 253) return "is longer than 253 characters";
+    std::string_view last;
+    size_t start = 0;
+    while (start <= name.size()) {
+        size_t dot = name.find('.', start);
+        if (dot == std::string_view::npos) dot = name.size();
+        std::string_view label = name.substr(start, dot - start);
+        if (label.empty()) return "has an empty label";
+        if (label.size() > 63) return "has a label longer than 63 characters";
+        for (char c : label) {
+            if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_') {
+                return "may use only letters, digits, '-', '_' and '.'";
+            }
+        }
+        if (label.front() == '-' || label.back() == '-') {
+            return "has a label that starts or ends with '-'";
+        }
+        last = label;
+        start = dot + 1;
+    }
+    if (std::all_of(last.begin(), last.end(),
+                    [](char c) { return std::isdigit(static_cast<unsigned char>(c)); })) {
+        return "is not a DNS name (its last label is all digits)";
+    }
+    return "";
+}
+
 void check_route(Decoder& d, const toml::value& table, Route& route) {
     if (!route.host.empty()) {
         route.host = lower(route.host);
@@ -238,9 +268,12 @@ void validate(Decoder& d, const toml::value& root, const Config& config) {
     }
     for (const auto& [name, pool] : config.pools) {
         const auto* backends = find(root, {"pools", name, "backends"});
+        // A name has at least one record and an SRV record at least weight 1 once
+        // scaled: what can be checked without resolving. Resolved sets over the limit
+        // are scaled down at run time (pool/generation.cpp).
         unsigned total_weight = 0;
         for (const auto& b : pool.backends)
-            total_weight += b.weight;
+            total_weight += b.kind == BackendConfig::Kind::Srv ? 1 : b.weight;
         // Each unit of weight is 1,280 points on a ring (balance/ring.h).
         constexpr unsigned kMaxRingWeight = 5000;
         if (pool.algorithm == Algorithm::Ring && total_weight > kMaxRingWeight && backends) {
@@ -249,12 +282,22 @@ void validate(Decoder& d, const toml::value& root, const Config& config) {
                                    std::to_string(kMaxRingWeight) +
                                    " (use smaller weights in the same proportions, or maglev)");
         }
+        // Literal addresses compare as "ip:port" ("[::1]:80" and "[0::1]:80" are one),
+        // names and SRV names as written (lower case): a record two entries both resolve
+        // to is merged at run time instead (discovery/).
         std::map<std::string, size_t> seen;
         for (size_t b = 0; b < pool.backends.size(); ++b) {
-            if (!seen.emplace(pool.backends[b].address, b).second && backends) {
-                d.error(backends->as_array()[b].as_table().at("address"),
-                        "backend " + pool.backends[b].address + " is listed twice in pool \"" +
-                            name + "\"");
+            const auto& entry = pool.backends[b];
+            std::string identity = entry.kind == BackendConfig::Kind::Literal
+                                       ? entry.resolved.to_string()
+                                   : entry.kind == BackendConfig::Kind::Name
+                                       ? entry.host + ":" + std::to_string(entry.port)
+                                       : "srv " + entry.host;
+            if (!seen.emplace(identity, b).second && backends) {
+                const auto& table = backends->as_array()[b].as_table();
+                const char* key = entry.kind == BackendConfig::Kind::Srv ? "srv" : "address";
+                d.error(table.at(key),
+                        "backend " + entry.source() + " is listed twice in pool \"" + name + "\"");
             }
         }
     }

@@ -27,6 +27,12 @@ bool valid_name(std::string_view name);
 // "*.example.com" or an exact host name; lower-cased by the caller.
 bool valid_host_pattern(std::string_view pattern);
 
+// Why `name` is not a DNS name switchboard will look up, or "" when it is: at most 253
+// characters (a final '.' aside), labels of 1 to 63 letters, digits, '-' and '_' (SRV
+// names and Kubernetes services use '_'), not starting or ending with '-', and not all
+// digits in the last label (so a mistyped IPv4 address is not taken for a name).
+std::string dns_name_problem(std::string_view name);
+
 void check_route(Decoder& d, const toml::value& table, Route& route);
 void check_websocket(Decoder& d, const toml::value& table, const WebSocketConfig& ws);
 

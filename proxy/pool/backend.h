@@ -20,13 +20,16 @@ class Backend {
   public:
     using Clock = std::chrono::steady_clock;
 
-    Backend(std::string address, config::SocketAddress resolved)
-        : address_(std::move(address)), resolved_(resolved) {}
+    // `address` is the backend's identity ("ip:port"); `host` the DNS name it was
+    // found under ("" for a literal address), the TLS server name by default.
+    Backend(std::string address, config::SocketAddress resolved, std::string host = "")
+        : address_(std::move(address)), resolved_(resolved), host_(std::move(host)) {}
     Backend(const Backend&) = delete;
     Backend& operator=(const Backend&) = delete;
 
     const std::string& address() const { return address_; }
     const config::SocketAddress& resolved() const { return resolved_; }
+    const std::string& host() const { return host_; }
 
     // False while marked down and its retry time has not come yet. Once the retry
     // time passes it reads as up again, so the next connection tries it.
@@ -62,6 +65,7 @@ class Backend {
   private:
     const std::string address_;
     const config::SocketAddress resolved_;
+    const std::string host_;
     std::atomic<int64_t> active_{0};
     std::atomic<uint64_t> total_{0};
     std::atomic<uint64_t> connect_failures_{0};

@@ -14,6 +14,7 @@
 
 #include "config/config.h"
 #include "config/decoder.h"
+#include "discovery/record.h"
 #include "http/router.h"
 #include "limits/counter.h"
 #include "pool/pool.h"
@@ -40,13 +41,24 @@ struct ListenerRuntime {
 class Generation {
   public:
     // Builds generation `number` from `config`, reusing live backend state from
-    // `previous` (may be null) for every (pool, address) pair that remains, and loading
+    // `previous` (may be null) for every (pool, "ip:port") pair that remains, and loading
     // every certificate. Returns null with `errors` (positioned in the file) when a
     // certificate or CA file does not load, or when the access log could not be opened
     // (its directory is missing or not a directory; nothing is created here).
-    static std::shared_ptr<const Generation> build(config::ConfigPtr config, uint64_t number,
-                                                   const Generation* previous,
-                                                   std::vector<config::ConfigError>& errors);
+    //
+    // `discovered` holds the current records of the entries given by DNS name or SRV
+    // (null or a missing entry = no records yet: that entry adds no backend). Every
+    // backend, literal or resolved, is identified and placed by its "ip:port"; an
+    // address two entries share is one backend (the first entry's weight). A pool with
+    // a discovered entry orders its backends by address, so the table does not depend
+    // on which names found them.
+    //
+    // A build from the same Config as `previous` (a DNS change, not a reload) reuses
+    // its certificates instead of loading them again.
+    static std::shared_ptr<const Generation> build(
+        config::ConfigPtr config, uint64_t number, const Generation* previous,
+        std::vector<config::ConfigError>& errors,
+        const discovery::Discovered* discovered = nullptr);
 
     const config::Config& config() const { return *config_; }
     const config::ConfigPtr& config_ptr() const { return config_; }

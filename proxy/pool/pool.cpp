@@ -9,12 +9,13 @@ namespace sb::pool {
 
 Pool::Pool(const config::PoolConfig& config, std::vector<std::shared_ptr<Backend>> backends,
            std::shared_ptr<RoomTable> rooms, std::shared_ptr<const balance::Table> table,
-           std::shared_ptr<tls::ClientContext> tls)
+           std::shared_ptr<tls::ClientContext> tls, std::vector<std::string> sources)
     : config_(config),
       backends_(std::move(backends)),
       rooms_(std::move(rooms)),
       table_(std::move(table)),
-      tls_(std::move(tls)) {
+      tls_(std::move(tls)),
+      sources_(std::move(sources)) {
     for (uint32_t i = 0; i < backends_.size(); ++i)
         index_[backends_[i].get()] = i;
 }

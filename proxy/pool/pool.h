@@ -55,21 +55,33 @@ class Pool {
         Full,       // the room's backend is full; the room is not split: 503
     };
 
+    // `sources` names, per backend, the entry it came from (the literal address, the
+    // "name:port" or the SRV name); absent = each backend's own address.
     Pool(const config::PoolConfig& config, std::vector<std::shared_ptr<Backend>> backends,
          std::shared_ptr<RoomTable> rooms, std::shared_ptr<const balance::Table> table,
-         std::shared_ptr<tls::ClientContext> tls = nullptr);
+         std::shared_ptr<tls::ClientContext> tls = nullptr, std::vector<std::string> sources = {});
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
 
     const config::PoolConfig& config() const { return config_; }
     const std::string& name() const { return config_.name; }
+    // The backends of this generation: the literal entries and every record the
+    // discovered entries resolved to, one per "ip:port". May be empty (a name that has
+    // not resolved yet): placement then answers NoBackend.
     const std::vector<std::shared_ptr<Backend>>& backends() const { return backends_; }
+    // Backend i's weight in the balancing table (the entry's, the SRV record's, or
+    // either scaled down to fit the ring) and the entry it came from.
+    unsigned weight(size_t i) const { return table_->nodes()[i].weight; }
+    const std::string& source(size_t i) const {
+        return i < sources_.size() ? sources_[i] : backends_[i]->address();
+    }
     const std::shared_ptr<RoomTable>& rooms() const { return rooms_; }
     const std::shared_ptr<const balance::Table>& table() const { return table_; }
     // Whether the algorithm places by key (ring, maglev), which is what makes rooms.
     bool keyed() const;
     // TLS to backends (null = plain TCP).
     const tls::ClientContext* tls() const { return tls_.get(); }
+    const std::shared_ptr<tls::ClientContext>& shared_tls() const { return tls_; }
     std::shared_ptr<Backend> find(const std::string& address) const;
     // Index of `b` in backends(), or -1 when the backend is not in this pool.
     int index_of(const Backend* b) const;
@@ -127,6 +139,7 @@ class Pool {
     std::shared_ptr<RoomTable> rooms_;
     std::shared_ptr<const balance::Table> table_;
     std::shared_ptr<tls::ClientContext> tls_;
+    std::vector<std::string> sources_;
     mutable std::atomic<uint64_t> turn_{0};  // round robin's counter
 };
 

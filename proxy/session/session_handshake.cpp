@@ -246,7 +246,10 @@ void Session::on_backend_connected() {
         // TLS first, within the same connect_timeout; the request follows the handshake
         // (on_tls_ready), which resume() starts by sending the ClientHello.
         const auto& c = tls->config();
-        std::string name = c.server_name.empty() ? backend_->resolved().ip_string() : c.server_name;
+        // "" = the backend's host name: the DNS name it was found under, else its IP.
+        std::string name = !c.server_name.empty()     ? c.server_name
+                           : backend_->host().empty() ? backend_->resolved().ip_string()
+                                                      : backend_->host();
         if (!backend_side_.start_tls_client(tls->context(), name, c.verify, ctx().blocks)) {
             refuse(CloseReason::InternalError, "cannot start TLS");
             return;

@@ -203,10 +203,12 @@ class PyBackend:
     recorded in `self.handshakes` (list of dicts, lower-case names).
     """
 
-    def __init__(self, name="py", handler=None, subprotocols=None, port=0, **serve_kwargs):
+    def __init__(self, name="py", handler=None, subprotocols=None, port=0, host="127.0.0.1",
+                 **serve_kwargs):
         import websockets  # Debian's python3-websockets
 
         self.name = name
+        self.host = host  # any 127.0.0.0/8 address reaches loopback (DNS tests use several)
         self.port = port
         self.handshakes = []
         self.paths = []
@@ -240,7 +242,7 @@ class PyBackend:
             await self._handler(ws, path)
 
         self._stop = asyncio.get_running_loop().create_future()
-        async with self._websockets.serve(handler, "127.0.0.1", self.port,
+        async with self._websockets.serve(handler, self.host, self.port,
                                           **self._serve_kwargs) as server:
             self.port = server.sockets[0].getsockname()[1]
             self._ready.set()
@@ -255,7 +257,7 @@ class PyBackend:
 
     @property
     def address(self):
-        return f"127.0.0.1:{self.port}"
+        return f"{self.host}:{self.port}"
 
     def stop(self):
         if self._stop is not None and not self._stop.done():

@@ -603,8 +603,8 @@ TEST(LoaderTest, SchemaKeysListCoreAndLaterKeys) {
         EXPECT_TRUE(key->supported) << path;
     }
     // SPEC §2 features of later releases are listed but refused.
-    for (auto path : {"listeners.proxy_protocol", "pools.NAME.proxy_protocol",
-                      "pools.NAME.resolve_interval", "pools.NAME.health_check"}) {
+    for (auto path :
+         {"listeners.proxy_protocol", "pools.NAME.proxy_protocol", "pools.NAME.health_check"}) {
         const auto* key = find(path);
         ASSERT_NE(key, nullptr) << path;
         EXPECT_FALSE(key->supported) << path;
