@@ -66,6 +66,8 @@ uint64_t Rehomer::move(const pool::Pool& pool, const Move& m) {
     int64_t after = home->active() + it->second.connections;
     uint64_t limit = pool.config().max_connections_per_backend;
     if ((cap > 0 && after > cap) || (limit > 0 && after > static_cast<int64_t>(limit))) return 0;
+    // Nor past its slow-start cap: a backend that just came up fills gradually.
+    if (!pool.slow_start_allows(*home, it->second.connections)) return 0;
     // The entry moves first: connections of this room from now on join the new home.
     it->second.backend = pool.backends()[static_cast<size_t>(pool.index_of(home))];
     return it->second.id;

@@ -26,6 +26,7 @@
 #include "app/worker.h"
 #include "config/config.h"
 #include "config/loader.h"
+#include "health/health_checker.h"
 #include "pool/generation.h"
 
 namespace sb::app {
@@ -91,6 +92,8 @@ class Server {
     // TLS session ticket keys rotate hourly: a ticket resumes for one to two hours.
     static constexpr uint64_t kTicketRotationMs = 3600 * 1000;
     std::unique_ptr<Rehomer> rehomer_;
+    // Active health checks: one checker for the process, on this loop.
+    std::unique_ptr<health::HealthChecker> health_;
     std::unique_ptr<admin::AdminServer> admin_;
     config::SocketAddress admin_address_;  // as configured
     // Admin servers closed by a reload; kept until the Server goes, since libuv frees

@@ -94,7 +94,11 @@ std::shared_ptr<const Generation> Generation::build(config::ConfigPtr config, ui
         std::vector<balance::Node> nodes;
         for (const auto& b : pool_config.backends) {
             std::shared_ptr<Backend> backend = old ? old->find(b.address) : nullptr;
-            if (!backend) backend = std::make_shared<Backend>(b.address, b.resolved);
+            if (!backend) {
+                backend = std::make_shared<Backend>(b.address, b.resolved);
+                // Added by a reload: slow start (SPEC §3 Health; not at startup).
+                if (previous) backend->begin_slow_start();
+            }
             backends.push_back(std::move(backend));
             // A backend's identity on the ring is its address as written.
             nodes.push_back({b.address, b.weight});
