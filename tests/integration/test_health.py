@@ -340,6 +340,40 @@ class ReloadTest(unittest.TestCase):
             b1.stop()
 
 
+class RehomeSlowStartTest(unittest.TestCase):
+    def test_rehome_waits_for_the_end_of_slow_start(self):
+        b0, b1 = CheckedBackend("b0"), CheckedBackend("b1")
+        check = 'interval = "100ms"\nrise = 1\nfall = 1'
+        sb = start(config(chat_pool([b0.address, b1.address], check=check,
+                                    extra='rehome = true\nslow_start = "2s"'),
+                          top='close_spread = "100ms"'))
+        try:
+            b1.status = 503
+            wait_health(sb, b1.address, "down")
+            room = key_homed_on(sb, b1.address)
+            ws = RawWebSocket(sb.port(), path=f"/play?room={room}")
+            ws.send_frame(1, b"x")
+            self.assertEqual(ws.recv_frame()[2], b"b0:x")  # away from home while b1 is down
+            b1.status = 200
+            wait_health(sb, b1.address, "up")
+            up_at = time.monotonic()
+            # Not moved at once (b1 is in slow start, its cap is below one room) ...
+            code = ws.recv_close(timeout=5.0)
+            waited = time.monotonic() - up_at
+            # ... but once the 2 s window is over: 1012, and the reconnect lands home.
+            self.assertEqual(code, 1012)
+            self.assertGreater(waited, 1.5)
+            ws.close()
+            ws = RawWebSocket(sb.port(), path=f"/play?room={room}")
+            ws.send_frame(1, b"y")
+            self.assertEqual(ws.recv_frame()[2], b"b1:y")
+            ws.close()
+        finally:
+            sb.stop()
+            b0.stop()
+            b1.stop()
+
+
 class AdminTest(unittest.TestCase):
     def test_metric_families_are_always_present(self):
         b = CheckedBackend("m")
