@@ -435,6 +435,7 @@ std::string live_json(const AdminSources& sources) {
                 {"state", state_name(*b)},
                 {"active", b->active()},
                 {"last_error", r.checked && !r.last_ok ? Json(r.last_error) : Json(nullptr)},
+                {"health", health_json(*b)},
                 {"slow_start", slow >= 1.0 ? Json(nullptr) : Json(slow)}};
         }
         pools[name] = {{"messages", p.messages[0] + p.messages[1]},

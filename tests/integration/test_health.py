@@ -415,5 +415,51 @@ class AdminTest(unittest.TestCase):
             b.stop()
 
 
+class StatusPageTest(unittest.TestCase):
+    def test_the_page_shows_the_health_error_and_slow_start(self):
+        from test_admin import Chromium, find_chromium
+        if not find_chromium():
+            self.skipTest("chromium is not installed (tools/setup installs it)")
+        b0, b1 = CheckedBackend("b0"), CheckedBackend("b1")
+        b1.status = 503
+        sb = start(config(chat_pool([b0.address, b1.address], extra='slow_start = "60s"')))
+        chrome = Chromium()
+        try:
+            wait_health(sb, b1.address, "down")
+            host, port = sb.addresses["admin"]
+
+            async def go():
+                import websockets
+                async with websockets.connect(chrome.page_url, max_size=None) as page:
+                    await chrome.call(page, "Page.enable")
+                    await chrome.call(page, "Page.navigate", url=f"http://{host}:{port}/")
+                    cell = (f"(document.querySelector('tr[data-backend=\"{b1.address}\"] .check')"
+                            " || {}).textContent")
+                    text = None
+                    for _ in range(100):
+                        text = await chrome.evaluate(page, cell)
+                        if text and "status 503" in text:
+                            break
+                        await asyncio.sleep(0.1)
+                    self.assertIn("status 503", text or "")
+                    # Fixed: it comes back in slow start, and the live update shows it.
+                    b1.status = 200
+                    slow = (f"document.querySelector('tr[data-backend=\"{b1.address}\"] .slow')"
+                            ".innerHTML")
+                    html = ""
+                    for _ in range(100):
+                        html = await chrome.evaluate(page, slow)
+                        if "slow start" in (html or ""):
+                            break
+                        await asyncio.sleep(0.1)
+                    self.assertIn("slow start", html)
+            run(go())
+        finally:
+            chrome.close()
+            sb.stop()
+            b0.stop()
+            b1.stop()
+
+
 if __name__ == "__main__":
     unittest.main()
