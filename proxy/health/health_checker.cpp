@@ -161,8 +161,8 @@ void HealthChecker::on_result(Target& t, bool ok, const std::string& error, doub
         log::info("backend up again",
                   {{"pool", c.name},
                    {"backend", b.address()},
-                   {"cause", "health check passed " + std::to_string(c.health_check.rise) +
-                                 " times in a row"}});
+                   {"cause",
+                    "health check passed " + std::to_string(c.health_check.rise) + "x in a row"}});
         if (on_up_) on_up_(c.name);
     }
     if (t.due && !closed_) {
