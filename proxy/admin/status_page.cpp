@@ -69,14 +69,28 @@ const duration = (s) => s < 120 ? Math.round(s) + "s" : s < 7200 ? Math.round(s 
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
 let status = null, previous = null, history = [];
 
+// Health check column: passive only, or the last probe's result, error and latency.
+function checkText(h) {
+  if (!h || !h.checked) return "passive";
+  if (h.last_result === null) return "pending";
+  const ms = h.last_check_ms === null ? "" : " · " + h.last_check_ms.toFixed(1) + " ms";
+  return h.last_result === "ok" ? "ok" + ms : `<span style="color:var(--down)">${esc(h.last_error || "failed")}</span>` + ms;
+}
+// Slow start column: the elapsed share of the window, or nothing outside it.
+function slowText(s) {
+  if (s === null || s === undefined) return "–";
+  const f = typeof s === "number" ? s : s.fraction;
+  return `<div class="bar" title="slow start ${Math.round(100 * f)}%"><div style="width:${100 * f}%;background:var(--warn)"></div></div>`;
+}
+
 function renderStatic() {
   $("version").textContent = status.version;
   const lt = $("listeners").querySelector("tbody");
   lt.innerHTML = status.listeners.map((l) => `<tr data-listener="${esc(l.name)}"><td>${esc(l.name)}</td><td>${esc(l.address)}</td><td>${l.tls ? "yes" : "no"}</td><td class="num open">${l.active_connections}</td><td class="num total">${l.total_connections}</td></tr>`).join("");
   $("pools").innerHTML = status.pools.map((p) => `
     <section data-pool="${esc(p.name)}"><h2>Pool ${esc(p.name)} <span class="sub">${esc(p.algorithm)} · key ${esc(p.hash_key)}${p.load_factor ? " · load factor " + p.load_factor : ""}${p.rehome ? " · rehome" : ""} · <span class="rooms">${p.rooms}</span> rooms</span></h2>
-    <table><thead><tr><th>Backend</th><th>State</th><th class="num">Weight</th><th class="num">Connections</th><th></th><th class="num">Share of hash space</th><th class="num">Connect failures</th></tr></thead><tbody>
-    ${p.backends.map((b) => `<tr data-backend="${esc(b.address)}"><td>${esc(b.address)}</td><td><span class="badge ${b.state}">${b.state}</span></td><td class="num">${b.weight}</td><td class="num active">${b.active_connections}</td><td><div class="bar"><div style="width:0%"></div></div></td><td class="num">${b.share === null ? "–" : (100 * b.share).toFixed(1) + "%"}</td><td class="num">${b.connect_failures}</td></tr>`).join("")}
+    <table><thead><tr><th>Backend</th><th>State</th><th class="num">Weight</th><th class="num">Connections</th><th></th><th class="num">Share of hash space</th><th class="num">Connect failures</th><th>Health check</th><th>Slow start</th></tr></thead><tbody>
+    ${p.backends.map((b) => `<tr data-backend="${esc(b.address)}"><td>${esc(b.address)}</td><td><span class="badge ${b.state}">${b.state}</span></td><td class="num">${b.weight}</td><td class="num active">${b.active_connections}</td><td><div class="bar"><div style="width:0%"></div></div></td><td class="num">${b.share === null ? "–" : (100 * b.share).toFixed(1) + "%"}</td><td class="num">${b.connect_failures}</td><td class="check">${checkText(b.health)}</td><td class="slow">${slowText(b.slow_start)}</td></tr>`).join("")}
     </tbody></table></section>`).join("");
 }
 
@@ -113,6 +127,8 @@ function onLive(live) {
       row.querySelector(".badge").textContent = b.state;
       row.querySelector(".badge").className = "badge " + b.state;
       row.querySelector(".bar > div").style.width = (100 * b.active / most) + "%";
+      if (b.health) row.querySelector(".check").innerHTML = checkText(b.health);
+      row.querySelector(".slow").innerHTML = slowText(b.slow_start);
     }
   }
   $("connections-active").textContent = fmt(active);

@@ -46,13 +46,56 @@ std::string skip_name(pool::Skip s) {
             return "over_cap";
         case pool::Skip::Tried:
             return "tried";
+        case pool::Skip::SlowStart:
+            return "slow_start";
     }
     return "none";
+}
+
+std::string health_check_name(config::HealthCheckConfig::Kind k) {
+    switch (k) {
+        case config::HealthCheckConfig::Kind::Http:
+            return "http";
+        case config::HealthCheckConfig::Kind::Tcp:
+            return "tcp";
+        case config::HealthCheckConfig::Kind::WebSocket:
+            return "websocket";
+    }
+    return "http";
 }
 
 std::string state_name(const pool::Backend& b) {
     if (!b.marked_down()) return "up";
     return b.is_up() ? "retrying" : "down";
+}
+
+// The active checks' view of a backend (SPEC §3 Health "Active"): state, whether active
+// checks run on it, the last probe's result, error and latency, and how long ago.
+Json health_json(const pool::Backend& b) {
+    const auto& r = b.health_report();
+    Json j;
+    j["state"] = b.marked_down() ? "down" : "up";
+    j["checked"] = b.actively_checked();
+    j["last_result"] = r.checked ? Json(r.last_ok ? "ok" : "failed") : Json(nullptr);
+    j["last_error"] = r.checked && !r.last_ok ? Json(r.last_error) : Json(nullptr);
+    j["last_check_ms"] = r.checked ? Json(r.last_latency_ms) : Json(nullptr);
+    j["checked_seconds_ago"] =
+        r.checked
+            ? Json(std::chrono::duration<double>(std::chrono::steady_clock::now() - r.checked_at)
+                       .count())
+            : Json(nullptr);
+    j["consecutive_successes"] = r.successes;
+    j["consecutive_failures"] = r.failures;
+    return j;
+}
+
+// A backend's slow start: null outside it, else the elapsed fraction and what remains.
+Json slow_start_json(const pool::Backend& b, const config::PoolConfig& c) {
+    double fraction = b.slow_start_fraction(c.slow_start);
+    if (fraction >= 1.0) return nullptr;
+    auto remaining =
+        static_cast<int64_t>((1.0 - fraction) * static_cast<double>(c.slow_start.count()));
+    return Json{{"fraction", fraction}, {"remaining_ms", remaining}};
 }
 
 // Per-listener and per-pool sums over the workers' counters.
@@ -241,6 +284,38 @@ std::string metrics_text(const AdminSources& sources) {
                      uint64_t{b->marked_down() ? 0u : 1u});
         }
     }
+    e.family("switchboard_backend_health_checks_total", "counter",
+             "Active health check probes, by pool, backend and result (ok, failed).");
+    for (const auto& [name, pool] : generation->pools()) {
+        if (!pool->config().active_health_check) continue;
+        for (const auto& b : pool->backends()) {
+            const auto& r = b->health_report();
+            e.sample("switchboard_backend_health_checks_total",
+                     {{"pool", name}, {"backend", b->address()}, {"result", "ok"}}, r.ok_total);
+            e.sample("switchboard_backend_health_checks_total",
+                     {{"pool", name}, {"backend", b->address()}, {"result", "failed"}},
+                     r.failed_total);
+        }
+    }
+    e.family("switchboard_backend_health_check_seconds", "gauge",
+             "How long the backend's last active health check took.");
+    for (const auto& [name, pool] : generation->pools()) {
+        if (!pool->config().active_health_check) continue;
+        for (const auto& b : pool->backends()) {
+            const auto& r = b->health_report();
+            if (!r.checked) continue;
+            e.sample("switchboard_backend_health_check_seconds",
+                     {{"pool", name}, {"backend", b->address()}}, r.last_latency_ms / 1000.0);
+        }
+    }
+    e.family("switchboard_backend_slow_start", "gauge",
+             "Fraction of the backend's slow-start window elapsed (1 when not in slow start).");
+    for (const auto& [name, pool] : generation->pools()) {
+        for (const auto& b : pool->backends()) {
+            e.sample("switchboard_backend_slow_start", {{"pool", name}, {"backend", b->address()}},
+                     b->slow_start_fraction(pool->config().slow_start));
+        }
+    }
     e.family("switchboard_backend_active_connections", "gauge",
              "Connections placed on the backend now (handshakes included).");
     for (const auto& [name, pool] : generation->pools()) {
@@ -315,7 +390,9 @@ std::string status_json(const AdminSources& sources) {
                                 {"total_connections", b->total()},
                                 {"connect_failures", b->connect_failures()},
                                 {"share", shares.empty() ? Json(nullptr) : Json(shares[i])},
-                                {"source", pool->source(i)}});
+                                {"source", pool->source(i)},
+                                {"health", health_json(*b)},
+                                {"slow_start", slow_start_json(*b, c)}});
         }
         // DNS discovery: one object per discovered name of this pool.
         Json discovery = Json::array();
@@ -350,6 +427,9 @@ std::string status_json(const AdminSources& sources) {
              {"load_factor", c.load_factor},
              {"rehome", c.rehome},
              {"tls", c.tls.has_value()},
+             {"health_check",
+              c.active_health_check ? Json(health_check_name(c.health_check.kind)) : Json(nullptr)},
+             {"slow_start_ms", c.slow_start.count()},
              {"rooms", pool->rooms()->size()},
              {"bytes",
               {{"client_to_backend", totals.bytes[0]}, {"backend_to_client", totals.bytes[1]}}},
@@ -418,7 +498,14 @@ std::string live_json(const AdminSources& sources) {
         const auto& p = t.pools[name];
         Json backends = Json::object();
         for (const auto& b : pool->backends()) {
-            backends[b->address()] = {{"state", state_name(*b)}, {"active", b->active()}};
+            const auto& r = b->health_report();
+            double slow = b->slow_start_fraction(pool->config().slow_start);
+            backends[b->address()] = {
+                {"state", state_name(*b)},
+                {"active", b->active()},
+                {"last_error", r.checked && !r.last_ok ? Json(r.last_error) : Json(nullptr)},
+                {"health", health_json(*b)},
+                {"slow_start", slow >= 1.0 ? Json(nullptr) : Json(slow)}};
         }
         pools[name] = {{"messages", p.messages[0] + p.messages[1]},
                        {"bytes", p.bytes[0] + p.bytes[1]},

@@ -22,7 +22,7 @@ void Rehomer::close() {
 size_t Rehomer::pending() const {
     size_t n = 0;
     for (const auto& [name, batch] : batches_)
-        n += batch.moves.size();
+        n += batch.moves.size() + batch.deferred.size();
     return n;
 }
 
@@ -30,7 +30,7 @@ void Rehomer::scan(const pool::GenerationPtr& generation, const std::string& nam
     if (uv_is_closing(reinterpret_cast<uv_handle_t*>(&timer_))) return;
     const pool::Pool* pool = generation->pool(name);
     if (pool == nullptr || !pool->config().rehome) return;
-    Batch batch{generation, pool, {}, 0, 0};
+    Batch batch{generation, pool, {}, 0, 0, {}, 0};
     pool->rooms()->for_each([&](const std::string& key, const pool::Room& room) {
         // A room the load rules placed away from home stays: rehoming undoes moves
         // caused by backend changes, never the bounded-load placement.
@@ -53,7 +53,8 @@ void Rehomer::scan(const pool::GenerationPtr& generation, const std::string& nam
     schedule();
 }
 
-uint64_t Rehomer::move(const pool::Pool& pool, const Move& m) {
+uint64_t Rehomer::move(const pool::Pool& pool, const Move& m, uint64_t& wait_ms) {
+    wait_ms = 0;
     pool::Backend* home = pool.home(m.hash);
     if (home == nullptr) return 0;
     auto& shard = pool.rooms()->shard_for(m.hash);
@@ -66,6 +67,13 @@ uint64_t Rehomer::move(const pool::Pool& pool, const Move& m) {
     int64_t after = home->active() + it->second.connections;
     uint64_t limit = pool.config().max_connections_per_backend;
     if ((cap > 0 && after > cap) || (limit > 0 && after > static_cast<int64_t>(limit))) return 0;
+    // Nor past its slow-start cap: a backend that just came up fills gradually.
+    if (!pool.slow_start_allows(*home, it->second.connections)) {
+        double left = 1.0 - home->slow_start_fraction(pool.config().slow_start);
+        wait_ms =
+            1 + static_cast<uint64_t>(left * static_cast<double>(pool.config().slow_start.count()));
+        return 0;
+    }
     // The entry moves first: connections of this room from now on join the new home.
     it->second.backend = pool.backends()[static_cast<size_t>(pool.index_of(home))];
     return it->second.id;
@@ -75,13 +83,28 @@ void Rehomer::step() {
     uint64_t now = uv_now(loop_);
     for (auto it = batches_.begin(); it != batches_.end();) {
         Batch& batch = it->second;
+        if (!batch.deferred.empty() && batch.retry_ms <= now) {
+            // The homes' slow start is over: the refused moves get their turn again,
+            // paced like the others.
+            for (auto& m : batch.deferred)
+                batch.moves.push_back(std::move(m));
+            batch.deferred.clear();
+            batch.next_ms = std::max(batch.next_ms, now);
+        }
         while (!batch.moves.empty() && batch.next_ms <= now) {
             Move m = std::move(batch.moves.front());
             batch.moves.pop_front();
             batch.next_ms += batch.interval_ms;
-            if (uint64_t id = move(*batch.pool, m)) close_room_(id);
+            uint64_t wait_ms = 0;
+            if (uint64_t id = move(*batch.pool, m, wait_ms)) {
+                close_room_(id);
+            } else if (wait_ms > 0) {
+                batch.retry_ms = std::max(batch.retry_ms, now + wait_ms);
+                batch.deferred.push_back(std::move(m));
+            }
         }
-        it = batch.moves.empty() ? batches_.erase(it) : std::next(it);
+        bool done = batch.moves.empty() && batch.deferred.empty();
+        it = done ? batches_.erase(it) : std::next(it);
     }
     schedule();
 }
@@ -89,7 +112,9 @@ void Rehomer::step() {
 void Rehomer::schedule() {
     uint64_t next = 0;
     for (const auto& [name, batch] : batches_) {
-        if (next == 0 || batch.next_ms < next) next = batch.next_ms;
+        uint64_t due = batch.moves.empty() ? batch.retry_ms : batch.next_ms;
+        if (!batch.moves.empty() && !batch.deferred.empty()) due = std::min(due, batch.retry_ms);
+        if (next == 0 || due < next) next = due;
     }
     if (next == 0) {
         uv_timer_stop(&timer_);

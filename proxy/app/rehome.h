@@ -8,6 +8,10 @@
 // 1012 together, so they reconnect to the new home and the room is split for no
 // longer than a reconnect.
 //
+// A move that the home's slow-start cap refuses (SPEC §3 Health "Slow start": rehome
+// moves rooms to it only within that cap) is tried again once the home's window is
+// over, so a backend that came back in slow start still gets its rooms back.
+//
 // Main thread only. Holds the generation it scanned, so the pool stays valid.
 #pragma once
 
@@ -50,12 +54,17 @@ class Rehomer {
         std::deque<Move> moves;
         uint64_t interval_ms;
         uint64_t next_ms;
+        // Moves refused by a home's slow-start cap, tried again at `retry_ms`.
+        std::deque<Move> deferred;
+        uint64_t retry_ms = 0;
     };
 
     void step();
     void schedule();
     // Moves one room if it is still active and still away from home; returns its id.
-    uint64_t move(const pool::Pool& pool, const Move& m);
+    // Sets `wait_ms` (> 0) when only the home's slow start stood in the way: how long
+    // until its window is over.
+    uint64_t move(const pool::Pool& pool, const Move& m, uint64_t& wait_ms);
     static void on_timer(uv_timer_t* timer) noexcept;
 
     uv_loop_t* loop_;

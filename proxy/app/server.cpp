@@ -177,6 +177,8 @@ bool Server::start() {
         for (auto& w : workers_)
             w->post([room_id](Worker& worker) { worker.close_room(room_id); });
     });
+    health_ = std::make_unique<health::HealthChecker>(
+        &loop_, [this](const std::string& pool) { on_backend_up(pool); });
     resolver_ = std::make_unique<discovery::Resolver>(&loop_, [this] { on_discovery_change(); });
     {
         std::string error;
@@ -302,6 +304,7 @@ bool Server::apply(const config::ConfigPtr& config, bool first) {
                 [g = generation_, fds = fds_for(i)](Worker& w) { w.use_generation(g, fds); });
         }
     }
+    health_->use_generation(generation_);
     listeners_ = std::move(next);
     for (const auto& l : listeners_) {
         if (added.count(l.name)) log::info("listening " + l.name + " " + l.bound.to_string());
@@ -435,6 +438,7 @@ void Server::begin_drain() {
                            {"timeout", std::to_string(timeout) + "ms"}});
     rehomer_->close();
     if (resolver_) resolver_->close();  // no new generation while draining
+    health_->close();  // nothing is placed any more: the checks would only keep us alive
     for (auto& w : workers_) {
         w->post([window, timeout](Worker& worker) { worker.drain(window, timeout); });
     }
@@ -481,6 +485,7 @@ void Server::close_main_handles() {
     }
     if (rehomer_) rehomer_->close();    // freed with the Server, after its handle closed
     if (resolver_) resolver_->close();  // likewise
+    if (health_) health_->close();      // likewise: its handles close on the next loop run
     // The admin listener and its connections (/events subscribers, half-sent requests)
     // would otherwise keep the main loop, and so the process, alive after a drain.
     if (admin_) admin_->close();  // freed with the Server, after its handles closed

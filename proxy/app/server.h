@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "config/loader.h"
 #include "discovery/resolver.h"
+#include "health/health_checker.h"
 #include "pool/generation.h"
 
 namespace sb::app {
@@ -103,6 +104,8 @@ class Server {
     // DNS discovery of backends (null until start()).
     std::unique_ptr<discovery::Resolver> resolver_;
     static constexpr uint64_t kFirstLookupWaitMs = 10000;
+    // Active health checks: one checker for the process, on this loop.
+    std::unique_ptr<health::HealthChecker> health_;
     std::unique_ptr<admin::AdminServer> admin_;
     config::SocketAddress admin_address_;  // as configured
     // Admin servers closed by a reload; kept until the Server goes, since libuv frees

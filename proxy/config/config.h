@@ -122,10 +122,11 @@ struct PoolTlsConfig {
 };
 
 struct HealthCheckConfig {
-    enum class Kind { Http, Tcp };
+    enum class Kind { Http, Tcp, WebSocket };
     Kind kind = Kind::Http;
     std::string path = "/healthz";
     Duration interval = std::chrono::seconds(5);
+    // Not longer than interval; when not given, min(2s, interval).
     Duration timeout = std::chrono::seconds(2);
     unsigned rise = 2;
     unsigned fall = 3;
@@ -159,6 +160,9 @@ struct PoolConfig {
     // Absent table = passive checks only, tuned by these defaults (SPEC §3 Health).
     HealthCheckConfig health_check;
     bool active_health_check = false;
+    // > 0: a backend that comes up or is added by a reload takes new rooms under a cap
+    // that grows from 0 to its full share over this window (SPEC §3 Health).
+    Duration slow_start{0};
     WebSocketConfig websocket;
 };
 

@@ -17,7 +17,6 @@ namespace {
 // Features that arrive in later releases: their keys are rejected by name, never
 // accepted and ignored.
 constexpr std::string_view kLaterProxyProtocol = "the PROXY protocol";
-constexpr std::string_view kLaterHealthCheck = "active health checking";
 // Work in progress in this tree: each goes away with the change that implements it.
 
 using V = const toml::value&;
@@ -254,6 +253,40 @@ const Key<PoolTlsConfig> kPoolTlsKeys[] = {
     {"server_name", [](Decoder& d, V v, PoolTlsConfig& t) { d.string(v, t.server_name); }},
 };
 
+// ---- [pools.NAME.health_check] ----
+const Key<HealthCheckConfig> kHealthCheckKeys[] = {
+    {"kind",
+     [](Decoder& d, V v, HealthCheckConfig& h) {
+         d.choice<HealthCheckConfig::Kind>(v,
+                                           {{"http", HealthCheckConfig::Kind::Http},
+                                            {"tcp", HealthCheckConfig::Kind::Tcp},
+                                            {"websocket", HealthCheckConfig::Kind::WebSocket}},
+                                           h.kind);
+     }},
+    {"path",
+     [](Decoder& d, V v, HealthCheckConfig& h) {
+         std::string path;
+         if (!d.string(v, path, false)) return;
+         // It goes into a request line as written: visible ASCII only, no spaces.
+         bool visible = std::all_of(path.begin(), path.end(), [](char c) {
+             return static_cast<unsigned char>(c) > 0x20 && static_cast<unsigned char>(c) < 0x7f;
+         });
+         if (path[0] != '/' || !visible || path.size() > 1024) {
+             d.error(v,
+                     "health check path must start with '/' and hold only visible ASCII "
+                     "characters (at most 1024)");
+             return;
+         }
+         h.path = std::move(path);
+     }},
+    {"interval",
+     [](Decoder& d, V v, HealthCheckConfig& h) { d.duration(v, Duration(100), h.interval); }},
+    {"timeout",
+     [](Decoder& d, V v, HealthCheckConfig& h) { d.duration(v, Duration(1), h.timeout); }},
+    {"rise", [](Decoder& d, V v, HealthCheckConfig& h) { d.integer(v, 1, 100, h.rise); }},
+    {"fall", [](Decoder& d, V v, HealthCheckConfig& h) { d.integer(v, 1, 100, h.fall); }},
+};
+
 // ---- [pools.NAME.websocket] ----
 const Key<WebSocketConfig> kWebSocketKeys[] = {
     {"max_message_bytes",
@@ -346,7 +379,16 @@ const Key<PoolConfig> kPoolKeys[] = {
          tls.at = {v.location().line(), v.location().column()};
          p.tls = std::move(tls);
      }},
-    {"health_check", [](Decoder&, V, PoolConfig&) {}, false, kLaterHealthCheck},
+    {"health_check",
+     [](Decoder& d, V v, PoolConfig& p) {
+         if (!d.expect_table(v, "[pools.NAME.health_check]")) return;
+         decode_table<HealthCheckConfig>(d, v, kHealthCheckKeys, p.health_check,
+                                         "[pools." + p.name + ".health_check]");
+         check_health_check(d, v, p.health_check);
+         p.active_health_check = true;
+     }},
+    {"slow_start",
+     [](Decoder& d, V v, PoolConfig& p) { d.duration(v, Duration(0), p.slow_start); }},
     {"websocket",
      [](Decoder& d, V v, PoolConfig& p) {
          if (!d.expect_table(v, "[pools.NAME.websocket]")) return;
@@ -512,6 +554,7 @@ std::vector<SchemaKey> schema_keys() {
     collect<PoolConfig>(out, "pools.NAME.", kPoolKeys);
     collect<BackendConfig>(out, "pools.NAME.backends.", kBackendKeys);
     collect<PoolTlsConfig>(out, "pools.NAME.tls.", kPoolTlsKeys);
+    collect<HealthCheckConfig>(out, "pools.NAME.health_check.", kHealthCheckKeys);
     collect<WebSocketConfig>(out, "pools.NAME.websocket.", kWebSocketKeys);
     return out;
 }

@@ -203,6 +203,15 @@ void check_websocket(Decoder& d, const toml::value& table, const WebSocketConfig
     }
 }
 
+void check_health_check(Decoder& d, const toml::value& table, HealthCheckConfig& health) {
+    const auto& keys = table.as_table();
+    if (!keys.count("timeout")) {
+        health.timeout = std::min(health.timeout, health.interval);
+    } else if (health.timeout > health.interval) {
+        d.error(keys.at("timeout"), "health check timeout is longer than its interval");
+    }
+}
+
 void validate(Decoder& d, const toml::value& root, const Config& config) {
     const auto& listeners = find(root, {"listeners"})->as_array();
     if (config.listeners.empty()) {

@@ -35,6 +35,9 @@ std::string dns_name_problem(std::string_view name);
 
 void check_route(Decoder& d, const toml::value& table, Route& route);
 void check_websocket(Decoder& d, const toml::value& table, const WebSocketConfig& ws);
+// [pools.NAME.health_check]: a timeout not given is min(2s, interval); one given must
+// not be longer than interval (so one probe per backend is in flight at a time).
+void check_health_check(Decoder& d, const toml::value& table, HealthCheckConfig& health);
 
 // Cross-section rules, run once every section decoded without errors.
 void validate(Decoder& d, const toml::value& root, const Config& config);

@@ -187,7 +187,11 @@ std::shared_ptr<const Generation> Generation::build(config::ConfigPtr config, ui
             // "ip:port": the same for every instance whatever name found it.
             std::string id = m.address.to_string();
             std::shared_ptr<Backend> backend = old ? old->find(id) : nullptr;
-            if (!backend) backend = std::make_shared<Backend>(id, m.address, m.host);
+            if (!backend) {
+                backend = std::make_shared<Backend>(id, m.address, m.host);
+                // Added by a reload or by DNS: slow start (SPEC §3 Health; not at startup).
+                if (previous) backend->begin_slow_start();
+            }
             backends.push_back(std::move(backend));
             nodes.push_back({id, weights[i]});
             sources.push_back(*m.source);

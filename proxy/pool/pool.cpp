@@ -41,34 +41,75 @@ bool Pool::was_tried(uint32_t node, const std::vector<uint32_t>& tried) const {
     return std::find(tried.begin(), tried.end(), node) != tried.end();
 }
 
-int64_t Pool::load_cap() const {
-    if (config_.load_factor <= 0.0) return 0;
-    // ceil(c * (A + 1) / N): A = the pool's connections, N = its backends that are up.
+Loads Pool::loads() const {
     // Reading every backend's counters is O(N), paid only when a new room is placed.
-    auto now = Backend::Clock::now();
-    int64_t active = 0;
-    int64_t up = 0;
-    for (const auto& b : backends_) {
-        active += b->active();
-        up += b->is_up(now) ? 1 : 0;
+    Loads l;
+    l.now = Backend::Clock::now();
+    const auto& nodes = table_->nodes();
+    for (size_t i = 0; i < backends_.size(); ++i) {
+        const auto& b = backends_[i];
+        l.active += b->active();
+        if (b->is_up(l.now)) {
+            ++l.up;
+            l.up_weight += i < nodes.size() ? nodes[i].weight : 1;
+        }
     }
-    if (up == 0) return 0;
-    return static_cast<int64_t>(
-        std::ceil(config_.load_factor * static_cast<double>(active + 1) / static_cast<double>(up)));
+    // ceil(c * (A + 1) / N): A = the pool's connections, N = its backends that are up.
+    if (config_.load_factor > 0.0 && l.up > 0) {
+        l.cap = static_cast<int64_t>(std::ceil(
+            config_.load_factor * static_cast<double>(l.active + 1) / static_cast<double>(l.up)));
+    }
+    return l;
+}
+
+int64_t Pool::load_cap() const {
+    return loads().cap;
+}
+
+double Pool::slow_start_cap(const Backend& b, const Loads& l) const {
+    if (config_.slow_start.count() <= 0) return -1;
+    double fraction = b.slow_start_fraction(config_.slow_start, l.now);
+    if (fraction >= 1.0 || l.up_weight == 0) return -1;
+    int index = index_of(&b);
+    const auto& nodes = table_->nodes();
+    double weight = index >= 0 && static_cast<size_t>(index) < nodes.size()
+                        ? nodes[static_cast<size_t>(index)].weight
+                        : 1.0;
+    // SPEC §3 Health "Slow start": its weighted share of (A + 1), times load_factor
+    // when set, times the elapsed fraction of the window.
+    double factor = config_.load_factor > 0.0 ? config_.load_factor : 1.0;
+    return weight / static_cast<double>(l.up_weight) * static_cast<double>(l.active + 1) * factor *
+           fraction;
+}
+
+bool Pool::slow_start_allows(const Backend& b, int64_t connections) const {
+    Loads l = loads();
+    double cap = slow_start_cap(b, l);
+    return cap < 0 || static_cast<double>(b.active() + connections) <= cap;
 }
 
 Skip Pool::skip_reason(const Backend& b, int64_t cap) const {
-    if (!b.is_up()) return Skip::Down;
+    Loads l = loads();
+    l.cap = cap;
+    return skip_reason(b, l);
+}
+
+Skip Pool::skip_reason(const Backend& b, const Loads& l) const {
+    if (!b.is_up(l.now)) return Skip::Down;
     uint64_t limit = config_.max_connections_per_backend;
     if (limit > 0 && b.active() >= static_cast<int64_t>(limit)) return Skip::Full;
-    if (cap > 0 && b.active() >= cap) return Skip::OverCap;
+    if (l.cap > 0 && b.active() >= l.cap) return Skip::OverCap;
+    double slow = slow_start_cap(b, l);
+    if (slow >= 0 && static_cast<double>(b.active()) >= slow) return Skip::SlowStart;
     return Skip::None;
 }
 
 Backend* Pool::choose(uint64_t hash, const std::vector<uint32_t>& tried, bool* displaced) const {
-    const int64_t cap = load_cap();
+    const Loads l = loads();
+    const int64_t cap = l.cap;
     const uint64_t limit = config_.max_connections_per_backend;
-    const auto now = Backend::Clock::now();
+    const auto now = l.now;
+    const bool slow_start = config_.slow_start.count() > 0;
     uint64_t where = table_->algorithm() == balance::Algorithm::RoundRobin
                          ? turn_.fetch_add(1, std::memory_order_relaxed)
                          : hash;
@@ -84,6 +125,15 @@ Backend* Pool::choose(uint64_t hash, const std::vector<uint32_t>& tried, bool* d
             pushed = true;
             return true;
         }
+        if (slow_start) {
+            double slow = slow_start_cap(*b, l);
+            if (slow >= 0 && static_cast<double>(b->active()) >= slow) {
+                // Past its slow-start cap: walks on as for the load cap.
+                if (over_cap < 0) over_cap = static_cast<int>(node);
+                pushed = true;
+                return true;
+            }
+        }
         if (!b->try_acquire(limit)) {  // full
             pushed = true;
             return true;
@@ -92,7 +142,7 @@ Backend* Pool::choose(uint64_t hash, const std::vector<uint32_t>& tried, bool* d
         return false;
     });
     if (displaced != nullptr) *displaced = pushed && chosen != nullptr;
-    // Every backend is over the cap: the key goes to its first choice that is up.
+    // Every backend is over a cap: the key goes to its first choice that is up.
     if (chosen == nullptr && over_cap >= 0 &&
         backends_[static_cast<size_t>(over_cap)]->try_acquire(limit)) {
         chosen = backends_[static_cast<size_t>(over_cap)].get();
@@ -190,13 +240,13 @@ void Pool::release(Placement& p) const {
 Pool::Route Pool::describe(std::string_view key) const {
     Route r;
     r.hash = balance::hash_key(key);
-    const int64_t cap = load_cap();
+    const Loads l = loads();
     uint64_t where = table_->algorithm() == balance::Algorithm::RoundRobin
                          ? turn_.load(std::memory_order_relaxed)
                          : r.hash;
     walk_preference(where, [&](uint32_t node) {
         const Backend* b = backends_[node].get();
-        r.preference.push_back({b, skip_reason(*b, cap)});
+        r.preference.push_back({b, skip_reason(*b, l)});
         return true;
     });
     r.keyed = keyed();
@@ -214,7 +264,11 @@ Pool::Route Pool::describe(std::string_view key) const {
     // (unless full: then refused); otherwise the first candidate nothing skips, or the
     // first that is up when all are over the cap.
     if (r.room_active && index_of(r.room_backend) >= 0 && r.room_backend->is_up()) {
-        if (skip_reason(*r.room_backend, 0) == Skip::None) r.chosen = r.room_backend;
+        // Joining is refused only by a full backend, never by the caps.
+        uint64_t limit = config_.max_connections_per_backend;
+        if (limit == 0 || r.room_backend->active() < static_cast<int64_t>(limit)) {
+            r.chosen = r.room_backend;
+        }
         return r;
     }
     for (const auto& c : r.preference) {
@@ -224,7 +278,7 @@ Pool::Route Pool::describe(std::string_view key) const {
         }
     }
     for (const auto& c : r.preference) {
-        if (c.skip == Skip::OverCap) {
+        if (c.skip == Skip::OverCap || c.skip == Skip::SlowStart) {
             r.chosen = c.backend;
             return r;
         }

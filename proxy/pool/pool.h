@@ -11,13 +11,17 @@
 // is up; a new key walks its preference order,
 // skipping backends that are down, full, already tried, or (with load_factor c > 0)
 // at ceil(c * (A + 1) / N) connections, and falls back to its first choice that is up
-// when every backend is over the cap. least_connections and round_robin give a key no
+// when every backend is over the cap. With `slow_start`, a backend in its window is
+// also skipped for new rooms once its connections reach
+// weight_share * (A + 1) * (load_factor or 1) * elapsed fraction (Skip::SlowStart);
+// joining an active room is never refused by it. least_connections and round_robin give a key no
 // home, so they make no rooms: each connection is placed by the algorithm alone (its
 // Placement has no room) and the room table is never consulted. Thread-safe: placement holds the
 // key's room shard lock, so one room gets one backend whichever worker places it.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -44,7 +48,16 @@ struct Placement {
 };
 
 // Why a backend was not taken, as /route reports it.
-enum class Skip { None, Down, Full, OverCap, Tried };
+enum class Skip { None, Down, Full, OverCap, Tried, SlowStart };
+
+// The pool-wide numbers placement's caps are computed from, read once per placement.
+struct Loads {
+    int64_t active = 0;      // A: the pool's connections
+    int64_t up = 0;          // N: its backends that are up
+    uint64_t up_weight = 0;  // the sum of their weights
+    int64_t cap = 0;         // the bounded-load cap (0 = none)
+    std::chrono::steady_clock::time_point now;
+};
 
 class Pool {
   public:
@@ -121,8 +134,16 @@ class Pool {
     template <class Visit>
     void walk_preference(uint64_t hash, Visit&& visit) const;
     Skip skip_reason(const Backend& b, int64_t cap) const;
+    Skip skip_reason(const Backend& b, const Loads& loads) const;
     // The bounded-load cap now (0 = no cap).
     int64_t load_cap() const;
+    Loads loads() const;
+    // The slow-start cap of `b` (connections it may hold and still take a new room),
+    // or a negative value when `b` is not in slow start.
+    double slow_start_cap(const Backend& b, const Loads& loads) const;
+    // Whether `b` may take a room of `connections` connections under its slow-start
+    // cap now (the rehomer's check; always true outside slow start).
+    bool slow_start_allows(const Backend& b, int64_t connections) const;
     // The key's hash home: its first backend that is up, ignoring caps (rehome target).
     Backend* home(uint64_t hash) const;
 

@@ -848,7 +848,7 @@ proxy_protocol = "v2"
         << dump(result);
 }
 
-TEST(LoaderErrorsTest, HealthCheckTableIsNotSupportedYet) {
+TEST(LoaderErrorsTest, HealthCheckKindIsOneOfThree) {
     auto result = test::load(R"(
 [[listeners]]
 name = "public"
@@ -858,16 +858,33 @@ listen = "127.0.0.1:8080"
 backends = [{ address = "10.0.0.1:8080" }]
 
 [pools.chat.health_check]
-kind = "tcp"
+kind = "udp"
 )");
-    EXPECT_THAT(result.errors,
-                ElementsAre(ErrorAt(8, 13,
-                                    Eq("\"health_check\" is not supported yet (active "
-                                       "health checking comes in a later release)"))))
+    EXPECT_THAT(
+        result.errors,
+        ElementsAre(ErrorAt(9, 8, Eq("\"udp\" is not one of \"http\", \"tcp\", \"websocket\""))))
         << dump(result);
 }
 
-TEST(LoaderErrorsTest, InlineHealthCheckTableIsNotSupportedYet) {
+TEST(LoaderErrorsTest, HealthCheckPathMustStartWithASlash) {
+    for (auto path : {"healthz", "/a b", "/\\u0001"}) {
+        auto result = test::load(std::string(R"(
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:8080"
+
+[pools.chat]
+backends = [{ address = "10.0.0.1:8080" }]
+
+[pools.chat.health_check]
+path = ")") + path + "\"\n");
+        EXPECT_THAT(result.errors, ElementsAre(ErrorAt(9, 8, HasSubstr("must start with '/'"))))
+            << path << "\n"
+            << dump(result);
+    }
+}
+
+TEST(LoaderErrorsTest, HealthCheckTimeoutLongerThanIntervalIsAnError) {
     auto result = test::load(R"(
 [[listeners]]
 name = "public"
@@ -875,10 +892,64 @@ listen = "127.0.0.1:8080"
 
 [pools.chat]
 backends = [{ address = "10.0.0.1:8080" }]
-health_check = { kind = "tcp" }
+
+[pools.chat.health_check]
+interval = "1s"
+timeout = "3s"
 )");
-    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(7, 1, HasSubstr("is not supported yet"))))
+    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(
+                                   10, 11, Eq("health check timeout is longer than its interval"))))
         << dump(result);
+}
+
+TEST(LoaderErrorsTest, HealthCheckRanges) {
+    for (auto [line, want] :
+         {std::pair{"rise = 0", "rise"}, std::pair{"fall = 101", "fall"},
+          std::pair{"interval = \"10ms\"", "interval"}, std::pair{"timeout = \"0s\"", "timeout"}}) {
+        auto result = test::load(std::string(R"(
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:8080"
+
+[pools.chat]
+backends = [{ address = "10.0.0.1:8080" }]
+
+[pools.chat.health_check]
+)") + line + "\n");
+        EXPECT_EQ(result.errors.size(), 1u) << want << "\n" << dump(result);
+        if (!result.errors.empty()) {
+            EXPECT_EQ(result.errors[0].line, 9u) << want;
+        }
+    }
+}
+
+TEST(LoaderErrorsTest, UnknownHealthCheckKeyIsAnError) {
+    auto result = test::load(R"(
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:8080"
+
+[pools.chat]
+backends = [{ address = "10.0.0.1:8080" }]
+
+[pools.chat.health_check]
+intervall = "1s"
+)");
+    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(9, 1, HasSubstr("did you mean \"interval\""))))
+        << dump(result);
+}
+
+TEST(LoaderErrorsTest, SlowStartIsADuration) {
+    auto result = test::load(R"(
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:8080"
+
+[pools.chat]
+backends = [{ address = "10.0.0.1:8080" }]
+slow_start = 30
+)");
+    EXPECT_EQ(result.errors.size(), 1u) << dump(result);
 }
 
 }  // namespace

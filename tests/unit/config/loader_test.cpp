@@ -144,6 +144,44 @@ TEST(LoaderTest, AbsentHealthCheckKeepsPassiveDefaults) {
     EXPECT_EQ(pool.health_check.fall, 3u);
 }
 
+TEST(LoaderTest, HealthCheckTableTurnsActiveChecksOn) {
+    auto result = load(std::string(kMinimal) + R"(
+slow_start = "20s"
+
+[pools.chat.health_check]
+kind = "websocket"
+path = "/ws/health?probe=1"
+interval = "1s"
+timeout = "500ms"
+rise = 1
+fall = 5
+)");
+    ASSERT_TRUE(result.ok()) << dump(result);
+    const auto& pool = *result.config->find_pool("chat");
+    EXPECT_TRUE(pool.active_health_check);
+    EXPECT_EQ(pool.health_check.kind, HealthCheckConfig::Kind::WebSocket);
+    EXPECT_EQ(pool.health_check.path, "/ws/health?probe=1");
+    EXPECT_EQ(pool.health_check.interval, 1s);
+    EXPECT_EQ(pool.health_check.timeout, 500ms);
+    EXPECT_EQ(pool.health_check.rise, 1u);
+    EXPECT_EQ(pool.health_check.fall, 5u);
+    EXPECT_EQ(pool.slow_start, 20s);
+}
+
+TEST(LoaderTest, HealthCheckTimeoutDefaultsToAtMostTheInterval) {
+    // The 2s default would be longer than a 1s interval: it shrinks to the interval.
+    auto result = load(std::string(kMinimal) + R"(
+[pools.chat.health_check]
+kind = "tcp"
+interval = "1s"
+)");
+    ASSERT_TRUE(result.ok()) << dump(result);
+    const auto& pool = *result.config->find_pool("chat");
+    EXPECT_EQ(pool.health_check.kind, HealthCheckConfig::Kind::Tcp);
+    EXPECT_EQ(pool.health_check.timeout, 1s);
+    EXPECT_EQ(pool.slow_start, 0s);
+}
+
 TEST(LoaderTest, WebSocketDefaults) {
     auto result = load(kMinimal);
     ASSERT_TRUE(result.ok()) << dump(result);
@@ -604,7 +642,7 @@ TEST(LoaderTest, SchemaKeysListCoreAndLaterKeys) {
     }
     // SPEC §2 features of later releases are listed but refused.
     for (auto path :
-         {"listeners.proxy_protocol", "pools.NAME.proxy_protocol", "pools.NAME.health_check"}) {
+         {"listeners.proxy_protocol", "pools.NAME.proxy_protocol"}) {
         const auto* key = find(path);
         ASSERT_NE(key, nullptr) << path;
         EXPECT_FALSE(key->supported) << path;

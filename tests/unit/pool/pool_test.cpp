@@ -346,5 +346,115 @@ TEST(Pool, RouteForAKeylessAlgorithmReportsNoRoomAndTheNextTurn) {
     EXPECT_TRUE(Fixture(2).pool->describe("k").keyed);
 }
 
+// ---- slow start (SPEC §3 Health "Slow start") ----
+
+// Gives `b` n more active connections without a room (as a placement would).
+void load(Backend& b, int n) {
+    for (int i = 0; i < n; ++i)
+        ASSERT_TRUE(b.try_acquire(0));
+}
+
+// A key whose home (first choice) is `b`.
+std::string key_homed_on(const Fixture& f, const Backend* b, int skip = 0) {
+    for (int i = 0; i < 10000; ++i) {
+        std::string key = "k-" + std::to_string(i);
+        if (f.pool->home(balance::hash_key(key)) == b && skip-- == 0) return key;
+    }
+    ADD_FAILURE() << "no key homed on " << b->address();
+    return "";
+}
+
+TEST(PoolSlowStart, CapIsTheWeightedShareOfAPlusOneTimesTheElapsedFraction) {
+    Fixture f(4);
+    f.config.slow_start = std::chrono::seconds(10);
+    Backend& fresh = *f.backends[0];
+    fresh.begin_slow_start(Backend::Clock::now() - std::chrono::seconds(5));
+    for (int i = 1; i < 4; ++i)
+        load(*f.backends[static_cast<size_t>(i)], 10);
+    // A = 30, share = 1/4, half the window: 1/4 * 31 * 0.5 = 3.875.
+    Loads l = f.pool->loads();
+    EXPECT_NEAR(f.pool->slow_start_cap(fresh, l), 3.875, 0.05);
+    // load_factor multiplies it.
+    f.config.load_factor = 2.0;
+    l = f.pool->loads();
+    EXPECT_NEAR(f.pool->slow_start_cap(fresh, l), 7.75, 0.1);
+    // Not in slow start: no cap.
+    EXPECT_LT(f.pool->slow_start_cap(*f.backends[1], l), 0);
+    // slow_start off: no cap either.
+    f.config.slow_start = std::chrono::seconds(0);
+    EXPECT_LT(f.pool->slow_start_cap(fresh, f.pool->loads()), 0);
+}
+
+TEST(PoolSlowStart, WeightShareCountsOnlyBackendsThatAreUp) {
+    Fixture f(4);
+    f.config.slow_start = std::chrono::seconds(10);
+    Backend& fresh = *f.backends[0];
+    fresh.begin_slow_start(Backend::Clock::now() - std::chrono::seconds(5));
+    for (int i = 0; i < 3; ++i)
+        f.backends[3]->record_failure(3, std::chrono::seconds(60));
+    load(*f.backends[1], 9);
+    // Three up of weight 1: share 1/3; A = 9: 1/3 * 10 * 0.5 = 1.67.
+    EXPECT_NEAR(f.pool->slow_start_cap(fresh, f.pool->loads()), 10.0 / 6.0, 0.05);
+}
+
+TEST(PoolSlowStart, NewRoomsWalkOnPastTheCapButJoinersAreNeverRefused) {
+    Fixture f(3);
+    f.config.slow_start = std::chrono::seconds(100);
+    Backend* fresh = f.backends[0].get();
+    // 10% of the window, A = 20 on the others: cap = 1/3 * 21 * 0.1 = 0.7 connections.
+    fresh->begin_slow_start(Backend::Clock::now() - std::chrono::seconds(10));
+    load(*f.backends[1], 10);
+    load(*f.backends[2], 10);
+    std::string first = key_homed_on(f, fresh, 0);
+    std::string second = key_homed_on(f, fresh, 1);
+    Placement a = f.place(first);
+    EXPECT_EQ(a.backend, fresh);  // 0 < 0.7: it takes one room
+    // Now at its cap: the next new room homed on it walks on, and /route says why.
+    auto route = f.pool->describe(second);
+    ASSERT_FALSE(route.preference.empty());
+    EXPECT_EQ(route.preference[0].backend, fresh);
+    EXPECT_EQ(route.preference[0].skip, Skip::SlowStart);
+    EXPECT_NE(route.chosen, fresh);
+    Placement b = f.place(second);
+    EXPECT_NE(b.backend, fresh);
+    EXPECT_TRUE(b.room->displaced_by_load);
+    // Joining the room it already has is never refused by slow start.
+    Placement joiner = f.place(first, Pool::Outcome::Joined);
+    EXPECT_EQ(joiner.backend, fresh);
+    EXPECT_EQ(f.pool->describe(first).chosen, fresh);
+    // The rehomer may not move a room there past the cap either.
+    EXPECT_FALSE(f.pool->slow_start_allows(*fresh, 1));
+    EXPECT_TRUE(f.pool->slow_start_allows(*f.backends[1], 1000));
+    f.pool->release(a);
+    f.pool->release(b);
+    f.pool->release(joiner);
+}
+
+TEST(PoolSlowStart, EveryBackendInSlowStartStillPlaces) {
+    // A pool whose backends were all just added: no backend under a cap, so the key
+    // goes to its first choice that is up, as with the load cap.
+    Fixture f(2);
+    f.config.slow_start = std::chrono::seconds(100);
+    for (auto& b : f.backends)
+        b->begin_slow_start();
+    load(*f.backends[0], 5);
+    load(*f.backends[1], 5);
+    std::string key = key_homed_on(f, f.backends[1].get());
+    Placement p = f.place(key);
+    EXPECT_EQ(p.backend, f.backends[1].get());
+    f.pool->release(p);
+}
+
+TEST(PoolSlowStart, WindowOverMeansNoCap) {
+    Fixture f(2);
+    f.config.slow_start = std::chrono::seconds(1);
+    f.backends[0]->begin_slow_start(Backend::Clock::now() - std::chrono::seconds(2));
+    load(*f.backends[1], 50);
+    load(*f.backends[0], 50);
+    EXPECT_LT(f.pool->slow_start_cap(*f.backends[0], f.pool->loads()), 0);
+    std::string key = key_homed_on(f, f.backends[0].get());
+    EXPECT_EQ(f.pool->describe(key).preference[0].skip, Skip::None);
+}
+
 }  // namespace
 }  // namespace sb::pool
