@@ -167,7 +167,11 @@ class DnsTest(unittest.TestCase):
 
     def tearDown(self):
         if self.sb is not None:
-            self.sb.stop()
+            code = self.sb.stop()
+            # Under the asan preset a sanitizer report (a leak included) shows here.
+            reports = [l for l in self.sb.output() if "Sanitizer" in l or "runtime error" in l]
+            self.assertEqual(reports, [])
+            self.assertEqual(code, 0)
         if self.dns is not None:
             self.dns.stop()
         for b in self.backends:
