@@ -339,6 +339,19 @@ class ReloadTest(unittest.TestCase):
             b0.stop()
             b1.stop()
 
+    def test_drain_stops_the_checks_and_the_process_exits(self):
+        b = CheckedBackend("d")
+        sb = start(config(chat_pool([b.address], check='interval = "100ms"')))
+        try:
+            wait_for(lambda: b.probe_count() >= 2, what="probes running")
+            sb.signal(signal.SIGTERM)
+            self.assertEqual(sb.wait(timeout=5), 0)
+            sb.wait_line(r"^stopped$")
+            self.assertFalse(any("second signal" in line for line in sb.output()))
+        finally:
+            sb.stop()
+            b.stop()
+
 
 class RehomeSlowStartTest(unittest.TestCase):
     def test_rehome_waits_for_the_end_of_slow_start(self):
