@@ -269,6 +269,23 @@ class KindsTest(unittest.TestCase):
             sb.stop()
             bad.stop()
 
+    def test_endless_interim_answers_are_bounded(self):
+        def flood(conn):
+            read_head(conn)
+            deadline = time.monotonic() + 2
+            while time.monotonic() < deadline:
+                conn.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" * 100)
+
+        bad = RawBackend(flood)
+        sb = start(config(chat_pool([bad.address], check='interval = "1s"\nfall = 1')))
+        try:
+            b = wait_health(sb, bad.address, "down")
+            self.assertEqual(b["health"]["last_error"], "response head too large")
+            self.assertLess(sb.rss_kib(), 200 * 1024)
+        finally:
+            sb.stop()
+            bad.stop()
+
     def test_a_backend_that_never_answers_times_out(self):
         def silent(conn):
             time.sleep(2)
