@@ -8,6 +8,8 @@ namespace {
 
 // A response head larger than this is a failed check, not a reason to buffer more.
 constexpr size_t kMaxHead = 16 * 1024;
+// All the answer's heads together (interim 1xx ones included).
+constexpr size_t kMaxAnswer = 4 * kMaxHead;
 // After the verdict, how long the backend has to close its side before we do.
 constexpr uint64_t kLingerMs = 1000;
 
@@ -78,6 +80,7 @@ void Probe::on_connect(int status) {
     }
     std::string header = local_proxy_header(target_.proxy_protocol);
     if (!header.empty()) write_raw(std::move(header));
+    if (closing_) return;
     uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &Probe::on_alloc_cb, &Probe::on_read_cb);
     if (target_.tls != nullptr) {
         phase_ = Phase::Handshaking;
@@ -215,6 +218,12 @@ void Probe::pump_tls() {
 
 void Probe::on_bytes(const char* data, size_t n) {
     if (phase_ != Phase::Awaiting) return;  // after the verdict: read and dropped
+    if (answer_.size() + n > kMaxAnswer) {
+        // Endless interim (1xx) heads: bounded like a head that never ends.
+        report(false, "response head too large");
+        close();
+        return;
+    }
     answer_.append(data, n);
     auto verdict = check_answer(target_.check, answer_, parser_, key_, kMaxHead);
     if (verdict.state == Verdict::State::NeedMore) return;

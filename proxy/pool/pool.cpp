@@ -45,6 +45,8 @@ Loads Pool::loads() const {
     // Reading every backend's counters is O(N), paid only when a new room is placed.
     Loads l;
     l.now = Backend::Clock::now();
+    // Neither cap in use: nothing to read (the common case costs nothing).
+    if (config_.load_factor <= 0.0 && config_.slow_start.count() <= 0) return l;
     const auto& nodes = table_->nodes();
     for (size_t i = 0; i < backends_.size(); ++i) {
         const auto& b = backends_[i];

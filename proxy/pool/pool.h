@@ -50,7 +50,8 @@ struct Placement {
 // Why a backend was not taken, as /route reports it.
 enum class Skip { None, Down, Full, OverCap, Tried, SlowStart };
 
-// The pool-wide numbers placement's caps are computed from, read once per placement.
+// The pool-wide numbers placement's caps are computed from, read once per placement
+// (and only when load_factor or slow_start is set: otherwise only `now` is filled in).
 struct Loads {
     int64_t active = 0;      // A: the pool's connections
     int64_t up = 0;          // N: its backends that are up

@@ -430,6 +430,23 @@ TEST(PoolSlowStart, NewRoomsWalkOnPastTheCapButJoinersAreNeverRefused) {
     f.pool->release(joiner);
 }
 
+TEST(PoolSlowStart, LeastConnectionsDoesNotSendEverythingToTheFreshBackend) {
+    // Without slow start the emptiest backend takes every new connection until it
+    // catches up: exactly the burst slow start is for.
+    Fixture f(3, config::Algorithm::LeastConnections);
+    f.config.slow_start = std::chrono::seconds(100);
+    Backend* fresh = f.backends[0].get();
+    fresh->begin_slow_start(Backend::Clock::now() - std::chrono::seconds(10));
+    load(*f.backends[1], 10);
+    load(*f.backends[2], 10);
+    Placement a = f.place("x");
+    EXPECT_EQ(a.backend, fresh);  // cap 1/3 * 21 * 0.1 = 0.7: one connection
+    Placement b = f.place("y");
+    EXPECT_NE(b.backend, fresh);
+    f.pool->release(a);
+    f.pool->release(b);
+}
+
 TEST(PoolSlowStart, EveryBackendInSlowStartStillPlaces) {
     // A pool whose backends were all just added: no backend under a cap, so the key
     // goes to its first choice that is up, as with the load cap.
