@@ -354,6 +354,8 @@ void Server::on_discovery_change() {
     generation_ = std::move(next);
     for (auto& w : workers_)
         w->post([g = generation_](Worker& worker) { worker.use_generation(g, {}); });
+    // Records that appear are probed from now on; those that went are not.
+    health_->use_generation(generation_);
     rehome_changed_pools(previous);
 }
 
