@@ -3,7 +3,7 @@
 // really is.
 //
 // Pure code (no libuv, no sockets): encoders for the header switchboard sends to a
-// pool's backends, and later a parser for the header a listener reads.
+// pool's backends, and the strict incremental Parser for the header a listener reads.
 //
 // Mixed families. A header carries one family for both addresses, but a client and
 // the address it reached can differ (an IPv4 client on a dual-stack [::] listener is
@@ -13,6 +13,8 @@
 // client's address is therefore never lost or rewritten, only widened.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "config/address.h"
@@ -38,5 +40,68 @@ std::string encode(config::ProxyProtocol version, const config::SocketAddress& s
 // UNKNOWN\r\n" for v1, the 16-byte v2 LOCAL header for v2, empty for Off. The
 // receiver keeps the connection's own addresses.
 std::string encode_local(config::ProxyProtocol version);
+
+// The most a v2 header may take, fixed part, addresses and TLVs together. A longer
+// one is refused: switchboard reads no TLV, so it has no use for big ones.
+inline constexpr size_t kV2MaxBytes = 4096;
+
+// What a received header says.
+struct Header {
+    int version = 0;  // 1 or 2
+    // The connection's own addresses stand: v1 UNKNOWN, v2 LOCAL (a balancer's health
+    // check), and v2 PROXY over AF_UNSPEC or AF_UNIX (no IP address to carry).
+    bool local = true;
+    // The client's address and the address it connected to, set when !local.
+    config::SocketAddress source;
+    config::SocketAddress destination;
+};
+
+// A strict incremental parser: feed() it the connection's bytes as they arrive, and
+// it answers after each chunk. It never reads past the header: on Done, `consumed`
+// says how much of that chunk was header, and the rest belongs to whatever comes next
+// (a TLS ClientHello, an HTTP request). On Error the connection is to be closed;
+// `error` says why, for the log.
+//
+// v1: "PROXY TCP4|TCP6 <src> <dst> <sport> <dport>\r\n" exactly (single spaces,
+// addresses of the named family, decimal ports 0-65535 without leading zeros), or
+// "PROXY UNKNOWN" followed by anything up to CRLF; at most 107 bytes.
+// v2: the signature, version 2, command LOCAL or PROXY, TCP over IPv4 or IPv6 (or
+// AF_UNSPEC / AF_UNIX, kept as local), a length that covers the address block and
+// keeps the whole header within 4 KiB; TLVs after the addresses are skipped unread.
+// The first byte decides the version; anything else is an error at once.
+//
+// No allocation; about 110 bytes of state, the longest v1 line.
+class Parser {
+  public:
+    enum class Status : uint8_t { NeedMore, Done, Error };
+    struct Outcome {
+        Status status;
+        size_t consumed;    // bytes of this chunk that were header (<= its size)
+        const char* error;  // a static string on Error, else nullptr
+    };
+
+    Outcome feed(const char* data, size_t size);
+    // Valid once feed() returned Done.
+    const Header& header() const { return header_; }
+
+  private:
+    enum class Phase : uint8_t { Start, V1, V2Fixed, V2Address, V2Skip, Done, Failed };
+
+    Outcome fail(const char* why, size_t consumed);
+    // Handles one byte of a v1 line; returns an error or nullptr.
+    const char* v1_byte(char c, bool& done);
+    const char* v1_line();
+    const char* v2_fixed();
+    void v2_addresses();
+
+    Header header_;
+    const char* error_ = nullptr;
+    uint16_t have_ = 0;   // bytes in buf_
+    uint16_t need_ = 0;   // V2Address: the address block's size
+    uint16_t skip_ = 0;   // V2Skip: bytes left to skip (TLVs, AF_UNIX addresses)
+    uint8_t family_ = 0;  // V2: the family/protocol byte
+    Phase phase_ = Phase::Start;
+    char buf_[kV1MaxBytes];
+};
 
 }  // namespace sb::net::proxy_header
