@@ -15,7 +15,6 @@ namespace {
 
 // Features that arrive in later releases: their keys are rejected by name, never
 // accepted and ignored.
-constexpr std::string_view kLaterProxyProtocol = "the PROXY protocol";
 constexpr std::string_view kLaterHealthCheck = "active health checking";
 constexpr std::string_view kLaterDns = "DNS discovery of backends";
 // Work in progress in this tree: each goes away with the change that implements it.
@@ -113,8 +112,20 @@ const Key<ListenerConfig> kListenerKeys[] = {
              l.routes.push_back(std::move(route));
          }
      }},
-    {"proxy_protocol", [](Decoder& d, V v, ListenerConfig& l) { d.boolean(v, l.proxy_protocol); },
-     false, kLaterProxyProtocol},
+    {"proxy_protocol", [](Decoder& d, V v, ListenerConfig& l) { d.boolean(v, l.proxy_protocol); }},
+    {"proxy_protocol_from",
+     [](Decoder& d, V v, ListenerConfig& l) {
+         std::vector<std::string> networks;
+         if (!d.string_list(v, networks)) return;
+         for (size_t i = 0; i < networks.size(); ++i) {
+             auto parsed = Network::parse(networks[i]);
+             if (parsed.network) {
+                 l.proxy_protocol_from.push_back(*parsed.network);
+             } else {
+                 d.error(v.as_array()[i], parsed.error);
+             }
+         }
+     }},
     {"max_connections",
      [](Decoder& d, V v, ListenerConfig& l) { d.integer(v, 0, 100'000'000, l.max_connections); }},
     {"max_connections_per_ip",
@@ -267,8 +278,7 @@ const Key<PoolConfig> kPoolKeys[] = {
          d.choice<ProxyProtocol>(
              v, {{"off", ProxyProtocol::Off}, {"v1", ProxyProtocol::V1}, {"v2", ProxyProtocol::V2}},
              p.proxy_protocol);
-     },
-     false, kLaterProxyProtocol},
+     }},
     {"forwarded_headers",
      [](Decoder& d, V v, PoolConfig& p) { d.boolean(v, p.forwarded_headers); }},
     {"tls",
