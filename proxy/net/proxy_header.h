@@ -83,6 +83,8 @@ class Parser {
     Outcome feed(const char* data, size_t size);
     // Valid once feed() returned Done.
     const Header& header() const { return header_; }
+    // Some byte has been fed (a connection that closes before is no header at all).
+    bool started() const { return phase_ != Phase::Start; }
 
   private:
     enum class Phase : uint8_t { Start, V1, V2Fixed, V2Address, V2Skip, Done, Failed };
