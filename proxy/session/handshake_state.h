@@ -10,6 +10,7 @@
 
 #include <uv.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,9 +28,9 @@ struct Session::Handshake {
 
     std::optional<CloseReason> over_limit;  // a connection limit refused it at accept
     // A PROXY listener reads the header first, before TLS and the request; bytes behind
-    // it go back to the client's Endpoint (through TLS, on a TLS listener).
-    bool reading_proxy_header = false;
-    net::proxy_header::Parser proxy_header;
+    // it go back to the client's Endpoint (through TLS, on a TLS listener). Set while
+    // the header is being read (only on such listeners), freed once it is.
+    std::unique_ptr<net::proxy_header::Parser> proxy_header;
     // The address the client connected to: a PROXY header's destination, else the
     // client socket's own (asked for only when a pool sends a PROXY header).
     config::SocketAddress local_address;

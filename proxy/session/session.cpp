@@ -96,7 +96,7 @@ void Session::accept(WorkerContext& ctx, pool::GenerationPtr generation,
             return;
         }
         // The header comes first, before TLS (start_client_tls follows it).
-        s->handshake_->reading_proxy_header = true;
+        s->handshake_->proxy_header = std::make_unique<net::proxy_header::Parser>();
     } else {
         s->start_client_tls();
         if (s->state_ == SessionState::Closed) return;
@@ -238,7 +238,7 @@ void Session::on_timeout() {
     switch (state_) {
         case SessionState::ReadingRequest:
             // A slow client gets no answer: writing one would only cost more.
-            if (handshake_ && handshake_->reading_proxy_header) {
+            if (handshake_ && handshake_->proxy_header) {
                 log_event("no PROXY protocol header within handshake_timeout");
                 finish(CloseReason::ProxyProtocol);
                 break;

@@ -42,7 +42,7 @@ metrics::CloseReason reason_for(http::Status status) {
 
 void Session::on_handshake_bytes(Endpoint& side, uv::Block* block, char* data, size_t n) {
     if (state_ == SessionState::ReadingRequest && side.client_side()) {
-        if (handshake_->reading_proxy_header) {
+        if (handshake_->proxy_header) {
             on_proxy_header_bytes(block, data, n);
         } else {
             on_request_bytes(block, data, n);
@@ -61,7 +61,7 @@ void Session::on_handshake_end(Endpoint& side, int status) {
             finish(reason_);  // the client left while an answer was passed through
         } else if (state_ == SessionState::ReadingRequest) {
             if (status != UV_EOF) log_event("client connection error", uv_strerror(status));
-            if (handshake_->reading_proxy_header && handshake_->proxy_header.started()) {
+            if (handshake_->proxy_header && handshake_->proxy_header->started()) {
                 // A connection that ends with no byte at all is a balancer's TCP check.
                 log_event("connection ended inside the PROXY protocol header");
                 finish(CloseReason::ProxyProtocol);
@@ -86,7 +86,7 @@ void Session::on_handshake_end(Endpoint& side, int status) {
 void Session::on_proxy_header_bytes(uv::Block* block, char* data, size_t n) {
     auto& hs = *handshake_;
     using Status = net::proxy_header::Parser::Status;
-    auto outcome = hs.proxy_header.feed(data, n);
+    auto outcome = hs.proxy_header->feed(data, n);
     if (outcome.status == Status::NeedMore) {
         ctx().blocks.give(block);
         return;
@@ -99,8 +99,7 @@ void Session::on_proxy_header_bytes(uv::Block* block, char* data, size_t n) {
         finish(CloseReason::ProxyProtocol);
         return;
     }
-    hs.reading_proxy_header = false;
-    const auto& header = hs.proxy_header.header();
+    const auto& header = hs.proxy_header->header();
     if (!header.local) {
         client_address_ = header.source;
         hs.local_address = header.destination;
@@ -108,6 +107,7 @@ void Session::on_proxy_header_bytes(uv::Block* block, char* data, size_t n) {
     if (log::Logger::get().enabled(log::Level::Debug)) {
         log_event("PROXY protocol header", header.local ? "local" : client_address_.to_string());
     }
+    hs.proxy_header.reset();
     take_ip_slot();
     // What followed the header is the client's first bytes (a ClientHello, a request):
     // they go back to the Endpoint, and through TLS when the listener has it.
