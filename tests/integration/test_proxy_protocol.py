@@ -303,6 +303,22 @@ class ProxyProtocolInFrontTest(unittest.TestCase):
         self.assertEqual(metric(sb, "switchboard_rejections_total", listener="public",
                                 reason="proxy_protocol_untrusted"), 1)
 
+    def test_haproxy_health_checks_are_local_and_not_rejected(self):
+        # HAProxy's checks of a send-proxy-v2 server open a connection, send a v2
+        # LOCAL header and close: an ordinary client_aborted, never proxy_protocol.
+        sb = self.start(admin=True)
+        h = tcp_front(sb.port(), "send-proxy-v2 check check-send-proxy inter 100ms")
+        self.addCleanup(h.stop)
+        wait_for(lambda: len(sb.access_log()) >= 4, what="a few health checks")
+        records = sb.access_log()
+        self.assertEqual({r["reason"] for r in records}, {"client_aborted"}, records)
+        self.assertEqual(metric(sb, "switchboard_rejections_total", listener="public",
+                                reason="proxy_protocol"), 0)
+        # And the server is up for HAProxy: a client gets through.
+        s, status = upgrade_from("127.0.0.2", h.port, "/after-checks")
+        self.assertEqual(status, 101)
+        s.close()
+
     def test_v2_local_keeps_the_socket_address(self):
         sb = self.start()
         before = len(self.backend.handshakes)
