@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "config/address.h"
+#include "config/network.h"
 
 namespace sb::config {
 
@@ -77,6 +78,8 @@ struct ListenerConfig {
     std::string pool;  // empty = requests no route matches get 404
     std::vector<Route> routes;
     bool proxy_protocol = false;
+    // With proxy_protocol: the only sources allowed to send the header; empty = any.
+    std::vector<Network> proxy_protocol_from;
     uint64_t max_connections = 0;
     uint64_t max_connections_per_ip = 0;
     Duration handshake_timeout = std::chrono::seconds(10);

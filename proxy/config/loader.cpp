@@ -16,7 +16,8 @@ namespace {
 
 // Features that arrive in later releases: their keys are rejected by name, never
 // accepted and ignored.
-constexpr std::string_view kLaterProxyProtocol = "the PROXY protocol";
+constexpr std::string_view kLaterHttp = "HTTP request proxying";
+constexpr std::string_view kLaterAdmission = "admission control";
 // Work in progress in this tree: each goes away with the change that implements it.
 
 using V = const toml::value&;
@@ -127,8 +128,22 @@ const Key<ListenerConfig> kListenerKeys[] = {
              l.routes.push_back(std::move(route));
          }
      }},
-    {"proxy_protocol", [](Decoder& d, V v, ListenerConfig& l) { d.boolean(v, l.proxy_protocol); },
-     false, kLaterProxyProtocol},
+    {"proxy_protocol", [](Decoder& d, V v, ListenerConfig& l) { d.boolean(v, l.proxy_protocol); }},
+    {"proxy_protocol_from",
+     [](Decoder& d, V v, ListenerConfig& l) {
+         std::vector<std::string> networks;
+         if (!d.string_list(v, networks)) return;
+         for (size_t i = 0; i < networks.size(); ++i) {
+             auto parsed = Network::parse(networks[i]);
+             if (parsed.network) {
+                 l.proxy_protocol_from.push_back(*parsed.network);
+             } else {
+                 d.error(v.as_array()[i], parsed.error);
+             }
+         }
+     }},
+    {"keepalive_timeout", [](Decoder&, V, ListenerConfig&) {}, false, kLaterHttp},
+    {"max_connects_per_ip_per_second", [](Decoder&, V, ListenerConfig&) {}, false, kLaterAdmission},
     {"max_connections",
      [](Decoder& d, V v, ListenerConfig& l) { d.integer(v, 0, 100'000'000, l.max_connections); }},
     {"max_connections_per_ip",
@@ -367,8 +382,7 @@ const Key<PoolConfig> kPoolKeys[] = {
          d.choice<ProxyProtocol>(
              v, {{"off", ProxyProtocol::Off}, {"v1", ProxyProtocol::V1}, {"v2", ProxyProtocol::V2}},
              p.proxy_protocol);
-     },
-     false, kLaterProxyProtocol},
+     }},
     {"forwarded_headers",
      [](Decoder& d, V v, PoolConfig& p) { d.boolean(v, p.forwarded_headers); }},
     {"tls",
@@ -396,6 +410,8 @@ const Key<PoolConfig> kPoolKeys[] = {
                                        "[pools." + p.name + ".websocket]");
          check_websocket(d, v, p.websocket);
      }},
+    {"http", [](Decoder&, V, PoolConfig&) {}, false, kLaterHttp},
+    {"admission", [](Decoder&, V, PoolConfig&) {}, false, kLaterAdmission},
 };
 
 // ---- top level ----

@@ -262,6 +262,12 @@ void validate(Decoder& d, const toml::value& root, const Config& config) {
             break;
         }
         bound.push_back({l.listen, false, "listener \"" + l.name + "\""});
+        if (!l.proxy_protocol && table.as_table().count("proxy_protocol_from")) {
+            d.error_at_key(table.as_table().at("proxy_protocol_from"), "proxy_protocol_from",
+                           "proxy_protocol_from is only used with proxy_protocol = true (listener "
+                           "\"" +
+                               l.name + "\" reads no PROXY header)");
+        }
         if (!l.pool.empty() && !config.find_pool(l.pool)) {
             d.error(table.as_table().at("pool"), "no pool named \"" + l.pool + "\"");
         }

@@ -1,6 +1,7 @@
 #include "health/probe.h"
 
 #include "health/probe_request.h"
+#include "net/proxy_header.h"
 
 namespace sb::health {
 
@@ -78,7 +79,7 @@ void Probe::on_connect(int status) {
         close();
         return;
     }
-    std::string header = local_proxy_header(target_.proxy_protocol);
+    std::string header = net::proxy_header::encode_local(target_.proxy_protocol);
     if (!header.empty()) write_raw(std::move(header));
     if (closing_) return;
     uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &Probe::on_alloc_cb, &Probe::on_read_cb);

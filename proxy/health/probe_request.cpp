@@ -6,19 +6,6 @@
 
 namespace sb::health {
 
-std::string local_proxy_header(config::ProxyProtocol protocol) {
-    switch (protocol) {
-        case config::ProxyProtocol::Off:
-            return {};
-        case config::ProxyProtocol::V1:
-            return "PROXY UNKNOWN\r\n";
-        case config::ProxyProtocol::V2:
-            // The 12-byte signature, 0x20 (version 2, LOCAL), 0x00 (UNSPEC), length 0.
-            return std::string("\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00", 16);
-    }
-    return {};
-}
-
 std::string probe_request(const config::HealthCheckConfig& check, std::string_view host,
                           std::string_view key) {
     using Kind = config::HealthCheckConfig::Kind;

@@ -9,7 +9,8 @@
 //              matching Sec-WebSocket-Accept) is a success; the probe then sends a
 //              masked Close 1000 and ends.
 //   tcp        nothing is sent: the connect (and TLS handshake) is the check.
-// A pool with proxy_protocol v1/v2 sends local_proxy_header() before anything else.
+// A pool with proxy_protocol v1/v2 sends net::proxy_header::encode_local() (PROXY
+// UNKNOWN, or a v2 LOCAL header) before anything else.
 #pragma once
 
 #include <cstdint>
@@ -21,13 +22,6 @@
 #include "http/message_parser.h"
 
 namespace sb::health {
-
-// The PROXY header a health check sends first: "PROXY UNKNOWN\r\n" for v1, a v2
-// LOCAL header (signature, version 2 / command LOCAL, family UNSPEC, length 0) for
-// v2, nothing for off.
-// TODO(health): replaced by net::proxy_header::encode_local() when the PROXY protocol
-// branch is merged; keep the two identical until then.
-std::string local_proxy_header(config::ProxyProtocol protocol);
 
 // The request head for an http or websocket check (empty for tcp). `host` is the
 // backend's address as configured; `key` the Sec-WebSocket-Key (websocket only).

@@ -32,6 +32,8 @@ constexpr std::array<CloseReasonInfo, kCloseReasonCount> kTable = {{
     {"overloaded", Proxy, "overloaded", 503, true},
     {"backend_tls_failed", Proxy, "backend_tls_failed", 502, true},
     {"tls_handshake_failed", Proxy, "tls_handshake_failed", 0, true},
+    {"proxy_protocol", Proxy, "proxy_protocol", 0, true},
+    {"proxy_protocol_untrusted", Proxy, "proxy_protocol_untrusted", 0, true},
     {"shutdown", Proxy, "shutdown", 0, false},
     {"idle_timeout", Proxy, "idle_timeout", 0, false},
     {"ping_timeout", Proxy, "ping_timeout", 0, false},

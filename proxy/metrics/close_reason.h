@@ -39,6 +39,8 @@ enum class CloseReason : uint8_t {
     Overloaded,          // 503 the proxy itself is out of descriptors or memory
     BackendTlsFailed,    // 502 TLS to the backend failed (verification, protocol)
     TlsHandshakeFailed,  // the client's TLS handshake failed: no HTTP exchange
+    ProxyProtocol,       // PROXY listener: the header was missing, malformed, cut or late
+    ProxyUntrusted,      // PROXY listener: a source outside proxy_protocol_from
     // Proxy-initiated ends of relayed connections.
     Shutdown,        // 1001 graceful drain
     IdleTimeout,     // 1001 no frames either way for idle_timeout

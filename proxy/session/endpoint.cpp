@@ -108,6 +108,11 @@ void Endpoint::on_close(uv_handle_t* handle) noexcept {
 
 bool Endpoint::start_tls_server(SSL_CTX* ctx, uv::BlockPool& pool) {
     tls_ = tls::Connection::accept(ctx, pool);
+    if (tls_ && held_ != nullptr) {
+        // Read before TLS started (a PROXY header's tail): ciphertext, not plaintext.
+        tls_->give_input(held_, held_->data() + held_offset_, held_len_);
+        held_ = nullptr;
+    }
     return tls_ != nullptr;
 }
 

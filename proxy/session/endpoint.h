@@ -79,7 +79,8 @@ class Endpoint {
     // ---- TLS ----
 
     // Starts TLS on this side: as a server (client side) or a client (backend side).
-    // Returns false if OpenSSL cannot make a connection object.
+    // Returns false if OpenSSL cannot make a connection object. Bytes given back with
+    // unread() (what followed a PROXY header) become the TLS layer's first input.
     bool start_tls_server(SSL_CTX* ctx, uv::BlockPool& pool);
     bool start_tls_client(SSL_CTX* ctx, const std::string& name, bool verify, uv::BlockPool& pool);
     tls::Connection* tls() const { return tls_.get(); }

@@ -10,12 +10,14 @@
 
 #include <uv.h>
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "http/handshake.h"
 #include "http/message_parser.h"
+#include "net/proxy_header.h"
 #include "session/session.h"
 
 namespace sb::session {
@@ -25,7 +27,14 @@ struct Session::Handshake {
     static constexpr size_t kMaxResponseHead = 64 * 1024;
 
     std::optional<CloseReason> over_limit;  // a connection limit refused it at accept
-    std::string request;                    // bytes read from the client so far
+    // A PROXY listener reads the header first, before TLS and the request; bytes behind
+    // it go back to the client's Endpoint (through TLS, on a TLS listener). Set while
+    // the header is being read (only on such listeners), freed once it is.
+    std::unique_ptr<net::proxy_header::Parser> proxy_header;
+    // The address the client connected to: a PROXY header's destination, else the
+    // client socket's own (asked for only when a pool sends a PROXY header).
+    config::SocketAddress local_address;
+    std::string request;  // bytes read from the client so far
     http::MessageParser request_parser{http::MessageParser::Kind::Request};
     http::UpgradeRequest upgrade;
     std::string method;

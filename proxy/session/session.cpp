@@ -86,9 +86,20 @@ void Session::accept(WorkerContext& ctx, pool::GenerationPtr generation,
     s->listener_stats_.total.add();
     s->handshake_ = std::make_unique<Handshake>();
     s->take_connection_slots();
-    if (listener.tls && !s->client_.start_tls_server(listener.tls->default_context(), ctx.blocks)) {
-        s->finish(CloseReason::InternalError);
-        return;
+    if (listener.config.proxy_protocol) {
+        const auto& trusted = listener.config.proxy_protocol_from;
+        if (!trusted.empty() && std::none_of(trusted.begin(), trusted.end(),
+                                             [&](const auto& n) { return n.contains(peer); })) {
+            // Closed before anything is read: its header would be a lie we cannot tell.
+            s->log_event("PROXY protocol source not in proxy_protocol_from");
+            s->finish(CloseReason::ProxyUntrusted);
+            return;
+        }
+        // The header comes first, before TLS (start_client_tls follows it).
+        s->handshake_->proxy_header = std::make_unique<net::proxy_header::Parser>();
+    } else {
+        s->start_client_tls();
+        if (s->state_ == SessionState::Closed) return;
     }
     s->enter(SessionState::ReadingRequest);
     s->client_.deliver_to(Endpoint::Consumer::Handshake);
@@ -110,10 +121,17 @@ void Session::take_connection_slots() {
         return;
     }
     held_ |= kHeldListener;
+    // Behind a PROXY header, the client's address is the one the header carries.
+    if (!listener_.config.proxy_protocol) take_ip_slot();
+}
+
+void Session::take_ip_slot() {
     // Every connection is counted per address, limit or not, so that a reload that
-    // sets a limit finds the connections already open.
-    if (!counters.per_ip.try_acquire(client_address_.ip_string(),
-                                     listener_.config.max_connections_per_ip)) {
+    // sets a limit finds the connections already open. client_address_ never changes
+    // once this slot is held (release_connection_slots gives it back by that address).
+    if (handshake_->over_limit) return;
+    if (!listener_.counters->per_ip.try_acquire(client_address_.ip_string(),
+                                                listener_.config.max_connections_per_ip)) {
         handshake_->over_limit = CloseReason::ClientLimit;
         return;
     }
@@ -220,6 +238,11 @@ void Session::on_timeout() {
     switch (state_) {
         case SessionState::ReadingRequest:
             // A slow client gets no answer: writing one would only cost more.
+            if (handshake_ && handshake_->proxy_header) {
+                log_event("no PROXY protocol header within handshake_timeout");
+                finish(CloseReason::ProxyProtocol);
+                break;
+            }
             finish(CloseReason::HandshakeTimeout);
             break;
         case SessionState::ConnectingBackend:

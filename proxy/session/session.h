@@ -179,6 +179,7 @@ class Session : private uv::Deadline {
     ~Session();
 
     void take_connection_slots();
+    void take_ip_slot();
     void release_connection_slots();
     void enter(SessionState next);
     void arm_deadline(uint64_t delay_ms);
@@ -191,6 +192,8 @@ class Session : private uv::Deadline {
     void refuse(CloseReason reason, std::string_view detail);
 
     // Handshake (session_handshake.cpp).
+    void on_proxy_header_bytes(uv::Block* block, char* data, size_t n);
+    void start_client_tls();
     void on_request_bytes(uv::Block* block, char* data, size_t n);
     void on_request_head();
     void connect_next();
@@ -277,7 +280,7 @@ class Session : private uv::Deadline {
     CloseReason reason_ = CloseReason::ClientClosed;
     metrics::Side close_sender_ = metrics::Side::Client;  // who sent the first Close frame
     static constexpr uint8_t kHeldServer = 1, kHeldListener = 2, kHeldIp = 4;
-    uint8_t held_ = 0;  // connection slots taken at accept
+    uint8_t held_ = 0;  // connection slots taken at accept (per IP: after a PROXY header)
     bool reason_decided_ : 1 = false;
     bool websocket_ : 1 = false;      // relaying frames (a 101 went through)
     bool backend_gone_ : 1 = false;   // backend lost mid-relay; only the client is left

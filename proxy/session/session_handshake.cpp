@@ -42,7 +42,11 @@ metrics::CloseReason reason_for(http::Status status) {
 
 void Session::on_handshake_bytes(Endpoint& side, uv::Block* block, char* data, size_t n) {
     if (state_ == SessionState::ReadingRequest && side.client_side()) {
-        on_request_bytes(block, data, n);
+        if (handshake_->proxy_header) {
+            on_proxy_header_bytes(block, data, n);
+        } else {
+            on_request_bytes(block, data, n);
+        }
     } else if (state_ == SessionState::AwaitingResponse && !side.client_side()) {
         on_response_bytes(block, data, n);
     } else {
@@ -57,6 +61,12 @@ void Session::on_handshake_end(Endpoint& side, int status) {
             finish(reason_);  // the client left while an answer was passed through
         } else if (state_ == SessionState::ReadingRequest) {
             if (status != UV_EOF) log_event("client connection error", uv_strerror(status));
+            if (handshake_->proxy_header && handshake_->proxy_header->started()) {
+                // A connection that ends with no byte at all is a balancer's TCP check.
+                log_event("connection ended inside the PROXY protocol header");
+                finish(CloseReason::ProxyProtocol);
+                return;
+            }
             finish(CloseReason::ClientAborted);
         } else if (state_ == SessionState::Closing) {
             finish(reason_);  // a refused client hung up after our answer
@@ -70,6 +80,53 @@ void Session::on_handshake_end(Endpoint& side, int status) {
     } else if (state_ == SessionState::AwaitingResponse) {
         refuse(CloseReason::BackendBadAnswer,
                status == UV_EOF ? "backend closed without answering" : uv_strerror(status));
+    }
+}
+
+void Session::on_proxy_header_bytes(uv::Block* block, char* data, size_t n) {
+    auto& hs = *handshake_;
+    using Status = net::proxy_header::Parser::Status;
+    auto outcome = hs.proxy_header->feed(data, n);
+    if (outcome.status == Status::NeedMore) {
+        ctx().blocks.give(block);
+        return;
+    }
+    if (outcome.status == Status::Error) {
+        ctx().blocks.give(block);
+        // No answer: whoever sent this is not the balancer the listener expects, and
+        // an HTTP reply would only tell it what we are.
+        log_event("bad PROXY protocol header", outcome.error);
+        finish(CloseReason::ProxyProtocol);
+        return;
+    }
+    const auto& header = hs.proxy_header->header();
+    if (!header.local) {
+        client_address_ = header.source;
+        hs.local_address = header.destination;
+    }
+    if (log::Logger::get().enabled(log::Level::Debug)) {
+        log_event("PROXY protocol header", header.local ? "local" : client_address_.to_string());
+    }
+    hs.proxy_header.reset();
+    take_ip_slot();
+    // What followed the header is the client's first bytes (a ClientHello, a request):
+    // they go back to the Endpoint, and through TLS when the listener has it.
+    client_.pause();
+    size_t rest = n - outcome.consumed;
+    if (rest > 0) {
+        client_.unread(block, data + outcome.consumed, rest);
+    } else {
+        ctx().blocks.give(block);
+    }
+    start_client_tls();
+    if (state_ == SessionState::Closed) return;
+    client_.resume();
+}
+
+void Session::start_client_tls() {
+    if (listener_.tls &&
+        !client_.start_tls_server(listener_.tls->default_context(), ctx().blocks)) {
+        finish(CloseReason::InternalError);
     }
 }
 
@@ -242,6 +299,23 @@ void Session::on_backend_connected() {
         if (ctx().on_backend_up) ctx().on_backend_up(pool_->name());
     }
     backend_side_.deliver_to(Endpoint::Consumer::Handshake);
+    if (auto version = pool_->config().proxy_protocol; version != config::ProxyProtocol::Off) {
+        // The PROXY header goes first, in the clear, before TLS and the request.
+        auto& hs = *handshake_;
+        if (!hs.local_address.is_set()) {
+            sockaddr_storage ss{};
+            int len = sizeof ss;
+            if (uv_tcp_getsockname(reinterpret_cast<const uv_tcp_t*>(client_.handle()),
+                                   reinterpret_cast<sockaddr*>(&ss), &len) == 0) {
+                hs.local_address =
+                    config::SocketAddress::from_sockaddr(reinterpret_cast<sockaddr*>(&ss));
+            }
+        }
+        if (!backend_side_.write_copy(
+                net::proxy_header::encode(version, client_address_, hs.local_address))) {
+            return;  // on_side_error has refused the client
+        }
+    }
     if (const tls::ClientContext* tls = pool_->tls()) {
         // TLS first, within the same connect_timeout; the request follows the handshake
         // (on_tls_ready), which resume() starts by sending the ClientHello.

@@ -176,7 +176,44 @@ def response_seeds():
     }
 
 
+V2_SIGNATURE = b"\r\n\r\n\x00\r\nQUIT\n"
+
+
+def proxy_v2(command, family, body):
+    return V2_SIGNATURE + bytes([0x20 | command, family]) + struct.pack(">H", len(body)) + body
+
+
+def proxy_header_seeds():
+    one_byte_chunks = bytes([0] * 64)
+    v4 = bytes([192, 168, 0, 1, 10, 0, 0, 2]) + struct.pack(">HH", 56324, 443)
+    v6 = bytes(15) + b"\x01" + bytes([0x20, 0x01, 0x0d, 0xb8]) + bytes(11) + b"\x05" + struct.pack(">HH", 1, 2)
+    tlvs = b"\x01\x00\x02h2" + b"\x04\x00\x03abc" + b"\x20\x00\x05\x01\x00\x00\x00\x00"
+    request = b"GET /chat HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    return {
+        # proxy-protocol.txt §2.1 examples, and HAProxy's send-proxy output.
+        "v1_tcp4": seed(b"PROXY TCP4 192.168.0.1 192.168.0.11 56324 443\r\n" + request),
+        "v1_tcp6": seed(b"PROXY TCP6 2001:db8::1 ::1 65535 0\r\n"),
+        "v1_unknown": seed(b"PROXY UNKNOWN\r\n"),
+        "v1_unknown_worst_case": seed(b"PROXY UNKNOWN " + b"ffff:" * 7 + b"ffff " + b"ffff:" * 7
+                                      + b"ffff 65535 65535\r\n"),
+        "v1_one_byte_at_a_time": seed(b"PROXY TCP4 127.0.0.2 127.0.0.1 40000 8080\r\n", one_byte_chunks),
+        "v1_lf_only": seed(b"PROXY TCP4 1.2.3.4 5.6.7.8 1 2\n"),
+        # HAProxy's send-proxy-v2 and its health checks (LOCAL).
+        "v2_tcp4": seed(proxy_v2(1, 0x11, v4) + b"\x16\x03\x01\x00\xc8"),
+        "v2_tcp6": seed(proxy_v2(1, 0x21, v6)),
+        "v2_tcp4_tlvs": seed(proxy_v2(1, 0x11, v4 + tlvs) + request),
+        "v2_local": seed(proxy_v2(0, 0x00, b"")),
+        "v2_unix": seed(proxy_v2(1, 0x31, b"/run/a.sock".ljust(108, b"\0") + b"/run/b.sock".ljust(108, b"\0"))),
+        "v2_one_byte_at_a_time": seed(proxy_v2(1, 0x11, v4 + tlvs), one_byte_chunks),
+        "v2_udp": seed(proxy_v2(1, 0x12, v4)),
+        "v2_short_length": seed(proxy_v2(1, 0x21, v4)),
+        "v2_4k": seed(proxy_v2(0, 0x00, bytes(4096 - 16))),
+        "no_header_tls": seed(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03"),
+    }
+
+
 if __name__ == "__main__":
     write("frame_scanner", frame_scanner_seeds())
     write("request", request_seeds())
     write("response", response_seeds())
+    write("proxy_header", proxy_header_seeds())

@@ -801,37 +801,68 @@ TEST(LoaderErrorsTest, EveryKeyNotSupportedYetIsRejectedByName) {
         }
         ++checked;
     }
-    // The three features SPEC §2 describes for later releases are always among them.
-    EXPECT_GE(checked, 3u);
+    // The features SPEC §2 describes for later releases (DNS, health checks) are among them.
+    EXPECT_GE(checked, 2u);
 }
 
-TEST(LoaderErrorsTest, ListenerProxyProtocolIsNotSupportedYet) {
+TEST(LoaderErrorsTest, ListenerProxyProtocolMustBeBoolean) {
+    auto result = test::load(R"(
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:8080"
+proxy_protocol = "v2"
+)");
+    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(4, 18, HasSubstr("boolean")))) << dump(result);
+}
+
+TEST(LoaderErrorsTest, ProxyProtocolFromIsCheckedPerNetwork) {
     auto result = test::load(R"(
 [[listeners]]
 name = "public"
 listen = "127.0.0.1:8080"
 proxy_protocol = true
+proxy_protocol_from = ["10.0.0.0/8", "10.0.0.1/8", "::1/129", "example.com", "1.2.3.4/08",
+                       "fd00::/8", "1.2.3.4/"]
 )");
     EXPECT_THAT(result.errors,
-                ElementsAre(ErrorAt(4, 1,
-                                    Eq("\"proxy_protocol\" is not supported yet (the PROXY "
-                                       "protocol comes in a later release)"))))
+                ElementsAre(ErrorAt(5, 38,
+                                    Eq("\"10.0.0.1/8\" has bits set past its /8 (did you mean "
+                                       "\"10.0.0.0/8\"?)")),
+                            ErrorAt(5, 52, Eq("\"::1/129\": the prefix length must be 0 to 128")),
+                            ErrorAt(5, 63, HasSubstr("\"example.com\" is not a network")),
+                            ErrorAt(5, 78, HasSubstr("prefix length must be 0 to 32")),
+                            ErrorAt(6, 36, HasSubstr("prefix length must be 0 to 32"))))
         << dump(result);
 }
 
-TEST(LoaderErrorsTest, ListenerProxyProtocolFalseIsStillRejected) {
-    // Even the default value: a key is never accepted and ignored.
+TEST(LoaderErrorsTest, ProxyProtocolFromMustBeStrings) {
     auto result = test::load(R"(
 [[listeners]]
 name = "public"
 listen = "127.0.0.1:8080"
-proxy_protocol = false
+proxy_protocol = true
+proxy_protocol_from = "10.0.0.0/8"
 )");
-    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(4, 1, HasSubstr("is not supported yet"))))
-        << dump(result);
+    EXPECT_THAT(result.errors, ElementsAre(ErrorAt(5, 23, HasSubstr("array")))) << dump(result);
 }
 
-TEST(LoaderErrorsTest, PoolProxyProtocolIsNotSupportedYet) {
+TEST(LoaderErrorsTest, ProxyProtocolFromWithoutProxyProtocol) {
+    for (const char* value : {"[\"10.0.0.0/8\"]", "[]"}) {
+        auto result = test::load(std::string(R"(
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:8080"
+proxy_protocol_from = )") + value +
+                                 "\n");
+        EXPECT_THAT(result.errors,
+                    ElementsAre(ErrorAt(4, 1,
+                                        Eq("proxy_protocol_from is only used with proxy_protocol "
+                                           "= true (listener \"public\" reads no PROXY header)"))))
+            << dump(result);
+    }
+}
+
+TEST(LoaderErrorsTest, PoolProxyProtocolIsAChoice) {
     auto result = test::load(R"(
 [[listeners]]
 name = "public"
@@ -839,12 +870,10 @@ listen = "127.0.0.1:8080"
 
 [pools.chat]
 backends = [{ address = "10.0.0.1:8080" }]
-proxy_protocol = "v2"
+proxy_protocol = "v3"
 )");
     EXPECT_THAT(result.errors,
-                ElementsAre(ErrorAt(7, 1,
-                                    Eq("\"proxy_protocol\" is not supported yet (the PROXY "
-                                       "protocol comes in a later release)"))))
+                ElementsAre(ErrorAt(7, 18, Eq("\"v3\" is not one of \"off\", \"v1\", \"v2\""))))
         << dump(result);
 }
 

@@ -85,12 +85,58 @@ TEST(LoaderTest, ListenerDefaults) {
     EXPECT_EQ(l.pool, "chat");
     EXPECT_THAT(l.routes, IsEmpty());
     EXPECT_FALSE(l.proxy_protocol);
+    EXPECT_THAT(l.proxy_protocol_from, IsEmpty());
     EXPECT_EQ(l.max_connections, 0u);
     EXPECT_EQ(l.max_connections_per_ip, 0u);
     EXPECT_EQ(l.handshake_timeout, 10s);
     EXPECT_EQ(l.max_header_bytes, 16u * 1024);
     EXPECT_THAT(l.allowed_origins, IsEmpty());
     EXPECT_FALSE(l.tls.has_value());
+}
+
+TEST(LoaderTest, ListenerProxyProtocol) {
+    auto result = load(R"(
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:8080"
+proxy_protocol = true
+proxy_protocol_from = ["10.0.0.0/8", "::1/128", "192.168.1.7", "fd00::/8", "0.0.0.0/0"]
+
+[[listeners]]
+name = "any"
+listen = "127.0.0.1:8081"
+proxy_protocol = true
+)");
+    ASSERT_TRUE(result.ok()) << dump(result);
+    const auto& l = result.config->listeners[0];
+    EXPECT_TRUE(l.proxy_protocol);
+    ASSERT_EQ(l.proxy_protocol_from.size(), 5u);
+    EXPECT_EQ(l.proxy_protocol_from[0].to_string(), "10.0.0.0/8");
+    EXPECT_EQ(l.proxy_protocol_from[1].to_string(), "::1/128");
+    // A plain address is a host route.
+    EXPECT_EQ(l.proxy_protocol_from[2].to_string(), "192.168.1.7/32");
+    EXPECT_EQ(l.proxy_protocol_from[3].to_string(), "fd00::/8");
+    EXPECT_EQ(l.proxy_protocol_from[4].to_string(), "0.0.0.0/0");
+    EXPECT_TRUE(result.config->listeners[1].proxy_protocol);
+    EXPECT_THAT(result.config->listeners[1].proxy_protocol_from, IsEmpty());
+}
+
+TEST(LoaderTest, PoolProxyProtocol) {
+    for (auto [text, want] :
+         {std::pair{"off", ProxyProtocol::Off}, std::pair{"v1", ProxyProtocol::V1},
+          std::pair{"v2", ProxyProtocol::V2}}) {
+        auto result = load(std::string(R"(
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:8080"
+
+[pools.chat]
+backends = [{ address = "10.0.0.1:8080" }]
+proxy_protocol = ")") + text +
+                           "\"\n");
+        ASSERT_TRUE(result.ok()) << dump(result);
+        EXPECT_EQ(result.config->find_pool("chat")->proxy_protocol, want) << text;
+    }
 }
 
 TEST(LoaderTest, ListenerWithoutPoolOrRoutesIsValid) {
@@ -641,8 +687,8 @@ TEST(LoaderTest, SchemaKeysListCoreAndLaterKeys) {
         EXPECT_TRUE(key->supported) << path;
     }
     // SPEC §2 features of later releases are listed but refused.
-    for (auto path :
-         {"listeners.proxy_protocol", "pools.NAME.proxy_protocol"}) {
+    for (auto path : {"listeners.keepalive_timeout", "listeners.max_connects_per_ip_per_second",
+                      "pools.NAME.http", "pools.NAME.admission"}) {
         const auto* key = find(path);
         ASSERT_NE(key, nullptr) << path;
         EXPECT_FALSE(key->supported) << path;

@@ -28,24 +28,6 @@ Verdict feed(const config::HealthCheckConfig& c, const std::string& answer,
     return check_answer(c, answer, parser, key, max_head);
 }
 
-TEST(LocalProxyHeader, V1IsProxyUnknown) {
-    EXPECT_EQ(local_proxy_header(config::ProxyProtocol::V1), "PROXY UNKNOWN\r\n");
-}
-
-TEST(LocalProxyHeader, V2IsASixteenByteLocalHeader) {
-    std::string h = local_proxy_header(config::ProxyProtocol::V2);
-    ASSERT_EQ(h.size(), 16u);
-    EXPECT_EQ(h.substr(0, 12), std::string("\r\n\r\n\0\r\nQUIT\n", 12));
-    EXPECT_EQ(static_cast<unsigned char>(h[12]), 0x20);  // version 2, command LOCAL
-    EXPECT_EQ(static_cast<unsigned char>(h[13]), 0x00);  // AF_UNSPEC
-    EXPECT_EQ(static_cast<unsigned char>(h[14]), 0x00);  // length 0
-    EXPECT_EQ(static_cast<unsigned char>(h[15]), 0x00);
-}
-
-TEST(LocalProxyHeader, OffSendsNothing) {
-    EXPECT_EQ(local_proxy_header(config::ProxyProtocol::Off), "");
-}
-
 TEST(ProbeRequest, HttpIsAGetWithHostAndConnectionClose) {
     EXPECT_EQ(probe_request(check(Kind::Http, "/up?x=1"), "10.0.0.1:8080", ""),
               "GET /up?x=1 HTTP/1.1\r\nHost: 10.0.0.1:8080\r\n"
