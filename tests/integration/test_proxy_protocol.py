@@ -14,6 +14,7 @@ Behind: a pool with `proxy_protocol = "v1"`/`"v2"` sends to HAProxy in `mode htt
 header) before passing the WebSocket upgrade to a backend that records it.
 """
 
+import json
 import os
 import socket
 import ssl
@@ -487,6 +488,61 @@ class ProxyProtocolToBackendsTest(unittest.TestCase):
         tls = f'\n[pools.chat.tls]\nca_file = "{pki.ca}"\n'
         seen = self.check_seen("v2", pool_tls=tls, bind_extra=f"ssl crt {pem}")
         self.assertEqual(seen["x-seen-src"], "127.0.0.2")
+
+
+class HealthChecksToProxyPoolsTest(unittest.TestCase):
+    """SPEC §3 PROXY protocol: health checks to a PROXY pool send PROXY UNKNOWN (v1) or a
+    v2 LOCAL header first. HAProxy with accept-proxy refuses a connection without a
+    valid header, so a probe through it passes only if the header is there."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.backend = PyBackend("app")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.backend.stop()
+
+    def health_of(self, version):
+        behind = http_behind(self.backend.port)
+        self.addCleanup(behind.stop)
+        proxy = f'proxy_protocol = "{version}"' if version else ""
+        sb = Switchboard(sb_config(f"127.0.0.1:{behind.port}", "", admin=True, pool_extra=f"""
+{proxy}
+[pools.chat.health_check]
+kind = "websocket"
+path = "/hc-{version or 'none'}"
+interval = "200ms"
+timeout = "150ms"
+rise = 1
+fall = 1
+"""), listeners=("public", "admin"))
+        self.addCleanup(sb.stop)
+        host, port = sb.addresses["admin"]
+
+        def health():
+            with urllib.request.urlopen(f"http://{host}:{port}/status", timeout=5) as r:
+                return json.loads(r.read())["pools"][0]["backends"][0]["health"]
+
+        wait_for(lambda: health()["last_result"] is not None, timeout=10, what="a probe")
+        time.sleep(0.6)  # a few more probes
+        return health()
+
+    def test_v1_probes_send_proxy_unknown(self):
+        h = self.health_of("v1")
+        self.assertEqual(h["last_result"], "ok", h)
+        self.assertIn("/hc-v1", self.backend.paths)
+
+    def test_v2_probes_send_a_local_header(self):
+        h = self.health_of("v2")
+        self.assertEqual(h["last_result"], "ok", h)
+        self.assertIn("/hc-v2", self.backend.paths)
+
+    def test_without_the_header_haproxy_refuses_the_probe(self):
+        # The control: the same probe with proxy_protocol off fails at HAProxy.
+        h = self.health_of("")
+        self.assertEqual(h["last_result"], "failed", h)
+        self.assertNotIn("/hc-none", self.backend.paths)
 
 
 if __name__ == "__main__":
