@@ -24,6 +24,11 @@ Network::Parsed Network::parse(std::string_view text) {
     auto slash = text.find('/');
     std::string host(text.substr(0, slash));
     Network n;
+    // inet_pton reads up to the first NUL: "10.0.0.1\0junk" must not pass as 10.0.0.1.
+    if (host.find('\0') != std::string::npos) {
+        // Falls through to the error below: neither family parses an empty string.
+        host.clear();
+    }
     if (inet_pton(AF_INET, host.c_str(), n.bytes_.data()) == 1) {
         n.family_ = AF_INET;
     } else if (inet_pton(AF_INET6, host.c_str(), n.bytes_.data()) == 1) {

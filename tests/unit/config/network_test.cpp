@@ -33,6 +33,11 @@ TEST(NetworkTest, Refuses) {
         EXPECT_FALSE(parsed.network.has_value()) << bad;
         EXPECT_FALSE(parsed.error.empty()) << bad;
     }
+    // A NUL inside the text (TOML "\u0000") must not cut it short for inet_pton.
+    using namespace std::string_view_literals;
+    for (auto bad : {"10.0.0.1\0junk"sv, "10.0.0.0\0/8"sv, "::1\0x/128"sv}) {
+        EXPECT_FALSE(Network::parse(bad).network.has_value()) << bad.size();
+    }
 }
 
 TEST(NetworkTest, Contains) {
