@@ -24,6 +24,11 @@ Network::Parsed Network::parse(std::string_view text) {
     auto slash = text.find('/');
     std::string host(text.substr(0, slash));
     Network n;
+    // inet_pton reads up to the first NUL: "10.0.0.1\0junk" must not pass as 10.0.0.1.
+    if (host.find('\0') != std::string::npos) {
+        // Falls through to the error below: neither family parses an empty string.
+        host.clear();
+    }
     if (inet_pton(AF_INET, host.c_str(), n.bytes_.data()) == 1) {
         n.family_ = AF_INET;
     } else if (inet_pton(AF_INET6, host.c_str(), n.bytes_.data()) == 1) {
@@ -57,6 +62,18 @@ Network::Parsed Network::parse(std::string_view text) {
         return {std::nullopt, "\"" + std::string(text) + "\" has bits set past its /" +
                                   std::to_string(n.prefix_) + " (did you mean \"" +
                                   masked.to_string() + "\"?)"};
+    }
+    // "::ffff:10.0.0.0/104" is 10.0.0.0/8 spelled as IPv4-mapped IPv6. Kept as IPv6 it
+    // would match no peer at all (listeners are IPv6-only: an IPv4 balancer always
+    // arrives as plain IPv4), and a trusted balancer would be refused.
+    static constexpr unsigned char kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (n.family_ == AF_INET6 && n.prefix_ >= 96 &&
+        std::memcmp(n.bytes_.data(), kMapped, sizeof kMapped) == 0) {
+        Network v4;
+        v4.family_ = AF_INET;
+        v4.prefix_ = n.prefix_ - 96;
+        std::memcpy(v4.bytes_.data(), n.bytes_.data() + 12, 4);
+        return {v4, {}};
     }
     return {n, {}};
 }

@@ -3,7 +3,8 @@
 //
 // A plain address without "/len" is a host route (/32 or /128). Bits set past the
 // prefix length ("10.0.0.1/8") are refused rather than masked away: such a value is
-// more likely a typo than a network.
+// more likely a typo than a network. An IPv4 network written in IPv4-mapped form
+// ("::ffff:10.0.0.0/104") is that IPv4 network ("10.0.0.0/8").
 #pragma once
 
 #include <array>

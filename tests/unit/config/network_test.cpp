@@ -33,6 +33,11 @@ TEST(NetworkTest, Refuses) {
         EXPECT_FALSE(parsed.network.has_value()) << bad;
         EXPECT_FALSE(parsed.error.empty()) << bad;
     }
+    // A NUL inside the text (TOML "\u0000") must not cut it short for inet_pton.
+    using namespace std::string_view_literals;
+    for (auto bad : {"10.0.0.1\0junk"sv, "10.0.0.0\0/8"sv, "::1\0x/128"sv}) {
+        EXPECT_FALSE(Network::parse(bad).network.has_value()) << bad.size();
+    }
 }
 
 TEST(NetworkTest, Contains) {
@@ -51,6 +56,21 @@ TEST(NetworkTest, Contains) {
     EXPECT_TRUE(net("10.0.0.0/8").contains(addr("[::ffff:10.1.2.3]:5")));
     EXPECT_FALSE(net("10.0.0.0/8").contains(addr("[::ffff:11.1.2.3]:5")));
     EXPECT_FALSE(net("10.0.0.0/8").contains(SocketAddress{}));
+}
+
+// An IPv4 network written in its IPv4-mapped IPv6 form (::ffff:10.0.0.0/104) is the
+// IPv4 network it maps: it must admit the IPv4 balancers it names (listeners are
+// IPv6-only, so an IPv4 peer always arrives as plain IPv4), not silently none.
+TEST(NetworkTest, Ipv4MappedNetworkIsItsIpv4Network) {
+    EXPECT_TRUE(net("::ffff:10.0.0.0/104").contains(addr("10.1.2.3:5")));
+    EXPECT_FALSE(net("::ffff:10.0.0.0/104").contains(addr("11.1.2.3:5")));
+    EXPECT_TRUE(net("::ffff:10.0.0.0/104").contains(addr("[::ffff:10.1.2.3]:5")));
+    EXPECT_TRUE(net("::ffff:127.0.0.1").contains(addr("127.0.0.1:5")));
+    EXPECT_TRUE(net("::ffff:0.0.0.0/96").contains(addr("192.0.2.1:5")));
+    EXPECT_EQ(net("::ffff:10.0.0.0/104").to_string(), "10.0.0.0/8");
+    // Wider than the mapped block: an IPv6 network, as written.
+    EXPECT_EQ(net("::/80").family(), AF_INET6);
+    EXPECT_FALSE(net("::/80").contains(addr("10.1.2.3:5")));
 }
 
 }  // namespace
