@@ -392,6 +392,29 @@ class BackendTlsByNameTest(DnsTest):
         # The certificate has no IP entry: checked against the address, this would be 502.
         self.assertEqual(run(whoami(self.room_url("x"))), "tlsname")
 
+    def test_health_probes_over_tls_check_the_name_too(self):
+        """The active checks verify the same name as the relayed connections: a backend
+        found under a name whose certificate has no IP entry passes its probes."""
+        pki = TestPki("Discovery CA")
+        cert, key = pki.leaf("chat.test", dns=["chat.test"])  # no IP entry
+        tls_backend = PyBackend("tlsname", port=0, host="127.0.0.1",
+                                ssl=pki.server_context(cert, key))
+        self.backends.append(tls_backend)
+        self.dns = Dnsmasq(self.dir, hosts=[("127.0.0.1", "chat.test")])
+        sb = self.start_switchboard(
+            f'{{ address = "chat.test:{tls_backend.port}" }}',
+            pool_extra=f'\n[pools.chat.tls]\nca_file = "{pki.ca}"\n'
+                       '\n[pools.chat.health_check]\nkind = "tcp"\ninterval = "500ms"\n'
+                       'timeout = "500ms"\nrise = 1\nfall = 1\n')
+
+        def checked():
+            b = status_pool(sb)["backends"][0]
+            return b if b["health"].get("last_result") in ("ok", "failed") else None
+
+        st = wait_for(checked, what="a finished probe")
+        self.assertEqual(st["health"]["last_result"], "ok", st["health"])
+        self.assertEqual(st["health"]["state"], "up", st["health"])
+
 
 class SrvTest(DnsTest):
     def test_srv_targets_of_the_lowest_priority_with_their_weights(self):
