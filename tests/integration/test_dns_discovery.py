@@ -445,6 +445,19 @@ class SrvTest(DnsTest):
                  what="the priority-1 target, weight scaled to 1000")
 
 
+    def test_an_srv_name_with_hundreds_of_targets_resolves(self):
+        """Each target is looked up on its own: all at once, a burst of two queries per
+        target overflows a socket buffer (the DNS server's or ours), some queries are
+        lost, and one lost target made every lookup an error: the pool stayed empty."""
+        n = 600
+        hosts = [(f"127.1.{i // 250}.{i % 250 + 1}", f"t{i}.test") for i in range(n)]
+        srv = [("_ws._tcp.many.test", f"t{i}.test", 1000 + i, 0, 1) for i in range(n)]
+        self.dns = Dnsmasq(self.dir, hosts=hosts, srv=srv)
+        sb = self.start_switchboard('{ srv = "_ws._tcp.many.test" }')
+        wait_for(lambda: len(status_pool(sb)["backends"]) == n, timeout=20, interval=0.5,
+                 what=f"{n} backends")
+
+
 class CheckTest(unittest.TestCase):
     def test_check_validates_names_without_resolving_them(self):
         directory = tempfile.mkdtemp(prefix="sbdns-")
