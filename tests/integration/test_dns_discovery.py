@@ -458,6 +458,41 @@ class SrvTest(DnsTest):
                  what=f"{n} backends")
 
 
+    def test_heavy_srv_weights_do_not_stall_the_main_loop(self):
+        """SRV weights of 65535 scale to 1000 each: five targets fill a ring to its
+        5,000-weight bound (6.4 million points, seconds to build). A DNS change rebuilt
+        it on the main loop, which then answered nothing (admin, signals) and timed out
+        health probes whose answers were waiting; it is built off the loop now."""
+        import threading
+        hosts = [(f"127.2.0.{i + 1}", f"t{i}.test") for i in range(5)]
+        five = [("_ws._tcp.heavy.test", f"t{i}.test", 1000 + i, 0, 65535) for i in range(5)]
+        self.dns = Dnsmasq(self.dir, hosts=hosts, srv=five)
+        sb = self.start_switchboard('{ srv = "_ws._tcp.heavy.test" }')
+        wait_for(lambda: len(status_pool(sb)["backends"]) == 5, timeout=30, interval=0.2,
+                 what="5 backends")
+        worst = [0.0]
+        stop = threading.Event()
+
+        def poll():
+            while not stop.is_set():
+                t0 = time.monotonic()
+                admin_get(sb, "/healthz")
+                worst[0] = max(worst[0], time.monotonic() - t0)
+                time.sleep(0.01)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            for count in (4, 5, 4):
+                self.dns.restart(srv=five[:count])
+                wait_for(lambda: len(status_pool(sb)["backends"]) == count, timeout=60,
+                         interval=0.1, what=f"{count} backends")
+        finally:
+            stop.set()
+            poller.join()
+        self.assertLess(worst[0], 1.0)
+
+
 class CheckTest(unittest.TestCase):
     def test_check_validates_names_without_resolving_them(self):
         directory = tempfile.mkdtemp(prefix="sbdns-")
