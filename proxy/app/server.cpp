@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <ctime>
 #include <thread>
+#include <utility>
 
 #include "http/upgrade_response.h"
 #include "log/logger.h"
@@ -337,26 +338,72 @@ void Server::wait_first_lookups() {
     }
 }
 
-void Server::on_discovery_change() {
-    if (!generation_ || draining_) return;  // startup publishes once it applies
-    auto previous = generation_;
-    auto records = resolver_->discovered(previous->config());
+struct Server::DiscoveryBuild {
+    uv_work_t req{};
+    Server* server = nullptr;
+    pool::GenerationPtr previous;
+    discovery::Discovered records;
+    pool::GenerationPtr next;  // null when the build failed (errors say why)
     std::vector<config::ConfigError> errors;
-    // The same Config and generation number: only the backends of discovered entries
-    // change (certificates are reused, not loaded again).
-    auto next = pool::Generation::build(previous->config_ptr(), previous->number(), previous.get(),
-                                        errors, &records);
-    if (!next) {
-        for (const auto& e : errors)
-            log::error("dns: cannot apply new records: " + e.to_string());
+};
+
+void Server::on_discovery_change() {
+    if (!generation_ || draining_ || handles_closed_) return;  // startup publishes once it applies
+    if (discovery_building_) {
+        discovery_again_ = true;
         return;
     }
-    generation_ = std::move(next);
-    for (auto& w : workers_)
-        w->post([g = generation_](Worker& worker) { worker.use_generation(g, {}); });
-    // Records that appear are probed from now on; those that went are not.
-    health_->use_generation(generation_);
-    rehome_changed_pools(previous);
+    auto* build = new DiscoveryBuild();
+    build->req.data = build;
+    build->server = this;
+    build->previous = generation_;
+    build->records = resolver_->discovered(generation_->config());
+    discovery_building_ = true;
+    int rc = uv_queue_work(
+        &loop_, &build->req,
+        [](uv_work_t* req) {
+            // Thread pool: reads the previous generation (immutable) and makes new
+            // Backends and tables; nothing the main loop changes.
+            auto* b = static_cast<DiscoveryBuild*>(req->data);
+            // The same Config and generation number: only the backends of discovered
+            // entries change (certificates are reused, not loaded again).
+            b->next = pool::Generation::build(b->previous->config_ptr(), b->previous->number(),
+                                              b->previous.get(), b->errors, &b->records);
+        },
+        [](uv_work_t* req, int status) {
+            std::unique_ptr<DiscoveryBuild> b(static_cast<DiscoveryBuild*>(req->data));
+            b->server->on_discovery_built(*b, status);
+        });
+    if (rc != 0) {
+        discovery_building_ = false;
+        log::error("dns: cannot apply new records: " + std::string(uv_strerror(rc)));
+        delete build;
+    }
+}
+
+void Server::on_discovery_built(DiscoveryBuild& build, int status) {
+    discovery_building_ = false;
+    const bool again = std::exchange(discovery_again_, false);
+    if (draining_ || handles_closed_ || status != 0) return;
+    if (generation_ != build.previous) {
+        // A reload published meanwhile, with the records of its time (ours or newer):
+        // this build is stale. Only a change after it still needs publishing.
+        if (again) on_discovery_change();
+        return;
+    }
+    if (!build.next) {
+        for (const auto& e : build.errors)
+            log::error("dns: cannot apply new records: " + e.to_string());
+    } else {
+        auto previous = generation_;
+        generation_ = std::move(build.next);
+        for (auto& w : workers_)
+            w->post([g = generation_](Worker& worker) { worker.use_generation(g, {}); });
+        // Records that appear are probed from now on; those that went are not.
+        health_->use_generation(generation_);
+        rehome_changed_pools(previous);
+    }
+    if (again) on_discovery_change();
 }
 
 int Server::run() {

@@ -74,7 +74,14 @@ class Server {
     void on_backend_up(const std::string& pool);
     // A discovered name's records changed: a generation from the same Config and the
     // new records is published as a reload's is (removed backends get 1012, paced).
+    //
+    // The generation is built on the libuv thread pool: a ring of discovered weights
+    // can hold millions of points (seconds to build), and the main loop must keep
+    // answering the admin listener, signals and health probes meanwhile. One build at
+    // a time; a change during a build starts another after it.
     void on_discovery_change();
+    struct DiscoveryBuild;
+    void on_discovery_built(DiscoveryBuild& build, int status);
     // Asks the Rehomer to scan the pools whose table differs from `previous`'s.
     void rehome_changed_pools(const pool::GenerationPtr& previous);
     // Startup: waits (running the main loop, for at most kFirstLookupWaitMs) until
@@ -117,6 +124,8 @@ class Server {
     std::mutex main_mutex_;
     std::vector<std::function<void()>> main_tasks_;
     Reloads reloads_;
+    bool discovery_building_ = false;  // a DiscoveryBuild is on the thread pool
+    bool discovery_again_ = false;     // records changed during it: build again after
     bool draining_ = false;
     bool handles_closed_ = false;
 };

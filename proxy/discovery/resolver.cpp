@@ -118,6 +118,7 @@ void Resolver::close() {
     if (closed_) return;
     closed_ = true;
     destroy_channel();  // every lookup ends (ARES_EDESTRUCTION) and is freed
+    pump_hosts();       // and so does every queued query's lookup, unsent
     names_.clear();
     for (auto* t : {&ares_timer_, &tick_, &notify_}) {
         if (!uv_is_closing(as_handle(t))) uv_close(as_handle(t), nullptr);
@@ -283,18 +284,46 @@ void Resolver::start(const std::shared_ptr<Name>& name) {
 void Resolver::resolve_host(Lookup* lookup, const std::string& host, uint16_t port,
                             unsigned weight) {
     ++lookup->outstanding;
-    auto* query = new HostQuery{lookup, port, weight, host, lookup->name->srv};
-    ares_addrinfo_hints hints{};
-    hints.ai_family = AF_UNSPEC;  // A and AAAA
-    hints.ai_flags = ARES_AI_NOSORT;
-    ares_getaddrinfo(
-        channel_, host.c_str(), nullptr, &hints,
-        [](void* arg, int status, int, ares_addrinfo* result) {
-            std::unique_ptr<HostQuery> q(static_cast<HostQuery*>(arg));
-            auto* l = static_cast<Lookup*>(q->lookup);
-            l->resolver->host_done(l, status, result, q->port, q->weight, q->host);
-        },
-        query);
+    pending_hosts_.push_back({lookup, host, port, weight});
+    pump_hosts();
+}
+
+void Resolver::pump_hosts() {
+    // A query may end inside ares_getaddrinfo (and its callback pumps again): the loop
+    // below, not a nested call, sends what that frees room for.
+    if (pumping_) return;
+    pumping_ = true;
+    while (!pending_hosts_.empty() && hosts_in_flight_ < kMaxHostQueries) {
+        PendingHost next = std::move(pending_hosts_.front());
+        pending_hosts_.pop_front();
+        Lookup* lookup = next.lookup;
+        if (channel_ == nullptr || closed_ || lookup->aborted || lookup->failed ||
+            lookup->name->removed) {
+            // Its answer could change nothing: the lookup is an error, aborted or
+            // ignored already (or about to be, without a channel).
+            if (channel_ == nullptr || closed_) lookup->aborted = true;
+            if (--lookup->outstanding == 0) finish(lookup);
+            continue;
+        }
+        ++hosts_in_flight_;
+        auto* query =
+            new HostQuery{lookup, next.port, next.weight, std::move(next.host), lookup->name->srv};
+        ares_addrinfo_hints hints{};
+        hints.ai_family = AF_UNSPEC;  // A and AAAA
+        hints.ai_flags = ARES_AI_NOSORT;
+        ares_getaddrinfo(
+            channel_, query->host.c_str(), nullptr, &hints,
+            [](void* arg, int status, int, ares_addrinfo* result) {
+                std::unique_ptr<HostQuery> q(static_cast<HostQuery*>(arg));
+                auto* l = static_cast<Lookup*>(q->lookup);
+                Resolver* r = l->resolver;
+                --r->hosts_in_flight_;
+                r->host_done(l, status, result, q->port, q->weight, q->host);
+                r->pump_hosts();
+            },
+            query);
+    }
+    pumping_ = false;
 }
 
 void Resolver::host_done(Lookup* lookup, int status, ares_addrinfo* result, uint16_t port,

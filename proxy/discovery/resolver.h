@@ -21,6 +21,7 @@
 #include <ares.h>
 #include <uv.h>
 
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -74,12 +75,27 @@ class Resolver {
     struct Name;
     struct Lookup;
     struct Poll;
+    // A host (A/AAAA) query waiting for its turn: at most kMaxHostQueries are in flight.
+    struct PendingHost {
+        Lookup* lookup;
+        std::string host;
+        uint16_t port;
+        unsigned weight;
+    };
+    // An SRV name with thousands of targets would otherwise send two queries per target
+    // in one burst, which overflows a socket buffer (the DNS server's or ours): queries
+    // are lost, time out, and one lost target fails the whole lookup, every time.
+    static constexpr unsigned kMaxHostQueries = 32;
 
     static std::string key_of(const std::string& pool, const config::BackendConfig& b);
     bool make_channel(const std::vector<config::SocketAddress>& servers, std::string& error);
     void destroy_channel();
     void start(const std::shared_ptr<Name>& name);
     void resolve_host(Lookup* lookup, const std::string& host, uint16_t port, unsigned weight);
+    // Sends queued host queries while fewer than kMaxHostQueries are in flight; those of
+    // a lookup that cannot succeed any more (failed, aborted, name removed, no channel)
+    // end without being sent.
+    void pump_hosts();
     void host_done(Lookup* lookup, int status, ares_addrinfo* result, uint16_t port,
                    unsigned weight, const std::string& host);
     void srv_done(Lookup* lookup, int status, unsigned char* answer, int length);
@@ -103,6 +119,9 @@ class Resolver {
     uv_timer_t tick_{};
     uv_timer_t notify_{};
     std::map<ares_socket_t, Poll*> polls_;
+    std::deque<PendingHost> pending_hosts_;
+    unsigned hosts_in_flight_ = 0;
+    bool pumping_ = false;
     std::map<std::string, std::shared_ptr<Name>> names_;  // by key_of()
     std::mt19937 rng_;
     bool closed_ = false;

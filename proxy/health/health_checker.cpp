@@ -124,8 +124,12 @@ void HealthChecker::start_probe(Target& t) {
     if (const tls::ClientContext* tls = pool.tls()) {
         target.tls = tls->context();
         const auto& tc = tls->config();
-        target.tls_name =
-            tc.server_name.empty() ? t.backend->resolved().ip_string() : tc.server_name;
+        // The name a relayed connection checks (session_handshake.cpp): server_name,
+        // else the DNS name the backend was found under, else its IP. With the IP
+        // alone, every backend found by name would fail its probes under verify.
+        target.tls_name = !tc.server_name.empty()      ? tc.server_name
+                          : !t.backend->host().empty() ? t.backend->host()
+                                                       : t.backend->resolved().ip_string();
         target.tls_verify = tc.verify;
     }
     target.keep = generation_;

@@ -392,6 +392,29 @@ class BackendTlsByNameTest(DnsTest):
         # The certificate has no IP entry: checked against the address, this would be 502.
         self.assertEqual(run(whoami(self.room_url("x"))), "tlsname")
 
+    def test_health_probes_over_tls_check_the_name_too(self):
+        """The active checks verify the same name as the relayed connections: a backend
+        found under a name whose certificate has no IP entry passes its probes."""
+        pki = TestPki("Discovery CA")
+        cert, key = pki.leaf("chat.test", dns=["chat.test"])  # no IP entry
+        tls_backend = PyBackend("tlsname", port=0, host="127.0.0.1",
+                                ssl=pki.server_context(cert, key))
+        self.backends.append(tls_backend)
+        self.dns = Dnsmasq(self.dir, hosts=[("127.0.0.1", "chat.test")])
+        sb = self.start_switchboard(
+            f'{{ address = "chat.test:{tls_backend.port}" }}',
+            pool_extra=f'\n[pools.chat.tls]\nca_file = "{pki.ca}"\n'
+                       '\n[pools.chat.health_check]\nkind = "tcp"\ninterval = "500ms"\n'
+                       'timeout = "500ms"\nrise = 1\nfall = 1\n')
+
+        def checked():
+            b = status_pool(sb)["backends"][0]
+            return b if b["health"].get("last_result") in ("ok", "failed") else None
+
+        st = wait_for(checked, what="a finished probe")
+        self.assertEqual(st["health"]["last_result"], "ok", st["health"])
+        self.assertEqual(st["health"]["state"], "up", st["health"])
+
 
 class SrvTest(DnsTest):
     def test_srv_targets_of_the_lowest_priority_with_their_weights(self):
@@ -420,6 +443,54 @@ class SrvTest(DnsTest):
         wait_for(lambda: {b["address"]: b["weight"] for b in status_pool(sb)["backends"]}
                  == {self.addr[2]: 1000}, timeout=15, interval=0.1,
                  what="the priority-1 target, weight scaled to 1000")
+
+
+    def test_an_srv_name_with_hundreds_of_targets_resolves(self):
+        """Each target is looked up on its own: all at once, a burst of two queries per
+        target overflows a socket buffer (the DNS server's or ours), some queries are
+        lost, and one lost target made every lookup an error: the pool stayed empty."""
+        n = 600
+        hosts = [(f"127.1.{i // 250}.{i % 250 + 1}", f"t{i}.test") for i in range(n)]
+        srv = [("_ws._tcp.many.test", f"t{i}.test", 1000 + i, 0, 1) for i in range(n)]
+        self.dns = Dnsmasq(self.dir, hosts=hosts, srv=srv)
+        sb = self.start_switchboard('{ srv = "_ws._tcp.many.test" }')
+        wait_for(lambda: len(status_pool(sb)["backends"]) == n, timeout=20, interval=0.5,
+                 what=f"{n} backends")
+
+
+    def test_heavy_srv_weights_do_not_stall_the_main_loop(self):
+        """SRV weights of 65535 scale to 1000 each: five targets fill a ring to its
+        5,000-weight bound (6.4 million points, seconds to build). A DNS change rebuilt
+        it on the main loop, which then answered nothing (admin, signals) and timed out
+        health probes whose answers were waiting; it is built off the loop now."""
+        import threading
+        hosts = [(f"127.2.0.{i + 1}", f"t{i}.test") for i in range(5)]
+        five = [("_ws._tcp.heavy.test", f"t{i}.test", 1000 + i, 0, 65535) for i in range(5)]
+        self.dns = Dnsmasq(self.dir, hosts=hosts, srv=five)
+        sb = self.start_switchboard('{ srv = "_ws._tcp.heavy.test" }')
+        wait_for(lambda: len(status_pool(sb)["backends"]) == 5, timeout=30, interval=0.2,
+                 what="5 backends")
+        worst = [0.0]
+        stop = threading.Event()
+
+        def poll():
+            while not stop.is_set():
+                t0 = time.monotonic()
+                admin_get(sb, "/healthz")
+                worst[0] = max(worst[0], time.monotonic() - t0)
+                time.sleep(0.01)
+
+        poller = threading.Thread(target=poll)
+        poller.start()
+        try:
+            for count in (4, 5, 4):
+                self.dns.restart(srv=five[:count])
+                wait_for(lambda: len(status_pool(sb)["backends"]) == count, timeout=60,
+                         interval=0.1, what=f"{count} backends")
+        finally:
+            stop.set()
+            poller.join()
+        self.assertLess(worst[0], 1.0)
 
 
 class CheckTest(unittest.TestCase):
