@@ -22,17 +22,10 @@ import urllib.request
 
 import websockets
 
-from sbtest import (BINARY, Process, PyBackend, Switchboard, TestPki, gather_limited,
-                    handshake_status, run, upgrade_request, wait_for, whoami)
+from sbtest import (BINARY, Process, PyBackend, Switchboard, TestPki, free_dns_port,
+                    gather_limited, handshake_status, run, upgrade_request, wait_for, whoami)
 
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
-
-
-def free_udp_port():
-    """A UDP port on 127.0.0.1 nothing listens on (bound then released)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def free_port_on_all(hosts):
@@ -60,7 +53,7 @@ class Dnsmasq:
 
     def __init__(self, directory, port=None, hosts=(), srv=()):
         self.dir = directory
-        self.port = port or free_udp_port()
+        self.port = port or free_dns_port()
         self.hosts_path = os.path.join(directory, "hosts")
         self.srv = list(srv)
         self.write_hosts(hosts)
@@ -340,7 +333,7 @@ class NameTest(DnsTest):
         self.assertIn('switchboard_pool_backends{pool="chat"} 0', admin_get(sb, "/metrics"))
 
     def test_a_first_lookup_that_fails_starts_empty_then_recovers(self):
-        port = free_udp_port()  # nothing answers there yet
+        port = free_dns_port()  # nothing answers there yet
         self.dns = None
 
         class NoDns:

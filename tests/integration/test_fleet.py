@@ -30,19 +30,13 @@ import urllib.request
 
 import websockets
 
-from sbtest import Process, PyBackend, Switchboard, free_port, run, wait_for
+from sbtest import Process, PyBackend, Switchboard, free_dns_port, free_port, run, wait_for
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
 DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 SRV_NAME = "_ws._tcp.chat.test"
-ROOMS = 24
+ROOMS = 40  # (3/4)^40: a backend that is no room's home is a 1-in-100,000 run
 CLOSE_SPREAD_S = 2.0
-
-
-def free_udp_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Dnsmasq:
@@ -51,7 +45,7 @@ class Dnsmasq:
     same port, which dnsmasq (unlike its hosts files) needs."""
 
     def __init__(self):
-        self.port = free_udp_port()
+        self.port = free_dns_port()
         self.process = None
 
     def serve(self, backends):
@@ -99,6 +93,7 @@ class Haproxy:
             f.write(f"""
 global
     maxconn 2000
+    nbthread 1
 defaults
     mode tcp
     timeout connect 5s
@@ -255,10 +250,14 @@ class FleetTest(unittest.TestCase):
             self.assertGreater(len({clients[r][0].backend for r in rooms}), 1)
             # Both instances carry half of the clients each, and both saw the clients'
             # own address through the PROXY header.
+            # (One HAProxy thread alternates strictly; allow a little slack all the same.)
+            actives = []
             for sb in (a, b):
                 status = get_json(sb, "/status")
-                active = sum(x["active_connections"] for x in status["pools"][0]["backends"])
-                self.assertEqual(active, ROOMS)
+                actives.append(sum(x["active_connections"]
+                                   for x in status["pools"][0]["backends"]))
+            self.assertEqual(sum(actives), 2 * ROOMS)
+            self.assertGreaterEqual(min(actives), ROOMS - 4, actives)
             self.assertEqual(placement(a, rooms), placement(b, rooms))
             before = placement(a, rooms)
 

@@ -296,6 +296,26 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_dns_port():
+    """A port free for both UDP and TCP on 127.0.0.1, for a DNS server (dnsmasq binds
+    both). Taken below the kernel's ephemeral range (ip_local_port_range starts at
+    32768), so the outgoing connections of tests running in parallel, which take
+    ephemeral ports, cannot be holding it when the server starts or restarts."""
+    import random
+
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32000)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, socket.socket() as t:
+                u.bind(("127.0.0.1", port))
+                t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise AssertionError("no port free for both UDP and TCP")
+
+
 def raw_exchange(port, data, timeout=5.0, host="127.0.0.1"):
     """Sends raw bytes, returns everything the peer sent until it closed or timed out."""
     with socket.create_connection((host, port), timeout=timeout) as s:
