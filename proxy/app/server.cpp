@@ -307,6 +307,15 @@ bool Server::apply(const config::ConfigPtr& config, bool first) {
     }
     health_->use_generation(generation_);
     listeners_ = std::move(next);
+    for (const auto& l : c.listeners) {
+        // SPEC §2: [] trusts any source; worth saying, since a client that can reach the
+        // listener directly could then claim any address.
+        if (l.proxy_protocol && l.proxy_protocol_from.empty()) {
+            log::warn("listener \"" + l.name +
+                      "\" trusts a PROXY header from any source (proxy_protocol_from = []): "
+                      "list the balancers' networks unless only they can reach it");
+        }
+    }
     for (const auto& l : listeners_) {
         if (added.count(l.name)) log::info("listening " + l.name + " " + l.bound.to_string());
     }

@@ -490,6 +490,23 @@ class ProxyProtocolToBackendsTest(unittest.TestCase):
         self.assertEqual(seen["x-seen-src"], "127.0.0.2")
 
 
+class TrustWarningTest(unittest.TestCase):
+    """proxy_protocol_from = [] (the default) trusts a header from anyone: on a listener
+    clients can reach directly, a client could claim any address. Said at startup."""
+
+    def test_an_empty_proxy_protocol_from_is_warned_about(self):
+        sb = Switchboard(sb_config("127.0.0.1:9", "proxy_protocol = true"))
+        self.addCleanup(sb.stop)
+        wait_for(lambda: any("trusts a PROXY header from any source" in line
+                             for line in sb.output("err")), timeout=5, what="the warning")
+
+    def test_no_warning_with_proxy_protocol_from(self):
+        sb = Switchboard(sb_config(
+            "127.0.0.1:9", 'proxy_protocol = true\nproxy_protocol_from = ["127.0.0.0/8"]'))
+        self.addCleanup(sb.stop)
+        self.assertFalse(any("from any source" in line for line in sb.output("err")))
+
+
 class HealthChecksToProxyPoolsTest(unittest.TestCase):
     """SPEC §3 PROXY protocol: health checks to a PROXY pool send PROXY UNKNOWN (v1) or a
     v2 LOCAL header first. HAProxy with accept-proxy refuses a connection without a
