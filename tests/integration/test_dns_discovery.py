@@ -473,17 +473,29 @@ class SrvTest(DnsTest):
                 worst[0] = max(worst[0], time.monotonic() - t0)
                 time.sleep(0.01)
 
+        def backends_now():
+            # /metrics, not /status: /status walks the ring for each backend's share,
+            # which is itself main-loop work at 6.4 million points.
+            for line in admin_get(sb, "/metrics").splitlines():
+                if line.startswith('switchboard_pool_backends{pool="chat"}'):
+                    return int(float(line.rsplit(" ", 1)[1]))
+            return -1
+
         poller = threading.Thread(target=poll)
         poller.start()
         try:
             for count in (4, 5, 4):
                 self.dns.restart(srv=five[:count])
-                wait_for(lambda: len(status_pool(sb)["backends"]) == count, timeout=60,
-                         interval=0.1, what=f"{count} backends")
+                wait_for(lambda: backends_now() == count, timeout=60, interval=0.1,
+                         what=f"{count} backends")
         finally:
             stop.set()
             poller.join()
-        self.assertLess(worst[0], 1.0)
+        # A regression guard, not a speed figure: the stall it guards against was
+        # 1.9-2.1 s per change in the release build and about 20 s under ASan, where
+        # everything runs several times slower (the asan test preset sets ASAN_OPTIONS).
+        limit = 5.0 if os.environ.get("ASAN_OPTIONS") else 1.5
+        self.assertLess(worst[0], limit)
 
 
 class CheckTest(unittest.TestCase):
