@@ -18,14 +18,12 @@ import subprocess
 import tempfile
 import time
 import unittest
-import urllib.request
 
 import websockets
 
-from sbtest import (BINARY, Process, PyBackend, Switchboard, TestPki, free_dns_port,
-                    gather_limited, handshake_status, run, upgrade_request, wait_for, whoami)
-
-DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
+from sbtest import (BINARY, Dnsmasq, PyBackend, Switchboard, TestPki, admin_get,
+                    free_dns_port, gather_limited, handshake_status, run, upgrade_request,
+                    wait_for, whoami)
 
 
 def free_port_on_all(hosts):
@@ -44,56 +42,6 @@ def free_port_on_all(hosts):
         if ok:
             return port
     raise AssertionError("no port free on every loopback address")
-
-
-class Dnsmasq:
-    """dnsmasq in the foreground on 127.0.0.1:PORT, answering only from its own hosts
-    file and SRV records (--local=/test/: names under .test it does not know get
-    NXDOMAIN, nothing is forwarded). Logs queries to stderr."""
-
-    def __init__(self, directory, port=None, hosts=(), srv=()):
-        self.dir = directory
-        self.port = port or free_dns_port()
-        self.hosts_path = os.path.join(directory, "hosts")
-        self.srv = list(srv)
-        self.write_hosts(hosts)
-        self.proc = None
-        self.start()
-
-    def write_hosts(self, hosts):
-        """hosts: (ip, name) pairs."""
-        tmp = self.hosts_path + ".tmp"
-        with open(tmp, "w") as f:
-            for ip, name in hosts:
-                f.write(f"{ip} {name}\n")
-        os.replace(tmp, self.hosts_path)
-
-    def start(self):
-        argv = [DNSMASQ, "--keep-in-foreground", f"--port={self.port}",
-                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
-                f"--addn-hosts={self.hosts_path}", "--local=/test/", "--pid-file=",
-                "--log-facility=-", "--log-queries", "--cache-size=0", "--local-ttl=0"]
-        if os.geteuid() == 0:
-            argv.append("--user=root")  # dnsmasq drops to "nobody" otherwise
-        for name, target, port, priority, weight in self.srv:
-            argv.append(f"--srv-host={name},{target},{port},{priority},{weight}")
-        self.proc = Process(argv)
-        self.proc.wait_line(r"read .*hosts", timeout=10)
-
-    def reload_hosts(self, hosts):
-        self.write_hosts(hosts)
-        self.proc.signal(signal.SIGHUP)
-
-    def restart(self, srv=None):
-        self.stop()
-        if srv is not None:
-            self.srv = list(srv)
-        self.start()
-
-    def stop(self):
-        if self.proc is not None:
-            self.proc.stop()
-            self.proc = None
 
 
 def dns_config(backends, resolver_port, pool_extra="", top="", workers=2):
@@ -118,12 +66,6 @@ hash_key = "query:room"
 resolve_interval = "1s"
 {pool_extra}
 """
-
-
-def admin_get(sb, path):
-    host, port = sb.addresses["admin"]
-    with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=10) as r:
-        return r.read().decode()
 
 
 def status_pool(sb, name="chat"):

@@ -22,62 +22,19 @@ import json
 import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import time
 import unittest
-import urllib.request
 
 import websockets
 
-from sbtest import Process, PyBackend, Switchboard, free_dns_port, free_port, run, wait_for
+from sbtest import (Dnsmasq, Process, PyBackend, Switchboard, admin_get, free_port, run,
+                    wait_for)
 
 HAPROXY = shutil.which("haproxy") or "/usr/sbin/haproxy"
-DNSMASQ = shutil.which("dnsmasq") or "/usr/sbin/dnsmasq"
 SRV_NAME = "_ws._tcp.chat.test"
 ROOMS = 40  # (3/4)^40: a backend that is no room's home is a 1-in-100,000 run
 CLOSE_SPREAD_S = 2.0
-
-
-class Dnsmasq:
-    """dnsmasq on 127.0.0.1:port serving one SRV name whose targets are the given
-    backends (name -> port, all on 127.0.0.1). SRV records change with a restart on the
-    same port, which dnsmasq (unlike its hosts files) needs."""
-
-    def __init__(self):
-        self.port = free_dns_port()
-        self.process = None
-
-    def serve(self, backends):
-        self.stop()
-        args = [DNSMASQ, "--keep-in-foreground", "--log-facility=-", "--conf-file=/dev/null",
-                "--no-resolv", "--no-hosts", "--no-daemon", "--pid-file=",
-                "--listen-address=127.0.0.1", "--bind-interfaces", f"--port={self.port}",
-                "--local-ttl=0"]
-        for name, port in backends.items():
-            args.append(f"--host-record={name}.chat.test,127.0.0.1")
-            args.append(f"--srv-host={SRV_NAME},{name}.chat.test,{port},0,100")
-        self.process = Process(args)
-        wait_for(lambda: self._answers(), 10, what="dnsmasq answering")
-
-    def _answers(self):
-        # A minimal DNS query for the SRV name: any answer means it is serving.
-        query = b"\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00"
-        for label in SRV_NAME.split("."):
-            query += bytes([len(label)]) + label.encode()
-        query += b"\x00\x00\x21\x00\x01"
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.settimeout(0.2)
-            try:
-                s.sendto(query, ("127.0.0.1", self.port))
-                return s.recv(512)[:2] == b"\x12\x34"
-            except OSError:
-                return False
-
-    def stop(self):
-        if self.process is not None:
-            self.process.stop()
-            self.process = None
 
 
 class Haproxy:
@@ -150,9 +107,7 @@ resolve_interval = "1s"
 
 
 def get_json(sb, path):
-    host, port = sb.addresses["admin"]
-    with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=5) as r:
-        return json.loads(r.read())
+    return json.loads(admin_get(sb, path))
 
 
 def placement(sb, rooms):
@@ -206,8 +161,10 @@ class Client:
 class FleetTest(unittest.TestCase):
     def setUp(self):
         self.backends = {f"b{i}": PyBackend(f"b{i}") for i in range(4)}
-        self.dns = Dnsmasq()
-        self.dns.serve({n: self.backends[n].port for n in ("b0", "b1", "b2")})
+        # dnsmasq: every backend's name in its hosts file, the SRV record listing some.
+        self.dir = tempfile.mkdtemp(prefix="sbtest-fleet-")
+        names = [("127.0.0.1", f"{n}.chat.test") for n in self.backends]
+        self.dns = Dnsmasq(self.dir, hosts=names, srv=self.srv_records("b0", "b1", "b2"))
         self.instances = [
             Switchboard(instance_config(self.dns.port), listeners=("public", "admin"))
             for _ in range(2)
@@ -221,8 +178,13 @@ class FleetTest(unittest.TestCase):
         for sb in self.instances:
             sb.stop()
         self.dns.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
         for b in self.backends.values():
             b.stop()
+
+    def srv_records(self, *names):
+        """The SRV record's targets (dnsmasq changes SRV records with a restart)."""
+        return [(SRV_NAME, f"{n}.chat.test", self.backends[n].port, 0, 100) for n in names]
 
     def address_of(self, name):
         return self.backends[name].address
@@ -263,7 +225,7 @@ class FleetTest(unittest.TestCase):
 
             # Add b3 to DNS: both instances find it and move its rooms there.
             t0 = time.monotonic()
-            self.dns.serve({n: self.backends[n].port for n in ("b0", "b1", "b2", "b3")})
+            self.dns.restart(srv=self.srv_records("b0", "b1", "b2", "b3"))
             for sb in (a, b):
                 wait_for(lambda sb=sb: len(backend_set(sb)) == 4, 10, what="b3 found")
             found = time.monotonic() - t0
@@ -301,7 +263,7 @@ class FleetTest(unittest.TestCase):
             on_b1 = [c for r in rooms for c in clients[r] if c.backend == "b1"]
             self.assertTrue(on_b1, "no client on b1")
             t1 = time.monotonic()
-            self.dns.serve({n: self.backends[n].port for n in ("b0", "b2", "b3")})
+            self.dns.restart(srv=self.srv_records("b0", "b2", "b3"))
             deadline = time.monotonic() + CLOSE_SPREAD_S + 15
             while time.monotonic() < deadline and any(c.closed_code is None for c in on_b1):
                 await asyncio.sleep(0.05)

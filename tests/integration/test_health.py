@@ -15,10 +15,9 @@ import signal
 import threading
 import time
 import unittest
-import urllib.request
 
 from sbtest import (PyBackend, RawBackend, RawWebSocket, Switchboard, TestPki, accept_upgrade,
-                    free_port, read_head, run, wait_for)
+                    admin_get, free_port, read_head, run, wait_for)
 
 
 class CheckedBackend(PyBackend):
@@ -75,12 +74,6 @@ backends = [ {backend_list} ]
 hash_key = "query:room"
 {extra}
 {table}"""
-
-
-def admin_get(sb, path):
-    host, port = sb.addresses["admin"]
-    with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=10) as r:
-        return r.read().decode()
 
 
 def status(sb):

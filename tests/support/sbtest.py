@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import urllib.request
 
 BINARY = os.environ.get("SB_BINARY", "switchboard")
 TOOLS_DIR = os.environ.get("SB_TOOLS_DIR", "")
@@ -314,6 +315,67 @@ def free_dns_port():
         except OSError:
             continue
     raise AssertionError("no port free for both UDP and TCP")
+
+
+DNSMASQ = "/usr/sbin/dnsmasq"  # Debian's dnsmasq-base
+
+
+class Dnsmasq:
+    """dnsmasq in the foreground on 127.0.0.1:PORT, answering only from its own hosts
+    file and SRV records (--local=/test/: names under .test it does not know get
+    NXDOMAIN, nothing is forwarded). Logs queries to stderr."""
+
+    def __init__(self, directory, port=None, hosts=(), srv=()):
+        self.dir = directory
+        self.port = port or free_dns_port()
+        self.hosts_path = os.path.join(directory, "hosts")
+        self.srv = list(srv)
+        self.write_hosts(hosts)
+        self.proc = None
+        self.start()
+
+    def write_hosts(self, hosts):
+        """hosts: (ip, name) pairs."""
+        tmp = self.hosts_path + ".tmp"
+        with open(tmp, "w") as f:
+            for ip, name in hosts:
+                f.write(f"{ip} {name}\n")
+        os.replace(tmp, self.hosts_path)
+
+    def start(self):
+        argv = [DNSMASQ, "--keep-in-foreground", f"--port={self.port}",
+                "--listen-address=127.0.0.1", "--bind-interfaces", "--no-resolv", "--no-hosts",
+                f"--addn-hosts={self.hosts_path}", "--local=/test/", "--pid-file=",
+                "--log-facility=-", "--log-queries", "--cache-size=0", "--local-ttl=0"]
+        if os.geteuid() == 0:
+            argv.append("--user=root")  # dnsmasq drops to "nobody" otherwise
+        for name, target, port, priority, weight in self.srv:
+            argv.append(f"--srv-host={name},{target},{port},{priority},{weight}")
+        self.proc = Process(argv)
+        self.proc.wait_line(r"read .*hosts", timeout=10)
+
+    def reload_hosts(self, hosts):
+        self.write_hosts(hosts)
+        self.proc.signal(signal.SIGHUP)
+
+    def restart(self, srv=None):
+        self.stop()
+        if srv is not None:
+            self.srv = list(srv)
+        self.start()
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.stop()
+            self.proc = None
+
+
+def admin_get(sb, path):
+    """The body of GET `path` on the admin listener of `sb` (started with "admin" in its
+    listeners)."""
+    host, port = sb.addresses["admin"]
+    with urllib.request.urlopen(f"http://{host}:{port}{path}", timeout=10) as r:
+        return r.read().decode()
 
 
 def raw_exchange(port, data, timeout=5.0, host="127.0.0.1"):
