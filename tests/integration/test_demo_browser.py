@@ -14,7 +14,6 @@ import asyncio
 import base64
 import json
 import os
-import re
 import shutil
 import subprocess
 import tempfile
