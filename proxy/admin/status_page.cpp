@@ -29,6 +29,7 @@ std::string_view status_page_html() {
   .card .value { font-size:28px; font-weight:650; font-variant-numeric:tabular-nums; margin-top:4px; }
   section { background:var(--panel); border:1px solid var(--line); border-radius:10px; padding:14px 16px; }
   section h2 { margin:0 0 10px; font-size:15px; }
+  section h2.rooms-title { margin-top:14px; }
   section h2 .sub { color:var(--dim); font-weight:400; margin-left:8px; font-size:13px; }
   table { width:100%; border-collapse:collapse; font-variant-numeric:tabular-nums; }
   th, td { text-align:left; padding:6px 8px; border-top:1px solid var(--line); }
@@ -69,6 +70,7 @@ const bytes = (n) => n >= 1 << 30 ? (n / (1 << 30)).toFixed(1) + " GiB/s" : n >=
 const duration = (s) => s < 120 ? Math.round(s) + "s" : s < 7200 ? Math.round(s / 60) + "m" : (s / 3600).toFixed(1) + "h";
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
 let status = null, previous = null, history = [];
+const ROOMS_LISTED = 50;  // views.cpp kListedRooms
 
 // Health check column: passive only, or the last probe's result, error and latency.
 function checkText(h) {
@@ -92,7 +94,19 @@ function renderStatic() {
     <section data-pool="${esc(p.name)}"><h2>Pool ${esc(p.name)} <span class="sub">${esc(p.algorithm)} · key ${esc(p.hash_key)}${p.load_factor ? " · load factor " + p.load_factor : ""}${p.rehome ? " · rehome" : ""} · <span class="rooms">${p.rooms}</span> rooms</span></h2>
     <table><thead><tr><th>Backend</th><th>State</th><th class="num">Weight</th><th class="num">Connections</th><th></th><th class="num">Share of hash space</th><th class="num">Connect failures</th><th>Health check</th><th>Slow start</th></tr></thead><tbody>
     ${p.backends.map((b) => `<tr data-backend="${esc(b.address)}"><td>${esc(b.address)}</td><td><span class="badge ${b.state}">${b.state}</span></td><td class="num">${b.weight}</td><td class="num active">${b.active_connections}</td><td><div class="bar"><div style="width:0%"></div></div></td><td class="num">${b.share === null ? "–" : (100 * b.share).toFixed(1) + "%"}</td><td class="num">${b.connect_failures}</td><td class="check">${checkText(b.health)}</td><td class="slow">${slowText(b.slow_start)}</td></tr>`).join("")}
-    </tbody></table></section>`).join("");
+    </tbody></table>
+    <h2 class="rooms-title">Rooms <span class="sub">where each room lives (the ${ROOMS_LISTED} largest)</span></h2>
+    <table class="room-list"><thead><tr><th>Room</th><th>Backend</th><th class="num">Connections</th></tr></thead><tbody></tbody></table></section>`).join("");
+  for (const p of status.pools) renderRooms(p.name, p.largest_rooms);
+}
+
+// The rooms table of a pool: each room's key, the backend it lives on, its connections.
+function renderRooms(pool, rooms) {
+  const section = document.querySelector(`section[data-pool="${CSS.escape(pool)}"]`);
+  if (!section || !rooms) return;
+  section.querySelector(".room-list tbody").innerHTML = rooms.length
+    ? rooms.map((r) => `<tr data-room="${esc(r.key)}"><td>${esc(r.key)}</td><td class="room-backend">${esc(r.backend)}</td><td class="num">${r.connections}</td></tr>`).join("")
+    : `<tr><td colspan="3" style="color:var(--dim)">no room has a connection</td></tr>`;
 }
 
 function draw() {
@@ -120,6 +134,7 @@ function onLive(live) {
     const section = document.querySelector(`section[data-pool="${CSS.escape(name)}"]`);
     if (!section) continue;
     section.querySelector(".rooms").textContent = p.rooms;
+    renderRooms(name, p.largest_rooms);
     const most = Math.max(1, ...Object.values(p.backends).map((b) => b.active));
     for (const [address, b] of Object.entries(p.backends)) {
       const row = section.querySelector(`tr[data-backend="${CSS.escape(address)}"]`);

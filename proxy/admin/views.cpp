@@ -1,6 +1,9 @@
 #include "admin/views.h"
 
+#include <algorithm>
 #include <map>
+#include <string_view>
+#include <vector>
 #include <nlohmann/json.hpp>
 
 #include "admin/json_text.h"
@@ -96,6 +99,43 @@ Json slow_start_json(const pool::Backend& b, const config::PoolConfig& c) {
     auto remaining =
         static_cast<int64_t>((1.0 - fraction) * static_cast<double>(c.slow_start.count()));
     return Json{{"fraction", fraction}, {"remaining_ms", remaining}};
+}
+
+// Where rooms live, for the status page: the `limit` largest rooms of a table (most
+// connections first, then by key) with their backend. One pass under each shard's lock,
+// keeping the best `limit` in a heap, so a pool with many rooms costs O(rooms) compares
+// and only `limit` copies.
+constexpr size_t kListedRooms = 50;
+
+Json largest_rooms(pool::RoomTable& table, size_t limit = kListedRooms) {
+    struct Entry {
+        uint32_t connections;
+        std::string key;
+        std::string backend;
+    };
+    auto better = [](uint32_t ca, std::string_view ka, uint32_t cb, std::string_view kb) {
+        return ca != cb ? ca > cb : ka < kb;
+    };
+    auto heap_order = [&](const Entry& a, const Entry& b) {
+        return better(a.connections, a.key, b.connections, b.key);
+    };
+    std::vector<Entry> heap;  // front: the worst of the best `limit` so far
+    table.for_each([&](const std::string& key, const pool::Room& room) {
+        if (limit == 0) return;
+        if (heap.size() == limit) {
+            if (!better(room.connections, key, heap.front().connections, heap.front().key))
+                return;
+            std::pop_heap(heap.begin(), heap.end(), heap_order);
+            heap.pop_back();
+        }
+        heap.push_back({room.connections, key, room.backend ? room.backend->address() : ""});
+        std::push_heap(heap.begin(), heap.end(), heap_order);
+    });
+    std::sort_heap(heap.begin(), heap.end(), heap_order);
+    Json rooms = Json::array();
+    for (const auto& e : heap)
+        rooms.push_back({{"key", e.key}, {"backend", e.backend}, {"connections", e.connections}});
+    return rooms;
 }
 
 // Per-listener and per-pool sums over the workers' counters.
@@ -469,6 +509,7 @@ std::string status_json(const AdminSources& sources) {
               c.active_health_check ? Json(health_check_name(c.health_check.kind)) : Json(nullptr)},
              {"slow_start_ms", c.slow_start.count()},
              {"rooms", pool->rooms()->size()},
+             {"largest_rooms", largest_rooms(*pool->rooms())},
              {"bytes",
               {{"client_to_backend", totals.bytes[0]}, {"backend_to_client", totals.bytes[1]}}},
              {"messages",
@@ -550,6 +591,7 @@ std::string live_json(const AdminSources& sources) {
                        {"requests", p.total_requests()},
                        {"bytes", p.bytes[0] + p.bytes[1]},
                        {"rooms", pool->rooms()->size()},
+                       {"largest_rooms", largest_rooms(*pool->rooms())},
                        {"backends", backends}};
     }
     j["pools"] = pools;

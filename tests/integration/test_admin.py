@@ -252,6 +252,24 @@ class AdminTest(unittest.TestCase):
         self.assertEqual(get(self.sb, "/route?pool=nope&key=x")[0], 404)
         self.assertEqual(get(self.sb, "/route?pool=chat")[0], 400)
 
+    def test_status_lists_the_largest_rooms_with_their_backend(self):
+        async def go():
+            conns = [await websockets.connect(self.sb.url(f"/r?room={key}"))
+                     for key in ["big-room"] * 3 + ["pair-room"] * 2]
+            try:
+                rooms = json.loads(get(self.sb, "/status")[2])["pools"][0]["largest_rooms"]
+                mine = [r for r in rooms if r["key"] in ("big-room", "pair-room")]
+                self.assertEqual([(r["key"], r["connections"]) for r in mine],
+                                 [("big-room", 3), ("pair-room", 2)])  # most connections first
+                for r in mine:
+                    route = json.loads(get(self.sb, f"/route?pool=chat&key={r['key']}")[2])
+                    self.assertEqual(r["backend"], route["room"]["backend"])
+                self.assertLessEqual(len(rooms), 50)
+            finally:
+                for ws in conns:
+                    await ws.close()
+        run(go())
+
     def test_access_log_lines_for_an_echo_a_429_and_a_1009(self):
         sb = Switchboard(admin_config([self.backends[0].address],
                                       extra_listener="max_connections_per_ip = 1",

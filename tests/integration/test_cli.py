@@ -52,6 +52,10 @@ class CommandLineTest(unittest.TestCase):
         r = run_binary("--check", "-c", os.path.join(SOURCE_DIR, "conf", "switchboard.toml"))
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_check_accepts_the_demo_configuration(self):
+        r = run_binary("--check", "-c", os.path.join(SOURCE_DIR, "conf", "demo.toml"))
+        self.assertEqual((r.returncode, r.stdout), (0, "configuration ok\n"), r.stderr)
+
     def test_examples_in_conf_are_valid(self):
         examples = os.path.join(SOURCE_DIR, "conf", "examples")
         for name in sorted(os.listdir(examples)):
