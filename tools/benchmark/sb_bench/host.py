@@ -25,12 +25,13 @@ def installed(package):
     return "ok installed" in r.stdout
 
 
-def install_peers():
-    """apt-get installs whichever peer is missing, without letting its service run:
+def install_peers(with_wrk=False):
+    """apt-get installs whichever peer is missing (and wrk, the HTTP scenarios' load
+    generator, when they run), without letting its service run:
     a policy-rc.d (when there is none) keeps the packages from starting them, and
     the services are stopped and disabled afterwards in case one started anyway.
     The benchmark starts its own instances, with its own configurations."""
-    missing = [p for p in PEER_PACKAGES if not installed(p)]
+    missing = [p for p in PEER_PACKAGES + (["wrk"] if with_wrk else []) if not installed(p)]
     if not missing:
         return
     if os.geteuid() != 0:
@@ -53,7 +54,7 @@ def install_peers():
     finally:
         if made_policy:
             policy.unlink()
-        stop_services(missing)
+        stop_services([p for p in missing if p in PEER_PACKAGES])
 
 
 def stop_services(services):

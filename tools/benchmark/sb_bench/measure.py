@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import http
 from .processes import BenchError, log, sleep_until, tail, wait_for_line
 from .procfs import core_seconds, cpu_seconds, cpus_allowed, rss_bytes, socket_count
 from .targets import start_target
@@ -30,7 +31,7 @@ LOAD_SLACK = 60
 class Scenario:
     name: str
     title: str
-    mode: str  # sb-load --mode
+    mode: str  # sb-load --mode; "http" for the HTTP scenarios, which wrk drives
     connections: int
     size: int = 64
     rate: float = 0.0
@@ -56,6 +57,10 @@ class Scenario:
             "idle": f"{self.connections:,} idle WebSocket connections",
             "churn": f"{self.connections} parallel loops of connect, handshake, one {size} "
                      "echo, close",
+            "http-small": f"wrk, {self.connections} keep-alive connections, GET of a {size} "
+                          "static file",
+            "http-large": f"wrk, {self.connections} keep-alive connections, GET of a {size} "
+                          "static file",
         }[self.name]
         if self.name == "idle":
             return f"{what}; held {self.duration:g} s"
@@ -71,6 +76,10 @@ def scenarios(quick):
             Scenario("large", "large messages", "large", 2, 64 << 10, warmup=0.3, duration=1),
             Scenario("idle", "idle connections", "idle", 200, duration=1),
             Scenario("churn", "connection churn", "churn", 8, 64, warmup=0.3, duration=1),
+            Scenario("http-small", "HTTP, 1 KiB responses", "http", 50, 1 << 10, warmup=1,
+                     duration=2),
+            Scenario("http-large", "HTTP, 1 MiB responses", "http", 10, 1 << 20, warmup=1,
+                     duration=2),
         ]
     return [
         Scenario("small", "small messages", "closed", 100, 64, warmup=2, duration=10),
@@ -78,6 +87,10 @@ def scenarios(quick):
         Scenario("large", "large messages", "large", 4, 1 << 20, warmup=2, duration=10),
         Scenario("idle", "idle connections", "idle", 5000, duration=3),
         Scenario("churn", "connection churn", "churn", 32, 64, warmup=1, duration=8),
+        Scenario("http-small", "HTTP, 1 KiB responses", "http", 50, 1 << 10, warmup=2,
+                 duration=10),
+        Scenario("http-large", "HTTP, 1 MiB responses", "http", 10, 1 << 20, warmup=2,
+                 duration=10),
     ]
 
 
@@ -113,6 +126,8 @@ class Measurement:
 
     def _run(self, work):
         s = self.scenario
+        if s.mode == "http":
+            return self._run_http(work)
         echo = self.procs.spawn([str(self.tools.echo), "--listen", "127.0.0.1:0"],
                                 self.load_cpu, work / "echo.log")
         backend = wait_for_line(echo, "listening ", 10).split()[1]
@@ -147,7 +162,64 @@ class Measurement:
         derive(s, result, report)
         return result
 
-    def cpu_window(self, load, load_pids, proxy, started):
+    def _run_http(self, work):
+        """An HTTP scenario: the origin nginx and wrk on the load CPU, the target in
+        front of the origin on the proxy CPU. A first wrk run of `warmup` seconds
+        (its connections, the proxy's pool of origin connections, caches), then the
+        measured one of `duration` seconds, with the proxy's CPU time read inside
+        its window as for the other scenarios."""
+        s = self.scenario
+        why = http.missing()
+        if why:
+            raise BenchError(why)
+        origin = http.Origin(self.procs, self.load_cpu, work, self.limits.fd_limit)
+        proxy = start_target(self.target, self.tools, self.procs, self.proxy_cpu, work,
+                             origin.address, self.limits, http=True)
+        result = {"address": proxy.address, "origin": origin.address,
+                  "configs": {p.name: p.read_text() for p in proxy.configs}}
+        if proxy.proc is not None:
+            result["proxy_pids"] = proxy.pids
+            result["proxy_cpus"] = cpus_allowed(proxy.proc.pid)
+        script = work / "report.lua"
+        script.write_text(http.REPORT_LUA)
+        url = f"http://{proxy.address}/{http.FILES[s.size]}"
+
+        if s.warmup > 0:
+            warm = self.procs.spawn(http.wrk_argv(url, s.connections, s.warmup, script),
+                                    self.load_cpu, work / "wrk-warmup.log")
+            summary = http.wait_for_wrk(self.procs, warm,
+                                        time.monotonic() + s.warmup + http.WRK_SLACK)
+            http.check(summary, s.size, "warm-up")
+            result["warmup"] = summary
+
+        accepts0 = origin.accepts()
+        load = self.procs.spawn(http.wrk_argv(url, s.connections, s.duration, script),
+                                self.load_cpu, work / "wrk.log")
+        started = time.monotonic()
+        result.update(self.cpu_window(load, [load.pid] + origin.pids, proxy, started,
+                                      warmup=0))
+        summary = http.wait_for_wrk(self.procs, load, started + s.duration + http.WRK_SLACK)
+        # Less the connection of the second stub_status request (the first one's
+        # is in accepts0).
+        result["origin_connections"] = origin.accepts() - accepts0 - 1
+        result["load"] = summary
+        if proxy.proc is not None and proxy.proc.poll() is not None:
+            raise BenchError(f"{self.target} exited with {proxy.proc.returncode} during the "
+                             f"run: {tail(proxy.proc.log_path)}")
+        http.check(summary, s.size, "measured run")
+        if self.target == "nginx":
+            # proxy_buffering (on): responses nginx spilled to a temp file because the
+            # client read slower than the origin sent (one warning each).
+            errlog = work / "nginx-error.log"
+            text = errlog.read_text(errors="replace") if errlog.exists() else ""
+            result["nginx_temp_file_responses"] = text.count("buffered to a temporary file")
+        derive_http(result, summary)
+        if self.target == "direct":
+            # wrk's own connections, not a proxy's pool.
+            result["figures"]["origin_conns_per_1k"] = None
+        return result
+
+    def cpu_window(self, load, load_pids, proxy, started, warmup=None):
         """Reads the proxy's CPU time at two moments inside sb-load's measured window.
 
         sb-load opens all its connections, warms up, then measures for `duration`.
@@ -158,10 +230,12 @@ class Measurement:
         samples is then divided by the messages carried meanwhile: sb-load's
         steady rate over its window times the time between the samples."""
         s = self.scenario
+        warmup = s.warmup if warmup is None else warmup
         want = 1 if s.mode == "churn" else s.connections
         while socket_count(load.pid) < want:
             if load.poll() is not None or time.monotonic() > started + LOAD_SLACK:
-                return {"cpu_note": "sb-load never had all its connections; no CPU figure"}
+                return {"cpu_note": f"{Path(load.args[0]).name} never had all its connections; "
+                                    "no CPU figure"}
             time.sleep(0.005)
         opened = time.monotonic()
         margin = min(CPU_MARGIN, s.duration / 5)
@@ -170,9 +244,9 @@ class Measurement:
             return (time.monotonic(), cpu_seconds(proxy.pids), cpu_seconds(load_pids),
                     core_seconds(self.proxy_cpu), core_seconds(self.load_cpu))
 
-        sleep_until(opened + s.warmup + margin)
+        sleep_until(opened + warmup + margin)
         t0, proxy0, load0, proxy_core0, load_core0 = sample()
-        sleep_until(opened + s.warmup + s.duration - margin)
+        sleep_until(opened + warmup + s.duration - margin)
         t1, proxy1, load1, proxy_core1, load_core1 = sample()
         interval = t1 - t0
         # Shares of one core over the window. The load core's "others" include this
@@ -244,3 +318,26 @@ def derive(s, result, report):
     elif s.name == "churn":
         result["figures"] = {"handshakes_per_sec": report["handshakes_per_sec"],
                              "cpu_us_per_handshake": cpu_per_message}
+
+
+def derive_http(result, summary):
+    """The HTTP scenarios' figures: requests/s, latency, MB/s (response bytes as wrk
+    read them, heads included: each crosses the proxy once) and the proxy's CPU per
+    request and per GB over the CPU window, at wrk's mean rate."""
+    seconds = summary["duration_us"] / 1e6
+    per_sec = summary["requests"] / seconds
+    bytes_per_sec = summary["bytes"] / seconds
+    lat = summary["latency_us"]
+    figures = {"req_per_sec": per_sec, "latency_p50_us": lat["p50"],
+               "latency_p99_us": lat["p99"], "mb_per_sec": bytes_per_sec / 1e6,
+               "cpu_us_per_req": None, "cpu_ms_per_gb": None}
+    if "cpu_seconds" in result:
+        interval = result["cpu_interval_s"]
+        cpu = result["cpu_seconds"]
+        result["cpu_share"] = round(cpu / interval, 3)
+        figures["cpu_us_per_req"] = cpu * 1e6 / (per_sec * interval)
+        figures["cpu_ms_per_gb"] = cpu * 1e3 / (bytes_per_sec * interval / 1e9)
+    # Backend connections the proxy opened per 1,000 requests in the measured run
+    # (its pool's churn; direct: wrk's own connections).
+    figures["origin_conns_per_1k"] = result["origin_connections"] * 1e3 / summary["requests"]
+    result["figures"] = figures

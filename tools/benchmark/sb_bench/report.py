@@ -17,6 +17,16 @@ ROWS = [
     ("idle", "bytes_per_conn", "idle: proxy RSS bytes per connection", "{:,.0f}", "lower"),
     ("churn", "handshakes_per_sec", "churn: handshakes/s", "{:,.0f}", "higher"),
     ("churn", "cpu_us_per_handshake", "churn: proxy CPU-µs per connection", "{:,.0f}", "lower"),
+    ("http-small", "req_per_sec", "http-small: requests/s", "{:,.0f}", "higher"),
+    ("http-small", "latency_p50_us", "http-small: latency p50 µs", "{:,.0f}", "lower"),
+    ("http-small", "latency_p99_us", "http-small: latency p99 µs", "{:,.0f}", "lower"),
+    ("http-small", "cpu_us_per_req", "http-small: proxy CPU-µs per request", "{:,.1f}", "lower"),
+    ("http-small", "origin_conns_per_1k", "http-small: origin connections per 1,000 requests",
+     "{:,.2f}", "lower"),
+    ("http-large", "mb_per_sec", "http-large: MB/s", "{:,.0f}", "higher"),
+    ("http-large", "cpu_ms_per_gb", "http-large: proxy CPU-ms per GB", "{:,.0f}", "lower"),
+    ("http-large", "origin_conns_per_1k", "http-large: origin connections per 1,000 requests",
+     "{:,.2f}", "lower"),
 ]
 
 

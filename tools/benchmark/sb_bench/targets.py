@@ -9,7 +9,13 @@ measurement's own echo backend:
   switchboard  workers = 1, access log off
 
 Each runs with its own configuration in the measurement's temp dir, logs nothing per
-connection, and uses long timeouts so that nothing is cut during a measurement."""
+connection, and uses long timeouts so that nothing is cut during a measurement.
+
+For the HTTP scenarios (http=True) the backend is the origin nginx of http.py and the
+proxies are configured for plain HTTP/1.1 proxying: keep-alive to the clients, a pool
+of idle keep-alive connections to the origin, X-Forwarded-For/-Proto/-Host added by
+each (switchboard adds them by default, the peers are told to); the relay needs no
+change, it relays bytes (one origin connection per client connection)."""
 
 import os
 import shutil
@@ -64,14 +70,18 @@ class Proxy:
     address: str
     proc: object = None
     pids: list = field(default_factory=list)
+    configs: list = field(default_factory=list)  # the configuration files written
 
 
-def start_target(name, tools, procs, cpu, work, backend, limits, tls=None):
+def start_target(name, tools, procs, cpu, work, backend, limits, tls=None, http=False):
     """Starts target `name` pinned to `cpu`, with its files in `work`, relaying to
     `backend` (HOST:PORT); returns once it accepts connections. With `tls`, a
-    (certificate, private key) pair of PEM files, the proxies terminate TLS."""
+    (certificate, private key) pair of PEM files, the proxies terminate TLS. With
+    `http`, they proxy HTTP/1.1 requests to an HTTP origin (WebSocket otherwise)."""
     if tls is not None and name in ("direct", "relay"):
         raise AssertionError(f"{name} has no TLS")
+    if tls is not None and http:
+        raise AssertionError("the HTTP scenarios have no TLS")
     if name == "direct":
         return Proxy(backend)
     if name == "relay":
@@ -79,7 +89,8 @@ def start_target(name, tools, procs, cpu, work, backend, limits, tls=None):
         address = wait_for_line(proc, "listening ", 10).split()[1]
     elif name == "switchboard":
         config = work / "switchboard.toml"
-        config.write_text(switchboard_config(backend, tls))
+        config.write_text(switchboard_http_config(backend) if http
+                          else switchboard_config(backend, tls))
         proc = procs.spawn([str(tools.switchboard), "-c", str(config)], cpu,
                            work / "switchboard.log")
         # "listening public 127.0.0.1:PORT" on stderr, once it accepts.
@@ -87,7 +98,8 @@ def start_target(name, tools, procs, cpu, work, backend, limits, tls=None):
     elif name == "haproxy":
         port = free_port()
         config = work / "haproxy.cfg"
-        config.write_text(haproxy_config(port, backend, work, limits, tls))
+        config.write_text(haproxy_http_config(port, backend, work, limits) if http
+                          else haproxy_config(port, backend, work, limits, tls))
         proc = procs.spawn([tools.haproxy, "-db", "-f", str(config)], cpu, work / "haproxy.log")
         wait_for_port(proc, port, 15)
         address = f"127.0.0.1:{port}"
@@ -96,7 +108,8 @@ def start_target(name, tools, procs, cpu, work, backend, limits, tls=None):
         for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (work / d).mkdir()
         config = work / "nginx.conf"
-        config.write_text(nginx_config(port, backend, work, limits, tls))
+        config.write_text(nginx_http_config(port, backend, work, limits) if http
+                          else nginx_config(port, backend, work, limits, tls))
         proc = procs.spawn([tools.nginx, "-p", str(work), "-e", str(work / "nginx-error.log"),
                             "-c", str(config)], cpu, work / "nginx.log")
         wait_for_port(proc, port, 15)
@@ -109,7 +122,9 @@ def start_target(name, tools, procs, cpu, work, backend, limits, tls=None):
     while name == "nginx" and len(pids) < 2 and time.monotonic() < deadline:
         time.sleep(0.02)
         pids = process_tree(proc.pid)
-    return Proxy(address, proc, pids)
+    configs = [work / f for f in ("switchboard.toml", "haproxy.cfg", "nginx.conf")
+               if (work / f).exists()]
+    return Proxy(address, proc, pids, configs)
 
 
 def switchboard_config(backend, tls=None):
@@ -212,6 +227,117 @@ http {{
             proxy_set_header Host $host;
             proxy_read_timeout 1h;
             proxy_send_timeout 1h;
+        }}
+    }}
+}}
+"""
+
+
+def switchboard_http_config(backend):
+    # The HTTP pool's defaults (SPEC §2: max_idle_connections 32, idle_timeout 60s,
+    # response_timeout 60s, max_request_body 10MiB) and the listener's
+    # keepalive_timeout, as the peers get them below.
+    return f"""\
+[server]
+workers = 1
+drain_timeout = "1s"
+
+[log]
+access_log = "off"
+
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:0"
+pool = "origin"
+keepalive_timeout = "60s"
+
+[pools.origin]
+backends = [ {{ address = "{backend}" }} ]
+
+[pools.origin.http]
+"""
+
+
+def haproxy_http_config(port, backend, work, limits):
+    # Keep-alive both ways (HAProxy's default, http-keep-alive, stated), idle server
+    # connections reused by any request (`http-reuse always`: what nginx's upstream
+    # keepalive and switchboard's pool do; HAProxy's default, `safe`, would keep the
+    # first request of each client connection off them). The same timeouts as the
+    # others: 60 s idle on both sides, 60 s for a response. X-Forwarded-For (`option
+    # forwardfor`), -Proto and -Host, as switchboard sends them.
+    return f"""\
+global
+    nbthread 1
+    maxconn {limits.max_conns}
+    pidfile {work}/haproxy.pid
+
+defaults
+    mode http
+    option http-keep-alive
+    maxconn {limits.max_conns}
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-request 60s
+    timeout http-keep-alive 60s
+    timeout client-fin 5s
+
+frontend public
+    bind 127.0.0.1:{port}
+    option forwardfor
+    http-request set-header X-Forwarded-Proto http
+    http-request set-header X-Forwarded-Host %[req.hdr(host)]
+    default_backend origin
+
+backend origin
+    http-reuse always
+    server origin {backend}
+"""
+
+
+def nginx_http_config(port, backend, work, limits):
+    # nginx's reverse-proxy recipe for keep-alive to the upstream: HTTP/1.1, an empty
+    # Connection header, `keepalive 32` idle connections per worker (as switchboard's
+    # max_idle_connections). proxy_buffering stays on (nginx's default: a response
+    # is read into 8 buffers of a page and, when the client is slower, spilled to a
+    # temp file under `work`). The timeouts and body limit the others have: 60 s
+    # keep-alive to clients and to the origin, 60 s per response, 10 MiB bodies.
+    # keepalive_requests stays at its default (1,000 per client connection).
+    user = "user root;\n" if os.geteuid() == 0 else ""
+    return f"""\
+{user}worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+worker_rlimit_nofile {limits.fd_limit};
+events {{
+    worker_connections {2 * limits.max_conns + 100};
+}}
+http {{
+    access_log off;
+    keepalive_timeout 60s;
+    client_max_body_size 10m;
+    client_body_temp_path {work}/body;
+    proxy_temp_path {work}/proxy;
+    fastcgi_temp_path {work}/fastcgi;
+    uwsgi_temp_path {work}/uwsgi;
+    scgi_temp_path {work}/scgi;
+    upstream origin {{
+        server {backend};
+        keepalive 32;
+        keepalive_timeout 60s;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://origin;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+            proxy_set_header X-Forwarded-Host $host;
+            proxy_read_timeout 60s;
         }}
     }}
 }}
