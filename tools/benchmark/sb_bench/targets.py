@@ -234,9 +234,10 @@ http {{
 
 
 def switchboard_http_config(backend):
-    # The HTTP pool's defaults (SPEC §2: max_idle_connections 32, idle_timeout 60s,
-    # response_timeout 60s, max_request_body 10MiB) and the listener's
-    # keepalive_timeout, as the peers get them below.
+    # The HTTP pool's defaults (SPEC §2: idle_timeout 60s, response_timeout 60s,
+    # max_request_body 10MiB) and the listener's keepalive_timeout, as the peers get
+    # them below; idle backend connections sized above the scenario's 50 clients, as an
+    # operator would (nginx gets the same `keepalive 64`; HAProxy keeps any number).
     return f"""\
 [server]
 workers = 1
@@ -255,6 +256,7 @@ keepalive_timeout = "60s"
 backends = [ {{ address = "{backend}" }} ]
 
 [pools.origin.http]
+max_idle_connections = 64
 """
 
 
@@ -297,8 +299,8 @@ backend origin
 
 def nginx_http_config(port, backend, work, limits):
     # nginx's reverse-proxy recipe for keep-alive to the upstream: HTTP/1.1, an empty
-    # Connection header, `keepalive 32` idle connections per worker (as switchboard's
-    # max_idle_connections). proxy_buffering stays on (nginx's default: a response
+    # Connection header, `keepalive 64` idle connections per worker (as switchboard's
+    # max_idle_connections, sized above the scenario's 50 clients). proxy_buffering stays on (nginx's default: a response
     # is read into 8 buffers of a page and, when the client is slower, spilled to a
     # temp file under `work`). The timeouts and body limit the others have: 60 s
     # keep-alive to clients and to the origin, 60 s per response, 10 MiB bodies.
@@ -324,7 +326,7 @@ http {{
     scgi_temp_path {work}/scgi;
     upstream origin {{
         server {backend};
-        keepalive 32;
+        keepalive 64;
         keepalive_timeout 60s;
     }}
     server {{
