@@ -1,6 +1,7 @@
 #include "app/worker.h"
 
 #include <algorithm>
+#include <unordered_set>
 
 #include "log/logger.h"
 #include "session/session.h"
@@ -122,6 +123,14 @@ void Worker::use_generation(pool::GenerationPtr generation, std::map<std::string
     }
     for (const auto& [name, fd] : added)
         adopt(name, fd);
+
+    // Idle backend connections go with their backends.
+    std::unordered_set<std::string> live;
+    for (const auto& [name, pool] : generation_->pools()) {
+        for (const auto& b : pool->backends())
+            live.insert(b->address());
+    }
+    context_->idle.keep_only(std::move(live));
 
     // Connections to a backend the new file removed are closed (1012, so clients
     // reconnect and are placed again), paced so they do not all return at once.

@@ -43,7 +43,7 @@ IdleConnections::~IdleConnections() {
 }
 
 void IdleConnections::put(const std::string& key, int fd, uint64_t max_per_key, uint64_t idle_ms) {
-    if (closed_ || max_per_key == 0) {
+    if (closed_ || max_per_key == 0 || (live_ && live_->count(key) == 0)) {
         ::close(fd);
         return;
     }
@@ -156,6 +156,15 @@ void IdleConnections::give_back(const std::string& key) {
     auto it = lent_.find(key);
     if (it == lent_.end()) return;
     if (--it->second == 0) lent_.erase(it);
+}
+
+void IdleConnections::keep_only(std::unordered_set<std::string> live) {
+    for (auto& [key, list] : by_key_) {
+        if (live.count(key) != 0) continue;
+        while (!list.empty())
+            drop(list.front(), true);
+    }
+    live_ = std::move(live);
 }
 
 void IdleConnections::close_all() {

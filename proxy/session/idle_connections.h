@@ -25,8 +25,10 @@
 
 #include <cstdint>
 #include <list>
+#include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 
 namespace sb::session {
 
@@ -51,6 +53,9 @@ class IdleConnections {
     // ones kept here. lend() says whether one more may be kept so (and counts it);
     // give_back() uncounts it once it carries a request again, is put() here, or closes.
     bool lend(const std::string& key, uint64_t max_per_key);
+    // After a reload (or a DNS change): only connections to `live` keys are kept; the
+    // others close now, and later put()s of them close at once.
+    void keep_only(std::unordered_set<std::string> live);
     void give_back(const std::string& key);
 
     size_t size() const { return count_; }
@@ -73,6 +78,7 @@ class IdleConnections {
     size_t count_ = 0;
     std::unordered_map<std::string, List> by_key_;  // oldest first
     std::unordered_map<std::string, uint64_t> lent_;
+    std::optional<std::unordered_set<std::string>> live_;  // unset: every key
 };
 
 }  // namespace sb::session

@@ -225,7 +225,7 @@ class Session : private uv::Deadline {
     size_t on_http_body_bytes(Pipe& pipe, std::string_view bytes);
     void end_http_exchange();
     void next_http_request(pool::Backend* kept, const pool::Pool* kept_pool);
-    bool reuses_connections() const;
+    static bool shares_connections(const pool::Pool& pool);
     bool take_idle_connection();
     void keep_backend_connection();
     bool reuse_kept_connection();

@@ -62,15 +62,18 @@ void Session::start_http_request() {
     connect_next();
 }
 
-bool Session::reuses_connections() const {
-    // A PROXY header speaks for one client; a TLS connection's state cannot move.
-    const auto& c = pool_->config();
+bool Session::shares_connections(const pool::Pool& pool) {
+    // Kept connections go from one client to another only when nothing in them belongs
+    // to one client: a PROXY header speaks for the client it was sent for, and a TLS
+    // connection's state lives in its OpenSSL object, which cannot move between
+    // sessions. Such connections are still kept with their own client.
+    const auto& c = pool.config();
     return c.http.max_idle_connections > 0 && c.proxy_protocol == config::ProxyProtocol::Off &&
-           pool_->tls() == nullptr;
+           pool.tls() == nullptr;
 }
 
 bool Session::take_idle_connection() {
-    if (!reuses_connections() || handshake_->http->retried) return false;
+    if (!shares_connections(*pool_) || handshake_->http->retried) return false;
     int fd = ctx().idle.take(backend_->address());
     if (fd < 0) return false;
     enter(SessionState::ConnectingBackend);
@@ -102,12 +105,13 @@ bool Session::backend_connection_clean() const {
     // nothing unsent, unread or half-closed, may carry another request.
     return backend_side_.is_open() && backend_side_.connected() && !backend_side_.ended() &&
            !backend_side_.write_pending() && !backend_side_.holds_bytes() &&
-           !backend_side_.shutdown_requested();
+           !backend_side_.shutdown_requested() &&
+           (backend_side_.tls() == nullptr || !backend_side_.tls()->has_pending());
 }
 
 void Session::keep_backend_connection() {
     const auto& h = *handshake_->http;
-    if (!h.backend_reusable || !h.request_done || !reuses_connections() ||
+    if (!h.backend_reusable || !h.request_done || !shares_connections(*pool_) ||
         !backend_connection_clean() || !backend_->is_up()) {
         return;
     }
@@ -149,8 +153,8 @@ void Session::park_kept_connection() {
     hs.kept = nullptr;
     hs.kept_pool = nullptr;
     if (kept != nullptr) ctx().idle.give_back(kept->address());
-    if (kept == nullptr || pool == nullptr || !backend_connection_clean() ||
-        !silent(backend_side_.fd())) {
+    if (kept == nullptr || pool == nullptr || !shares_connections(*pool) ||
+        !backend_connection_clean() || !silent(backend_side_.fd())) {
         return;
     }
     int fd = ::dup(backend_side_.fd());
@@ -358,8 +362,8 @@ void Session::end_http_exchange() {
     // case: the same page, the same room, the same backend); it goes to the idle set
     // when that request goes elsewhere or the client leaves.
     pool::Backend* keep = nullptr;
-    if (h.keep_client && h.backend_reusable && reuses_connections() && backend_connection_clean() &&
-        backend_->is_up() &&
+    if (h.keep_client && h.backend_reusable && pool_->config().http.max_idle_connections > 0 &&
+        backend_connection_clean() && backend_->is_up() &&
         ctx().idle.lend(backend_->address(), pool_->config().http.max_idle_connections)) {
         keep = backend_;
         backend_side_.pause();
