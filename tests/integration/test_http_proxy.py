@@ -1,0 +1,693 @@
+"""Plain HTTP/1.1 request proxying (SPEC §3 "HTTP requests", §2 keepalive_timeout and
+[pools.X.http], §5 access log), through the real binary, with peers nobody here wrote:
+curl as the client, Python's http.server and aiohttp as backends, python3-websockets for
+the rooms, raw sockets where a real client would be too polite (pipelining, an upgrade
+after plain requests, a client that stops reading).
+
+Backends record every request they receive (with the id of the proxy's connection it came
+on and a hash of its body), so each assertion proves what really crossed the proxy.
+The framing attacks (request smuggling) are in test_http_smuggling.py.
+"""
+
+import hashlib
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+import unittest
+
+import websockets
+
+from sbhttp import (MIB, AiohttpBackend, Conn, HttpServerBackend, body_bytes, body_digest,
+                    curl, exchange, get, has_metric, metric, parse_metrics)
+from sbtest import (RawBackend, Switchboard, admin_get, config, decode_frame, encode_frame,
+                    read_head, run, status_of, upgrade_request, wait_for, whoami)
+
+ADMIN = '[admin]\nlisten = "127.0.0.1:0"\n'
+
+
+def http_table(**keys):
+    """A [pools.chat.http] table (it must come last in pool_extra)."""
+    lines = "".join(f'{k} = {v!r}\n'.replace("'", '"') if isinstance(v, str) else f"{k} = {v}\n"
+                    for k, v in keys.items())
+    return "[pools.chat.http]\n" + lines
+
+
+def start(backends, listener_extra="", pool_extra="", admin=True, workers=2):
+    return Switchboard(config([b.address for b in backends], listener_extra=listener_extra,
+                              pool_extra=pool_extra, top=ADMIN if admin else "",
+                              workers=workers),
+                       listeners=("public", "admin") if admin else ("public",))
+
+
+def marker():
+    return "m" + os.urandom(6).hex()
+
+
+class CurlTest(unittest.TestCase):
+    """curl through the proxy to http.server and aiohttp backends."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.httpd = HttpServerBackend("httpd")
+        cls.sb = start([cls.httpd])
+        cls.base = f"http://127.0.0.1:{cls.sb.port()}"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+        cls.httpd.stop()
+
+    def test_get_reaches_the_backend_and_its_answer_the_client(self):
+        r = curl("-i", f"{self.base}/name")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertTrue(r.stdout.startswith(b"HTTP/1.1 200"), r.stdout[:300])
+        self.assertTrue(r.stdout.endswith(b"\r\n\r\nhttpd"), r.stdout[-300:])
+
+    def test_two_urls_reuse_one_client_connection_and_one_backend_connection(self):
+        m = marker()
+        r = curl("-v", "-o", "/dev/null", "-o", "/dev/null",
+                 f"{self.base}/name?{m}=1", f"{self.base}/name?{m}=2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("Re-using existing connection", r.stderr)
+        self.assertEqual(r.stderr.count("< HTTP/1.1 200"), 2, r.stderr)
+        requests = self.httpd.requests_for(m)
+        self.assertEqual(len(requests), 2, requests)
+        # Backend connection reuse: the second request came on the first one's connection.
+        self.assertEqual(len({req.conn for req in requests}), 1, requests)
+
+    def test_content_length_body_of_every_small_size(self):
+        for size in (0, 1, 1000, 65536, 1000001):
+            with self.subTest(size=size):
+                r = curl(f"{self.base}/cl?size={size}")
+                self.assertEqual(r.returncode, 0, r.stderr)
+                self.assertEqual(r.stdout, body_bytes(size))
+
+    def test_chunked_response(self):
+        r = curl("-D", "-", "-o", "/dev/null", f"{self.base}/chunked?size=300000")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = curl(f"{self.base}/chunked?size=300000")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(hashlib.sha256(r.stdout).hexdigest(), body_digest(300000))
+
+    def test_close_delimited_response(self):
+        r = curl(f"{self.base}/close?size=200000")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout), 200000)
+        self.assertEqual(r.stdout, body_bytes(200000))
+
+    def test_huge_response_streams_through(self):
+        size = 64 * MIB
+        r = curl(f"{self.base}/cl?size={size}", timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout), size)
+        self.assertEqual(hashlib.sha256(r.stdout).hexdigest(), body_digest(size))
+
+    def test_huge_chunked_response_streams_through(self):
+        size = 64 * MIB
+        r = curl(f"{self.base}/chunked?size={size}", timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(len(r.stdout), size)
+        self.assertEqual(hashlib.sha256(r.stdout).hexdigest(), body_digest(size))
+
+    def upload_file(self, size):
+        f = tempfile.NamedTemporaryFile(delete=False, dir=self.sb.dir)
+        data = os.urandom(size)
+        f.write(data)
+        f.close()
+        return f.name, hashlib.sha256(data).hexdigest()
+
+    def test_content_length_upload_is_forwarded_byte_for_byte(self):
+        path, digest = self.upload_file(3 * MIB)
+        r = curl("--data-binary", f"@{path}", f"{self.base}/upload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        answer = json.loads(r.stdout)
+        self.assertEqual((answer["sha256"], answer["length"]), (digest, 3 * MIB))
+
+    def test_chunked_upload_is_forwarded_byte_for_byte(self):
+        path, digest = self.upload_file(3 * MIB + 17)
+        r = curl("-H", "Transfer-Encoding: chunked", "--data-binary", f"@{path}",
+                 f"{self.base}/upload")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        answer = json.loads(r.stdout)
+        self.assertEqual((answer["sha256"], answer["length"]), (digest, 3 * MIB + 17))
+
+    def test_expect_100_continue_is_passed_through(self):
+        # http.server answers "100 Continue" itself when the request asks for it; curl
+        # waits for it (up to its 1 s expect timeout) before sending the body.
+        path, digest = self.upload_file(2 * MIB)
+        m = marker()
+        r = curl("-v", "-H", "Expect: 100-continue", "--expect100-timeout", "20",
+                 "--data-binary", f"@{path}", f"{self.base}/upload?{m}")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("< HTTP/1.1 100 Continue", r.stderr)
+        self.assertIn("< HTTP/1.1 200", r.stderr)
+        self.assertEqual(json.loads(r.stdout)["sha256"], digest)
+        self.assertEqual(self.httpd.requests_for(m)[0].header("expect"), "100-continue")
+
+    def test_http10_connection_closes_after_the_answer(self):
+        r = curl("-v", "--http1.0", f"{self.base}/name", f"{self.base}/name")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"httpdhttpd")
+        self.assertNotIn("Re-using existing connection", r.stderr)
+        with Conn(self.sb.port()) as c:
+            c.send(get("/name", version="HTTP/1.0"))
+            resp = c.read_response()
+            self.assertEqual((resp.status, resp.body), (200, b"httpd"))
+            self.assertTrue(c.closed(5.0), "an HTTP/1.0 connection stayed open")
+
+    def test_http10_keep_alive_keeps_the_connection(self):
+        with Conn(self.sb.port()) as c:
+            for _ in range(3):
+                c.send(get("/name", version="HTTP/1.0", extra="Connection: keep-alive\r\n"))
+                resp = c.read_response()
+                self.assertEqual((resp.status, resp.body), (200, b"httpd"), resp)
+                self.assertIsNotNone(resp.header("content-length"), resp)
+            self.assertFalse(c.closed(0.5))
+
+    def test_http10_client_never_gets_a_chunked_answer(self):
+        # RFC 9112 §6.1: no Transfer-Encoding in a response to an HTTP/1.0 request.
+        with Conn(self.sb.port()) as c:
+            c.send(get("/chunked?size=100000", version="HTTP/1.0"))
+            resp = c.read_response()
+            self.assertEqual(resp.status, 200)
+            self.assertIsNone(resp.header("transfer-encoding"), resp)
+            self.assertEqual(resp.body, body_bytes(100000))
+
+    def test_head_204_304_have_no_body_and_the_connection_goes_on(self):
+        with Conn(self.sb.port()) as c:
+            c.send(get("/cl?size=100", method="HEAD"))
+            resp = c.read_response("HEAD")
+            self.assertEqual((resp.status, resp.header("content-length")), (200, "100"))
+            c.send(get("/status?code=204"))
+            self.assertEqual(c.read_response().status, 204)
+            c.send(get("/status?code=304&size=5", extra='If-None-Match: "v1"\r\n'))
+            self.assertEqual(c.read_response().status, 304)
+            c.send(get("/name"))
+            resp = c.read_response()
+            self.assertEqual((resp.status, resp.body), (200, b"httpd"))
+            self.assertEqual(c.buf, b"", "bytes after the last answer")
+
+    def test_curl_head(self):
+        r = curl("-I", f"{self.base}/cl?size=12345")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn(b"Content-Length: 12345", r.stdout)
+
+    def test_forwarded_headers_are_added(self):
+        r = curl("-H", "X-Forwarded-For: 10.1.2.3", f"{self.base}/echo")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        headers = dict(json.loads(r.stdout)["headers"])
+        self.assertEqual(headers["x-forwarded-for"], "10.1.2.3, 127.0.0.1")
+        self.assertEqual(headers["x-forwarded-proto"], "http")
+        self.assertEqual(headers["x-forwarded-host"], f"127.0.0.1:{self.sb.port()}")
+
+    def test_hop_by_hop_request_headers_are_not_forwarded(self):
+        with Conn(self.sb.port()) as c:
+            c.send(get("/echo", extra="Connection: keep-alive, X-Private\r\nX-Private: secret\r\n"
+                                      "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n"
+                                      "TE: trailers\r\nTrailer: X-T\r\nUpgrade: h2c\r\n"
+                                      "X-Public: yes\r\n"))
+            resp = c.read_response()
+        self.assertEqual(resp.status, 200, resp)
+        got = json.loads(resp.body)["headers"]
+        names = {k for k, _ in got}
+        self.assertIn("x-public", names)
+        for hop in ("x-private", "keep-alive", "proxy-connection", "te", "trailer", "upgrade"):
+            self.assertNotIn(hop, names, got)
+        for k, v in got:
+            if k == "connection":
+                self.assertNotIn("x-private", v.lower(), got)
+
+    def test_hop_by_hop_response_headers_are_not_forwarded(self):
+        with Conn(self.sb.port()) as c:
+            c.send(get("/hopbyhop"))
+            resp = c.read_response()
+        self.assertEqual((resp.status, resp.body), (200, b"ok"), resp)
+        names = resp.header_names()
+        self.assertIn("x-public", names)
+        for hop in ("x-backend-private", "keep-alive", "proxy-connection", "trailer", "upgrade"):
+            self.assertNotIn(hop, names, resp)
+        self.assertNotIn("x-backend-private", (resp.header("connection") or "").lower())
+
+
+class AiohttpBackendTest(unittest.TestCase):
+    """aiohttp as a second backend implementation: it streams request bodies and
+    answers with their hash."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.aio = AiohttpBackend("aio")
+        cls.sb = start([cls.aio], pool_extra=http_table(max_request_body="100MiB"))
+        cls.base = f"http://127.0.0.1:{cls.sb.port()}"
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+        cls.aio.stop()
+
+    def upload(self, size, *args):
+        path = os.path.join(self.sb.dir, f"upload-{size}")
+        with open(path, "wb") as f:
+            f.write(body_bytes(size, 11))
+        digest = hashlib.sha256(body_bytes(size, 11)).hexdigest()
+        r = curl(*args, "--data-binary", f"@{path}", f"{self.base}/hash", timeout=120)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        answer = json.loads(r.stdout)
+        self.assertEqual((answer["sha256"], answer["length"]), (digest, size))
+
+    def test_uploads_with_content_length(self):
+        for size in (0, 1, 70000, 20 * MIB):
+            with self.subTest(size=size):
+                self.upload(size)
+
+    def test_chunked_uploads(self):
+        for size in (1, 70000, 20 * MIB):
+            with self.subTest(size=size):
+                self.upload(size, "-H", "Transfer-Encoding: chunked")
+
+    def test_expect_100_continue_upload(self):
+        self.upload(4 * MIB, "-H", "Expect: 100-continue", "--expect100-timeout", "20")
+
+    def test_keep_alive_get_reuses_the_connection(self):
+        r = curl("-v", f"{self.base}/name", f"{self.base}/name", f"{self.base}/name")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, b"aio" * 3)
+        self.assertEqual(r.stderr.count("Re-using existing connection"), 2, r.stderr)
+
+
+class PipeliningAndUpgradeTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.aio = AiohttpBackend("aio")
+        cls.httpd = HttpServerBackend("httpd")
+        cls.sb_aio = start([cls.aio], admin=False)
+        cls.sb = start([cls.httpd], admin=False)
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+        cls.sb_aio.stop()
+        cls.aio.stop()
+        cls.httpd.stop()
+
+    def test_pipelined_requests_are_answered_in_order(self):
+        m = marker()
+        with Conn(self.sb.port()) as c:
+            c.send(b"".join([
+                get(f"/echo?{m}=1"),
+                get(f"/cl?size=70000&{m}=2"),
+                get(f"/echo?{m}=3", method="HEAD"),
+                get(f"/chunked?size=5000&{m}=4"),
+                b"POST /echo?" + m.encode() + b"=5 HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+                get(f"/echo?{m}=6"),
+            ]))
+            r1 = c.read_response()
+            self.assertEqual(json.loads(r1.body)["target"], f"/echo?{m}=1")
+            r2 = c.read_response()
+            self.assertEqual(r2.body, body_bytes(70000))
+            r3 = c.read_response("HEAD")
+            self.assertEqual((r3.status, r3.body), (200, b""))
+            r4 = c.read_response()
+            self.assertEqual(r4.body, body_bytes(5000))
+            r5 = json.loads(c.read_response().body)
+            self.assertEqual((r5["target"], r5["length"]), (f"/echo?{m}=5", 5))
+            self.assertEqual(json.loads(c.read_response().body)["target"], f"/echo?{m}=6")
+
+    def test_upgrade_after_plain_requests_on_the_same_connection(self):
+        with Conn(self.sb_aio.port()) as c:
+            for _ in range(2):
+                c.send(get("/name"))
+                resp = c.read_response()
+                self.assertEqual((resp.status, resp.body), (200, b"aio"), resp)
+            c.send(upgrade_request("/ws"))
+            head = c.read_head()
+            self.assertEqual(status_of(head + b"\r\n\r\n"), 101, head)
+            c.send(encode_frame(1, b"after requests"))
+            while decode_frame(c.buf) is None:
+                self.assertTrue(c._fill(), "closed before the echo")
+            fin, opcode, payload, _ = decode_frame(c.buf)
+            self.assertEqual((opcode, payload), (1, b"aio:after requests"))
+
+
+class PlacementTest(unittest.TestCase):
+    """SPEC §3: a request is placed by the same rules as an upgrade (a key whose room is
+    active goes to the room's backend), without creating a room."""
+
+    def setUp(self):
+        self.a = AiohttpBackend("A")
+        self.b = AiohttpBackend("B")
+        self.sb = start([self.a, self.b], pool_extra='hash_key = "query:room"\nload_factor = 1.0\n')
+
+    def tearDown(self):
+        self.sb.stop()
+        self.a.stop()
+        self.b.stop()
+
+    def route(self, key):
+        return json.loads(admin_get(self.sb, f"/route?pool=chat&key={key}"))
+
+    def keys_homed_on(self, address, count):
+        keys = []
+        for i in range(1000):
+            key = f"k{i}"
+            if self.route(key)["preference"][0]["backend"] == address:
+                keys.append(key)
+                if len(keys) == count:
+                    return keys
+        raise AssertionError("no keys for " + address)
+
+    def name_of(self, room):
+        r = curl(f"http://127.0.0.1:{self.sb.port()}/name?room={room}")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout.decode()
+
+    def test_request_goes_to_the_active_rooms_backend(self):
+        k1, k2, k3 = self.keys_homed_on(self.a.address, 3)
+        url = lambda room: f"ws://127.0.0.1:{self.sb.port()}/ws?room={room}"
+
+        async def go():
+            ws1 = await websockets.connect(url(k1))
+            await ws1.send("x")
+            self.assertEqual(await ws1.recv(), "A:x")  # k1 on its home, A
+            # The load cap (ceil(1.0 × 2 / 2) = 1) is reached on A: k2 walks on to B.
+            ws2 = await websockets.connect(url(k2))
+            await ws2.send("y")
+            self.assertEqual(await ws2.recv(), "B:y")
+            await ws1.close()
+            wait_for(lambda: not self.route(k1)["room"]["active"], what="k1's room gone")
+            # k2's room is on B although its home is A, which is now free.
+            for _ in range(3):
+                self.assertEqual(self.name_of(k2), "B")
+            # A key without a room goes home.
+            self.assertEqual(self.name_of(k3), "A")
+            await ws2.close()
+
+        run(go())
+
+    def test_requests_do_not_create_rooms(self):
+        with Conn(self.sb.port()) as c:
+            for _ in range(3):
+                c.send(get("/name?room=lonely"))
+                self.assertEqual(c.read_response().status, 200)
+            # The keep-alive connection is still open: still no room.
+            route = self.route("lonely")
+            self.assertFalse(route["room"]["active"], route)
+            self.assertEqual(route["room"]["connections"], 0, route)
+            status = json.loads(admin_get(self.sb, "/status"))
+            self.assertEqual([p["rooms"] for p in status["pools"]], [0])
+        route = self.route("lonely")
+        self.assertFalse(route["room"]["active"], route)
+
+
+class TimeoutsAndLimitsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.httpd = HttpServerBackend("httpd")
+        cls.aio = AiohttpBackend("aio")
+        cls.sb = start([cls.httpd], listener_extra='keepalive_timeout = "300ms"',
+                       pool_extra=http_table(response_timeout="500ms", max_request_body="1KiB"))
+        cls.sb_aio = start([cls.aio], admin=False,
+                           pool_extra=http_table(max_request_body="1KiB"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+        cls.sb_aio.stop()
+        cls.httpd.stop()
+        cls.aio.stop()
+
+    def test_slow_backend_gets_504(self):
+        started = time.monotonic()
+        resp, _ = exchange(self.sb.port(), get("/slow?delay=4"))
+        self.assertEqual(resp.status, 504, resp)
+        self.assertLess(time.monotonic() - started, 3.5)
+
+    def test_idle_client_connection_is_closed_after_keepalive_timeout(self):
+        with Conn(self.sb.port()) as c:
+            c.send(get("/name"))
+            self.assertEqual(c.read_response().status, 200)
+            started = time.monotonic()
+            self.assertTrue(c.closed(5.0), "idle keep-alive connection still open after 5 s")
+            self.assertGreater(time.monotonic() - started, 0.1)
+
+    def test_requests_inside_keepalive_timeout_keep_the_connection(self):
+        with Conn(self.sb.port()) as c:
+            for _ in range(5):
+                c.send(get("/name"))
+                self.assertEqual(c.read_response().status, 200)
+                time.sleep(0.1)
+
+    def test_content_length_over_max_request_body_gets_413(self):
+        for port, backend_requests in ((self.sb.port(), lambda m: self.httpd.requests_for(m)),
+                                       (self.sb_aio.port(), lambda m: [r for r in self.aio.requests if m in r[1]])):
+            m = marker()
+            resp, _ = exchange(port, f"POST /hash?{m} HTTP/1.1\r\nHost: a\r\nContent-Length: 2000\r\n\r\n".encode()
+                               + b"x" * 2000)
+            self.assertEqual(resp.status, 413, resp)
+            self.assertEqual(backend_requests(m), [])
+
+    def test_chunked_body_over_max_request_body_gets_413(self):
+        m = marker()
+        body = b"".join(b"100\r\n" + b"y" * 256 + b"\r\n" for _ in range(8)) + b"0\r\n\r\n"
+        resp, _ = exchange(self.sb.port(), f"POST /upload?{m} HTTP/1.1\r\nHost: a\r\n"
+                           "Transfer-Encoding: chunked\r\n\r\n".encode() + body)
+        self.assertEqual(resp.status, 413, resp)
+        self.assertEqual(self.httpd.requests_for(m), [])  # no complete request reached it
+
+    def test_body_at_max_request_body_is_accepted(self):
+        resp, _ = exchange(self.sb.port(), b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 1024\r\n"
+                           b"Connection: close\r\n\r\n" + b"z" * 1024)
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(json.loads(resp.body)["length"], 1024)
+
+
+def answer_first_request_only(method_seen):
+    """A RawBackend behaviour: answers the first request on each connection with a
+    keep-alive 200, then reads the next request's head and closes without a byte (a
+    backend that timed the idle connection out just as the proxy reused it)."""
+    def behaviour(conn):
+        head = read_head(conn)
+        if not head:
+            return
+        method_seen.append((conn.getpeername()[1], head.split(b" ", 1)[0].decode()))
+        # The first requests of these tests have no body.
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+        head = read_head(conn)
+        if head:
+            method_seen.append((conn.getpeername()[1], head.split(b" ", 1)[0].decode() + " (dropped)"))
+        conn.close()
+    return behaviour
+
+
+class BackendConnectionReuseTest(unittest.TestCase):
+    def test_backend_closing_after_each_response_is_survived(self):
+        httpd = HttpServerBackend("closer", close_after_response=True)
+        sb = start([httpd], admin=False, workers=1)
+        try:
+            with Conn(sb.port()) as c:
+                for i in range(20):
+                    c.send(get(f"/name?i={i}"))
+                    resp = c.read_response()
+                    self.assertEqual((resp.status, resp.body), (200, b"closer"), f"request {i}")
+                    if i % 5 == 4:
+                        time.sleep(0.2)  # long enough for the backend's FIN to arrive
+        finally:
+            sb.stop()
+            httpd.stop()
+
+    def test_idempotent_request_on_a_dropped_reused_connection_is_retried(self):
+        seen = []
+        backend = RawBackend(answer_first_request_only(seen))
+        sb = start([backend], admin=False, workers=1)
+        try:
+            with Conn(sb.port()) as c:
+                for i in range(3):
+                    c.send(get(f"/r{i}"))
+                    resp = c.read_response()
+                    self.assertEqual((resp.status, resp.body), (200, b"fresh"), (i, seen))
+        finally:
+            sb.stop()
+            backend.stop()
+
+    def test_post_on_a_dropped_reused_connection_is_not_retried(self):
+        seen = []
+        backend = RawBackend(answer_first_request_only(seen))
+        sb = start([backend], admin=False, workers=1)
+        try:
+            with Conn(sb.port()) as c:
+                c.send(get("/warm"))
+                self.assertEqual(c.read_response().status, 200)
+                c.send(b"POST /once HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody")
+                resp = c.read_response()
+                self.assertEqual(resp.status, 502, (resp, seen))
+            posts = [s for s in seen if s[1].startswith("POST")]
+            self.assertEqual(len(posts), 1, seen)
+        finally:
+            sb.stop()
+            backend.stop()
+
+    def test_backend_sending_two_responses_for_one_request(self):
+        def double(conn):
+            conn.settimeout(10)
+            while read_head(conn):
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfirst"
+                             b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nsecond")
+
+        backend = RawBackend(double)
+        sb = start([backend], admin=False, workers=1)
+        try:
+            with Conn(sb.port()) as c:
+                for i in range(3):
+                    c.send(get(f"/d{i}"))
+                    resp = c.read_response()
+                    if resp is None:
+                        break
+                    self.assertNotEqual(resp.body, b"second", f"request {i} got the unsolicited answer")
+                    self.assertIn(resp.status, (200, 502))
+                    if resp.status == 200:
+                        self.assertEqual(resp.body, b"first")
+        finally:
+            sb.stop()
+            backend.stop()
+
+
+class StalledClientTest(unittest.TestCase):
+    def test_client_that_stops_reading_keeps_memory_bounded(self):
+        httpd = HttpServerBackend("huge")
+        sb = start([httpd], admin=False)
+        try:
+            wait_for(lambda: sb.rss_kib() > 0, what="rss")
+            # Warm up: one ordinary request first, so that lazily allocated pools count
+            # in the baseline.
+            self.assertEqual(curl(f"http://127.0.0.1:{sb.port()}/cl?size={4 * MIB}").returncode, 0)
+            baseline = sb.rss_kib()
+            size = 512 * MIB
+            s = socket.socket()
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            s.settimeout(10)
+            s.connect(("127.0.0.1", sb.port()))
+            target = f"/cl?size={size}"
+            s.sendall(get(target))
+            self.assertEqual(status_of(s.recv(4096)), 200)
+            # Stop reading. Wait until the backend stops making progress.
+            last = [-1, time.monotonic()]
+
+            def stalled():
+                sent = httpd.sent.get(target, 0)
+                if sent != last[0]:
+                    last[:] = [sent, time.monotonic()]
+                    return False
+                return time.monotonic() - last[1] > 1.5
+
+            wait_for(stalled, timeout=60, interval=0.1, what="the backend to stall")
+            self.assertLess(httpd.sent[target], 256 * MIB, "the proxy kept reading")
+            peak = baseline
+            for _ in range(20):
+                peak = max(peak, sb.rss_kib())
+                time.sleep(0.05)
+            self.assertLess(peak - baseline, 64 * 1024, f"RSS grew from {baseline} to {peak} KiB")
+            # Other clients are still served.
+            r = curl(f"http://127.0.0.1:{sb.port()}/name", timeout=10)
+            self.assertEqual(r.stdout, b"huge")
+            s.close()
+        finally:
+            sb.stop()
+            httpd.stop()
+
+
+class AccessLogAndMetricsTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.aio = AiohttpBackend("aio")
+        cls.sb = start([cls.aio])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+        cls.aio.stop()
+
+    def records(self, m):
+        return [r for r in self.sb.access_log() if m in (r.get("path") or "")]
+
+    def test_one_access_log_line_per_request(self):
+        m = marker()
+        r = curl("-o", "/dev/null", "-o", "/dev/null",
+                 f"http://127.0.0.1:{self.sb.port()}/name?{m}=1",
+                 f"http://127.0.0.1:{self.sb.port()}/name?{m}=2")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        wait_for(lambda: len(self.records(m)) >= 2, what="two access log lines")
+        self.assertEqual(len(self.records(m)), 2)
+        for i, rec in enumerate(self.records(m), 1):
+            self.assertEqual(rec["method"], "GET")
+            self.assertEqual(rec["path"], f"/name?{m}={i}")
+            self.assertEqual(rec["status"], 200)
+            self.assertEqual(rec["backend"], self.aio.address)
+            self.assertEqual(rec["pool"], "chat")
+            self.assertEqual(rec["listener"], "public")
+            self.assertGreaterEqual(rec["bytes_out"], 3)
+            self.assertGreater(rec["bytes_in"], 0)
+            self.assertIsInstance(rec["duration_ms"], (int, float))
+
+    def test_upload_bytes_in_access_log(self):
+        m = marker()
+        resp, _ = exchange(self.sb.port(), f"POST /hash?{m} HTTP/1.1\r\nHost: a\r\n"
+                           "Content-Length: 100000\r\nConnection: close\r\n\r\n".encode() + b"u" * 100000)
+        self.assertEqual(resp.status, 200)
+        rec = wait_for(lambda: self.records(m), what="access log line")[0]
+        self.assertEqual((rec["method"], rec["status"]), ("POST", 200))
+        self.assertGreaterEqual(rec["bytes_in"], 100000)
+        self.assertGreaterEqual(rec["bytes_out"], len(resp.body))
+
+    def test_connection_that_upgrades_logs_its_websocket_line_when_it_ends(self):
+        m = marker()
+        with Conn(self.sb.port()) as c:
+            c.send(get(f"/name?{m}=plain"))
+            self.assertEqual(c.read_response().status, 200)
+            wait_for(lambda: self.records(m), what="the request's line")
+            c.send(upgrade_request(f"/ws?{m}=ws"))
+            self.assertEqual(status_of(c.read_head() + b"\r\n\r\n"), 101)
+            c.send(encode_frame(1, b"hi"))
+            while decode_frame(c.buf) is None:
+                self.assertTrue(c._fill())
+            self.assertEqual(decode_frame(c.buf)[2], b"aio:hi")
+            self.assertEqual([r["status"] for r in self.records(m)], [200])
+            c.send(encode_frame(8, (1000).to_bytes(2, "big")))
+            c.closed(5.0)
+        wait_for(lambda: len(self.records(m)) >= 2, what="the WebSocket line")
+        recs = self.records(m)
+        self.assertEqual([(r["path"], r["status"]) for r in recs],
+                         [(f"/name?{m}=plain", 200), (f"/ws?{m}=ws", 101)])
+        self.assertEqual(recs[1]["messages_in"], 1)
+
+    def test_metrics(self):
+        before = parse_metrics(admin_get(self.sb, "/metrics"))
+        r = curl("-o", "/dev/null", "-o", "/dev/null", "-o", "/dev/null",
+                 *(f"http://127.0.0.1:{self.sb.port()}/name",) * 3)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        resp, _ = exchange(self.sb.port(), get("/nothing-here", extra="Connection: close\r\n"))
+        self.assertEqual(resp.status, 404)  # from aiohttp: a 4xx class
+
+        def samples():
+            s = parse_metrics(admin_get(self.sb, "/metrics"))
+            done = (metric(s, "switchboard_http_requests_total", pool="chat", **{"class": "2xx"})
+                    - metric(before, "switchboard_http_requests_total", pool="chat", **{"class": "2xx"}))
+            return s if done >= 3 else None
+
+        s = wait_for(samples, what="3 more 2xx requests in /metrics")
+        self.assertGreaterEqual(metric(s, "switchboard_http_requests_total", pool="chat",
+                                       **{"class": "4xx"}), 1)
+        self.assertTrue(has_metric(s, "switchboard_http_request_duration_seconds_bucket",
+                                   pool="chat", le="+Inf"))
+        self.assertGreaterEqual(metric(s, "switchboard_http_request_duration_seconds_count",
+                                       pool="chat"), 4)
+        self.assertTrue(has_metric(s, "switchboard_http_request_duration_seconds_sum", pool="chat"))
+        self.assertGreaterEqual(metric(s, "switchboard_http_backend_connections_total",
+                                       pool="chat", reuse="new"), 1)
+        self.assertGreaterEqual(metric(s, "switchboard_http_backend_connections_total",
+                                       pool="chat", reuse="reused"), 1)
+
+
+if __name__ == "__main__":
+    unittest.main()
