@@ -193,7 +193,7 @@ class CurlTest(unittest.TestCase):
     def test_curl_head(self):
         r = curl("-I", f"{self.base}/cl?size=12345")
         self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn(b"Content-Length: 12345", r.stdout)
+        self.assertIn(b"content-length: 12345", r.stdout.lower())
 
     def test_forwarded_headers_are_added(self):
         r = curl("-H", "X-Forwarded-For: 10.1.2.3", f"{self.base}/echo")
@@ -490,6 +490,7 @@ class BackendConnectionReuseTest(unittest.TestCase):
                 for i in range(20):
                     c.send(get(f"/name?i={i}"))
                     resp = c.read_response()
+                    self.assertIsNotNone(resp, f"request {i}: client connection closed without an answer")
                     self.assertEqual((resp.status, resp.body), (200, b"closer"), f"request {i}")
                     if i % 5 == 4:
                         time.sleep(0.2)  # long enough for the backend's FIN to arrive
@@ -506,6 +507,7 @@ class BackendConnectionReuseTest(unittest.TestCase):
                 for i in range(3):
                     c.send(get(f"/r{i}"))
                     resp = c.read_response()
+                    self.assertIsNotNone(resp, f"request {i}: client connection closed without an answer")
                     self.assertEqual((resp.status, resp.body), (200, b"fresh"), (i, seen))
         finally:
             sb.stop()
@@ -521,6 +523,7 @@ class BackendConnectionReuseTest(unittest.TestCase):
                 self.assertEqual(c.read_response().status, 200)
                 c.send(b"POST /once HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody")
                 resp = c.read_response()
+                self.assertIsNotNone(resp, "client connection closed without an answer")
                 self.assertEqual(resp.status, 502, (resp, seen))
             posts = [s for s in seen if s[1].startswith("POST")]
             self.assertEqual(len(posts), 1, seen)
