@@ -331,6 +331,19 @@ class PipeliningAndUpgradeTest(unittest.TestCase):
             self.assertEqual((opcode, payload), (1, b"aio:after requests"))
 
 
+    def test_upgrade_pipelined_behind_a_request(self):
+        with Conn(self.sb_aio.port()) as c:
+            c.send(get("/name") + upgrade_request("/ws"))
+            resp = c.read_response()
+            self.assertEqual((resp.status, resp.body), (200, b"aio"), resp)
+            head = c.read_head()
+            self.assertEqual(status_of(head + b"\r\n\r\n"), 101, head)
+            c.send(encode_frame(1, b"pipelined"))
+            while decode_frame(c.buf) is None:
+                self.assertTrue(c._fill(), "closed before the echo")
+            self.assertEqual(decode_frame(c.buf)[1:3], (1, b"aio:pipelined"))
+
+
 class PlacementTest(unittest.TestCase):
     """SPEC §3: a request is placed by the same rules as an upgrade (a key whose room is
     active goes to the room's backend), without creating a room."""
@@ -497,6 +510,35 @@ class BackendConnectionReuseTest(unittest.TestCase):
         finally:
             sb.stop()
             httpd.stop()
+
+    def test_backend_closing_idle_connections_is_survived(self):
+        httpd = HttpServerBackend("idler", idle_timeout=0.2)
+        sb = start([httpd], admin=False, workers=1)
+        try:
+            with Conn(sb.port()) as c:
+                for i in range(6):
+                    c.send(get(f"/name?i={i}"))
+                    resp = c.read_response()
+                    self.assertIsNotNone(resp, f"request {i}: client connection closed without an answer")
+                    self.assertEqual((resp.status, resp.body), (200, b"idler"), f"request {i}")
+                    time.sleep(0.2 if i % 2 else 0.5)  # around and past the backend's idle timeout
+            self.assertGreaterEqual(len(httpd.connections), 2)  # it did close some
+        finally:
+            sb.stop()
+            httpd.stop()
+
+    def test_backend_refusing_connections_gets_502(self):
+        from sbtest import free_port
+
+        class Gone:
+            address = f"127.0.0.1:{free_port()}"
+
+        sb = start([Gone], admin=False)
+        try:
+            resp, _ = exchange(sb.port(), get("/name"))
+            self.assertEqual(resp.status, 502, resp)
+        finally:
+            sb.stop()
 
     def test_idempotent_request_on_a_dropped_reused_connection_is_retried(self):
         seen = []

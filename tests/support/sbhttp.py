@@ -94,14 +94,15 @@ class HttpServerBackend:
       /hopbyhop             a response carrying hop-by-hop headers
       anything with a body  answered like /echo (the body is read, chunked or not)
     With close_after_response=True every connection is closed right after its first
-    response, without a Connection: close (a backend with a tiny idle timeout).
+    response, without a Connection: close (a backend with a tiny idle timeout); with
+    idle_timeout=seconds a connection idle that long is closed, also without a word.
 
     `requests` lists the complete requests received (after their body was read);
     `heads` the request heads, complete or not; `connections` the ids of the
     connections accepted; `sent` counts response body bytes written per request.
     """
 
-    def __init__(self, name="httpd", close_after_response=False):
+    def __init__(self, name="httpd", close_after_response=False, idle_timeout=None):
         self.name = name
         self.close_after_response = close_after_response
         self.requests = []
@@ -113,6 +114,7 @@ class HttpServerBackend:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            timeout = idle_timeout  # an idle keep-alive connection is closed after this
 
             def log_message(self, *args):
                 pass
