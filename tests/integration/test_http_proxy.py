@@ -699,7 +699,7 @@ class AccessLogAndMetricsTest(unittest.TestCase):
             self.assertEqual(decode_frame(c.buf)[2], b"aio:hi")
             self.assertEqual([r["status"] for r in self.records(m)], [200])
             c.send(encode_frame(8, (1000).to_bytes(2, "big")))
-            c.closed(5.0)
+            self.assertTrue(c.drain(5.0), "the WebSocket did not end after Close")
         wait_for(lambda: len(self.records(m)) >= 2, what="the WebSocket line")
         recs = self.records(m)
         self.assertEqual([(r["path"], r["status"]) for r in recs],

@@ -527,6 +527,19 @@ class Conn:
         self.eof = True
         return True
 
+    def drain(self, timeout=5.0):
+        """Reads (into buf) until the peer closes; True if it did within `timeout`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                if not self._fill():
+                    return True
+            except socket.timeout:
+                break
+        self.sock.settimeout(self.timeout)
+        return self.eof
+
     def close(self):
         self.sock.close()
 
