@@ -165,6 +165,8 @@ class CurlTest(unittest.TestCase):
                 resp = c.read_response()
                 self.assertEqual((resp.status, resp.body), (200, b"httpd"), resp)
                 self.assertIsNotNone(resp.header("content-length"), resp)
+                # RFC 9112 §9.3: an HTTP/1.0 client assumes close unless told keep-alive.
+                self.assertIn("keep-alive", (resp.header("connection") or "").lower(), resp)
             self.assertFalse(c.closed(0.5))
 
     def test_http10_client_never_gets_a_chunked_answer(self):
