@@ -84,6 +84,8 @@ struct ListenerConfig {
     uint64_t max_connections_per_ip = 0;
     Duration handshake_timeout = std::chrono::seconds(10);
     uint64_t max_header_bytes = 16 * 1024;
+    // HTTP: how long an idle keep-alive client connection stays open between requests.
+    Duration keepalive_timeout = std::chrono::seconds(60);
     std::vector<std::string> allowed_origins;  // normalized "scheme://host[:port]"
     std::optional<ListenerTlsConfig> tls;
 };
@@ -144,6 +146,14 @@ struct WebSocketConfig {
     Duration max_lifetime{0};
 };
 
+// [pools.NAME.http]: plain HTTP/1.1 requests routed to the pool (SPEC §3 HTTP requests).
+struct HttpConfig {
+    uint64_t max_idle_connections = 32;  // idle backend connections per backend and worker
+    Duration idle_timeout = std::chrono::seconds(60);
+    Duration response_timeout = std::chrono::seconds(60);
+    uint64_t max_request_body = 10 * 1024 * 1024;  // 0 = no limit
+};
+
 enum class ProxyProtocol { Off, V1, V2 };
 
 struct PoolConfig {
@@ -167,6 +177,7 @@ struct PoolConfig {
     // that grows from 0 to its full share over this window (SPEC §3 Health).
     Duration slow_start{0};
     WebSocketConfig websocket;
+    HttpConfig http;
 };
 
 struct Config {

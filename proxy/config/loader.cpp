@@ -16,7 +16,6 @@ namespace {
 
 // Features that arrive in later releases: their keys are rejected by name, never
 // accepted and ignored.
-constexpr std::string_view kLaterHttp = "HTTP request proxying";
 constexpr std::string_view kLaterAdmission = "admission control";
 // Work in progress in this tree: each goes away with the change that implements it.
 
@@ -142,7 +141,8 @@ const Key<ListenerConfig> kListenerKeys[] = {
              }
          }
      }},
-    {"keepalive_timeout", [](Decoder&, V, ListenerConfig&) {}, false, kLaterHttp},
+    {"keepalive_timeout",
+     [](Decoder& d, V v, ListenerConfig& l) { d.duration(v, Duration(1), l.keepalive_timeout); }},
     {"max_connects_per_ip_per_second", [](Decoder&, V, ListenerConfig&) {}, false, kLaterAdmission},
     {"max_connections",
      [](Decoder& d, V v, ListenerConfig& l) { d.integer(v, 0, 100'000'000, l.max_connections); }},
@@ -322,6 +322,18 @@ const Key<WebSocketConfig> kWebSocketKeys[] = {
      [](Decoder& d, V v, WebSocketConfig& w) { d.duration(v, Duration(0), w.max_lifetime); }},
 };
 
+// ---- [pools.NAME.http] ----
+const Key<HttpConfig> kHttpKeys[] = {
+    {"max_idle_connections",
+     [](Decoder& d, V v, HttpConfig& h) { d.integer(v, 0, 100'000, h.max_idle_connections); }},
+    {"idle_timeout",
+     [](Decoder& d, V v, HttpConfig& h) { d.duration(v, Duration(1), h.idle_timeout); }},
+    {"response_timeout",
+     [](Decoder& d, V v, HttpConfig& h) { d.duration(v, Duration(1), h.response_timeout); }},
+    {"max_request_body",
+     [](Decoder& d, V v, HttpConfig& h) { d.size(v, 0, uint64_t{1} << 62, h.max_request_body); }},
+};
+
 // ---- [pools.NAME] ----
 const Key<PoolConfig> kPoolKeys[] = {
     {"backends",
@@ -410,7 +422,11 @@ const Key<PoolConfig> kPoolKeys[] = {
                                        "[pools." + p.name + ".websocket]");
          check_websocket(d, v, p.websocket);
      }},
-    {"http", [](Decoder&, V, PoolConfig&) {}, false, kLaterHttp},
+    {"http",
+     [](Decoder& d, V v, PoolConfig& p) {
+         if (!d.expect_table(v, "[pools.NAME.http]")) return;
+         decode_table<HttpConfig>(d, v, kHttpKeys, p.http, "[pools." + p.name + ".http]");
+     }},
     {"admission", [](Decoder&, V, PoolConfig&) {}, false, kLaterAdmission},
 };
 
@@ -572,6 +588,7 @@ std::vector<SchemaKey> schema_keys() {
     collect<PoolTlsConfig>(out, "pools.NAME.tls.", kPoolTlsKeys);
     collect<HealthCheckConfig>(out, "pools.NAME.health_check.", kHealthCheckKeys);
     collect<WebSocketConfig>(out, "pools.NAME.websocket.", kWebSocketKeys);
+    collect<HttpConfig>(out, "pools.NAME.http.", kHttpKeys);
     return out;
 }
 

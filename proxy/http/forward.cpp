@@ -1,5 +1,7 @@
 #include "http/forward.h"
 
+#include <vector>
+
 #include "http/handshake.h"
 
 namespace sb::http {
@@ -40,6 +42,94 @@ std::string backend_request(std::string_view buffer, const MessageParser& parser
     if (count_headers(parser.headers(), buffer, "host") == 1 &&
         find_header(buffer, parser.headers(), "host", host) && valid_host(host)) {
         out.append("X-Forwarded-Host: ").append(host).append("\r\n");
+    }
+    out.append("\r\n");
+    return out;
+}
+
+bool hop_by_hop(std::string_view name, const std::vector<std::string_view>& connection_values) {
+    static constexpr std::string_view kFixed[] = {"connection", "keep-alive", "proxy-connection",
+                                                  "te",         "trailer",    "upgrade"};
+    for (auto fixed : kFixed) {
+        if (iequals(name, fixed)) return true;
+    }
+    for (auto list : connection_values) {
+        if (has_token(list, name)) return true;
+    }
+    return false;
+}
+
+namespace {
+
+std::vector<std::string_view> connection_values(std::string_view buffer,
+                                                const MessageParser& parser) {
+    std::vector<std::string_view> out;
+    for (const auto& h : parser.headers()) {
+        if (iequals(h.name.in(buffer), "connection")) out.push_back(h.value.in(buffer));
+    }
+    return out;
+}
+
+}  // namespace
+
+std::string backend_http_request(std::string_view buffer, const MessageParser& parser,
+                                 const ForwardInfo& info) {
+    auto connection = connection_values(buffer, parser);
+    std::string out;
+    out.reserve(parser.head_length() + 128);
+    // The request line as received (method, target, version).
+    std::string_view head = buffer.substr(parser.head_begin(), parser.head_length());
+    out.append(head.substr(0, head.find("\r\n") + 2));
+    std::string forwarded_for;
+    for (const auto& h : parser.headers()) {
+        auto name = h.name.in(buffer);
+        auto value = h.value.in(buffer);
+        if (hop_by_hop(name, connection)) continue;
+        if (info.add_forwarded_headers) {
+            if (iequals(name, "x-forwarded-for")) {
+                if (!forwarded_for.empty()) forwarded_for += ", ";
+                forwarded_for.append(value);
+                continue;
+            }
+            if (iequals(name, "x-forwarded-proto") || iequals(name, "x-forwarded-host")) continue;
+        }
+        out.append(name).append(": ").append(value).append("\r\n");
+    }
+    if (info.add_forwarded_headers) {
+        if (!forwarded_for.empty()) forwarded_for += ", ";
+        forwarded_for.append(info.client_ip);
+        out.append("X-Forwarded-For: ").append(forwarded_for).append("\r\n");
+        out.append("X-Forwarded-Proto: ").append(info.proto).append("\r\n");
+        std::string_view host;
+        if (count_headers(parser.headers(), buffer, "host") == 1 &&
+            find_header(buffer, parser.headers(), "host", host) && valid_host(host)) {
+            out.append("X-Forwarded-Host: ").append(host).append("\r\n");
+        }
+    }
+    out.append("\r\n");
+    return out;
+}
+
+std::string client_response(std::string_view buffer, const MessageParser& parser, bool keep_alive,
+                            bool http10_client) {
+    auto connection = connection_values(buffer, parser);
+    std::string out;
+    out.reserve(parser.head_length() + 32);
+    std::string_view head = buffer.substr(parser.head_begin(), parser.head_length());
+    // The proxy is the client's server: its own version, then the backend's status
+    // code and reason (an HTTP/1.0 backend's status line would tell an HTTP/1.1 client
+    // that this connection cannot persist).
+    std::string_view line = head.substr(0, head.find("\r\n") + 2);
+    out.append("HTTP/1.1").append(line.substr(line.find(' ')));
+    for (const auto& h : parser.headers()) {
+        auto name = h.name.in(buffer);
+        if (hop_by_hop(name, connection)) continue;
+        out.append(name).append(": ").append(h.value.in(buffer)).append("\r\n");
+    }
+    if (!keep_alive) {
+        out.append("Connection: close\r\n");
+    } else if (http10_client) {
+        out.append("Connection: keep-alive\r\n");
     }
     out.append("\r\n");
     return out;

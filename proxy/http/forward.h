@@ -11,6 +11,7 @@
 
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "http/message_parser.h"
 
@@ -24,5 +25,24 @@ struct ForwardInfo {
 
 std::string backend_request(std::string_view buffer, const MessageParser& parser,
                             const ForwardInfo& info);
+
+// A plain HTTP request for its backend (SPEC §3 HTTP requests): the request line as
+// received, every end-to-end header, the forwarded headers as above, and none of the
+// hop-by-hop ones (RFC 9110 §7.6.1: Connection and every header it names, Keep-Alive,
+// Proxy-Connection, TE, Trailer, Upgrade). The connection to the backend is ours to
+// keep alive: an HTTP/1.1 request says nothing about it.
+std::string backend_http_request(std::string_view buffer, const MessageParser& parser,
+                                 const ForwardInfo& info);
+
+// A backend's answer head for the client: the status line as received, without the
+// hop-by-hop headers, then `Connection: close` when the proxy will close the client
+// connection after this answer, or `Connection: keep-alive` when it keeps an HTTP/1.0
+// client's connection open (HTTP/1.1 keeps it by default).
+std::string client_response(std::string_view buffer, const MessageParser& parser, bool keep_alive,
+                            bool http10_client);
+
+// Whether the header `name` is hop-by-hop in a message whose Connection headers are
+// `connection_values` (each a comma-separated list).
+bool hop_by_hop(std::string_view name, const std::vector<std::string_view>& connection_values);
 
 }  // namespace sb::http

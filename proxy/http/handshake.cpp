@@ -127,6 +127,61 @@ std::string host_without_port(std::string_view host) {
     return out;
 }
 
+bool wants_websocket(std::string_view buffer, const MessageParser& parser) {
+    for (const auto& h : parser.headers()) {
+        if (iequals(h.name.in(buffer), "upgrade") && has_token(h.value.in(buffer), "websocket"))
+            return true;
+    }
+    return false;
+}
+
+namespace {
+
+void split_target(UpgradeRequest& out) {
+    auto question = out.target.find('?');
+    out.path = out.target.substr(0, question);
+    out.query =
+        question == std::string_view::npos ? std::string_view() : out.target.substr(question + 1);
+}
+
+}  // namespace
+
+HandshakeResult check_http_request(std::string_view buffer, const MessageParser& parser,
+                                   UpgradeRequest& out) {
+    const auto& headers = parser.headers();
+    out.method = parser.method().in(buffer);
+    out.target = parser.target().in(buffer);
+    if (parser.http_major() != 1 || parser.http_minor() > 1) {
+        return fail(Status::BadRequest, "only HTTP/1.0 and HTTP/1.1 are proxied");
+    }
+    // A reverse proxy is no tunnel: CONNECT's authority-form target names no resource.
+    if (out.method == "CONNECT") return fail(Status::BadRequest, "CONNECT is not proxied");
+    // origin-form (RFC 9112 §3.2.1); "OPTIONS *" (asterisk-form) is the one exception.
+    bool asterisk = out.method == "OPTIONS" && out.target == "*";
+    if (!asterisk && (out.target.empty() || out.target.front() != '/')) {
+        return fail(Status::BadRequest, "request target must be a path starting with /");
+    }
+    if (out.target.find('#') != std::string_view::npos) {
+        return fail(Status::BadRequest, "request target has a fragment");
+    }
+    // RFC 9112 §3.2: a server MUST answer 400 to an HTTP/1.1 request without exactly
+    // one Host, and to any request with more than one or an invalid one.
+    std::string_view host;
+    size_t hosts = count_headers(headers, buffer, "host");
+    if (hosts > 1) return fail(Status::BadRequest, "more than one Host header");
+    if (hosts == 1) {
+        find_header(buffer, headers, "host", host);
+        if (!valid_host(host)) return fail(Status::BadRequest, "Host is not a valid host[:port]");
+    } else if (parser.http_minor() == 1) {
+        return fail(Status::BadRequest, "missing Host header");
+    }
+    out.host = host;
+    out.host_name = host.empty() ? std::string() : host_without_port(host);
+    out.origin = {};
+    split_target(out);
+    return {Status::Ok, {}};
+}
+
 HandshakeResult check_upgrade(std::string_view buffer, const MessageParser& parser,
                               UpgradeRequest& out) {
     const auto& headers = parser.headers();
@@ -136,10 +191,8 @@ HandshakeResult check_upgrade(std::string_view buffer, const MessageParser& pars
     std::string_view upgrade, connection, key, version, host;
     bool has_upgrade = find_header(buffer, headers, "upgrade", upgrade);
     if (!has_upgrade || !has_token(upgrade, "websocket")) {
-        return fail(Status::BadRequest,
-                    has_upgrade ? "Upgrade header does not name websocket"
-                                : "not a WebSocket upgrade request (plain HTTP proxying comes "
-                                  "in a later release)");
+        return fail(Status::BadRequest, has_upgrade ? "Upgrade header does not name websocket"
+                                                    : "not a WebSocket upgrade request");
     }
     if (out.method != "GET") return fail(Status::BadRequest, "WebSocket upgrade must use GET");
     if (parser.http_major() != 1 || parser.http_minor() != 1) {
@@ -191,10 +244,7 @@ HandshakeResult check_upgrade(std::string_view buffer, const MessageParser& pars
 
     out.host = host;
     out.host_name = host_without_port(host);
-    auto question = out.target.find('?');
-    out.path = out.target.substr(0, question);
-    out.query =
-        question == std::string_view::npos ? std::string_view() : out.target.substr(question + 1);
+    split_target(out);
     return {Status::Ok, {}};
 }
 

@@ -42,6 +42,19 @@ struct HandshakeResult {
 HandshakeResult check_upgrade(std::string_view buffer, const MessageParser& parser,
                               UpgradeRequest& out);
 
+// Whether the request asks for a WebSocket upgrade (an Upgrade header naming
+// websocket): it is then held to check_upgrade's rules; any other request is plain
+// HTTP (SPEC §3 HTTP requests), whose other Upgrade offers (h2c...) are hop-by-hop and
+// dropped.
+bool wants_websocket(std::string_view buffer, const MessageParser& parser);
+
+// Validates a plain HTTP request head (SPEC §3 HTTP requests; RFC 9112 §3.2): an
+// origin-form target, HTTP/1.0 or 1.1, no CONNECT, and for HTTP/1.1 exactly one Host
+// that is a valid host[:port] (HTTP/1.0 may omit it: host_name is then empty). Fills
+// `out` as check_upgrade does (origin stays empty). Refusals are 400.
+HandshakeResult check_http_request(std::string_view buffer, const MessageParser& parser,
+                                   UpgradeRequest& out);
+
 // True if `key` is base64 of exactly 16 bytes (24 characters, "==" padded).
 bool valid_websocket_key(std::string_view key);
 

@@ -49,6 +49,7 @@ const llhttp_settings_t* MessageParser::settings(Kind kind) {
         s.on_header_value = &MessageParser::on_header_value;
         s.on_headers_complete = &MessageParser::on_headers_complete;
         s.on_message_complete = &MessageParser::on_message_complete;
+        s.on_body = &MessageParser::on_body;
         if (k == Kind::Request) {
             s.on_method = &MessageParser::on_method;
             s.on_url = &MessageParser::on_url;
@@ -83,6 +84,8 @@ void MessageParser::start_next() {
     message_done_ = false;
     has_body_ = false;
     chunked_ = false;
+    keep_alive_ = false;
+    content_length_ = -1;
     status_code_ = 0;
     major_ = minor_ = 0;
     // A fresh llhttp rather than its own message chaining: llhttp would take the
@@ -141,14 +144,22 @@ int MessageParser::on_headers_complete(llhttp_t* p) {
     // RFC 9110 §6.4.1: a 1xx, 204 or 304 answer has no content, whatever its framing
     // headers say. F_SKIPBODY is what llhttp sets for a callback that returns 1 ("no
     // body"), which a callback that pauses cannot return.
-    if (s->kind_ == Kind::Response &&
-        (p->status_code / 100 == 1 || p->status_code == 204 || p->status_code == 304)) {
+    s->content_length_ =
+        (p->flags & F_CONTENT_LENGTH) != 0 ? static_cast<int64_t>(p->content_length) : -1;
+    if (s->kind_ == Kind::Response && (s->no_body_ || p->status_code / 100 == 1 ||
+                                       p->status_code == 204 || p->status_code == 304)) {
         p->flags |= F_SKIPBODY;
         s->has_body_ = false;
     }
+    s->keep_alive_ = llhttp_should_keep_alive(p) != 0;
     // Pause so that execute() stops exactly at the end of the head: what follows is a
     // body, WebSocket frames, or nothing, and the session decides what to do with it.
     return HPE_PAUSED;
+}
+
+int MessageParser::on_body(llhttp_t* p, const char*, size_t len) {
+    self(p)->body_bytes_ += len;
+    return 0;
 }
 
 int MessageParser::on_message_complete(llhttp_t* p) {

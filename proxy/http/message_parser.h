@@ -102,6 +102,17 @@ class MessageParser {
     // Whether a body follows the head: Content-Length > 0 or chunked, and never for a
     // 1xx, 204 or 304 answer (RFC 9110 §6.4.1).
     bool has_body() const { return has_body_; }
+    // After Complete: the Content-Length value, or -1 without one (chunked, none).
+    int64_t content_length() const { return content_length_; }
+    bool chunked() const { return chunked_; }
+    // After Complete: whether the connection may carry another message after this one
+    // (HTTP/1.1 without "Connection: close", HTTP/1.0 with "Connection: keep-alive").
+    bool keep_alive() const { return keep_alive_; }
+    // Body bytes consume_body() has seen so far, without chunked framing.
+    uint64_t body_bytes() const { return body_bytes_; }
+    // For a response parser, before the head: the request was HEAD, so the answer has
+    // no body whatever its framing headers say (RFC 9110 §9.3.2).
+    void expect_no_body() { no_body_ = true; }
 
   private:
     static int on_method(llhttp_t*, const char* at, size_t len);
@@ -110,6 +121,7 @@ class MessageParser {
     static int on_header_value(llhttp_t*, const char* at, size_t len);
     static int on_headers_complete(llhttp_t*);
     static int on_message_complete(llhttp_t*);
+    static int on_body(llhttp_t*, const char* at, size_t len);
     void extend(Span& span, const char* at, size_t len);
     static const llhttp_settings_t* settings(Kind kind);
     // The checks llhttp does not make, on the complete head; false with error_ set.
@@ -129,6 +141,10 @@ class MessageParser {
     bool message_done_ = false;
     bool has_body_ = false;
     bool chunked_ = false;  // llhttp's reading: the last transfer coding is chunked
+    bool keep_alive_ = false;
+    bool no_body_ = false;  // a response to HEAD
+    int64_t content_length_ = -1;
+    uint64_t body_bytes_ = 0;
     int status_code_ = 0;
     unsigned major_ = 0, minor_ = 0;
     std::string error_;

@@ -20,6 +20,8 @@ std::string_view status_text(Status s) {
             return "Method Not Allowed";
         case Status::UpgradeRequired:
             return "Upgrade Required";
+        case Status::PayloadTooLarge:
+            return "Content Too Large";
         case Status::TooManyRequests:
             return "Too Many Requests";
         case Status::HeadersTooLarge:

@@ -14,6 +14,7 @@ enum class Status {
     NotFound = 404,
     MethodNotAllowed = 405,
     UpgradeRequired = 426,
+    PayloadTooLarge = 413,
     TooManyRequests = 429,
     HeadersTooLarge = 431,
     BadGateway = 502,

@@ -31,6 +31,7 @@ constexpr std::array<CloseReasonInfo, kCloseReasonCount> kTable = {{
     {"backend_timeout", Proxy, "backend_timeout", 504, true},
     {"overloaded", Proxy, "overloaded", 503, true},
     {"backend_tls_failed", Proxy, "backend_tls_failed", 502, true},
+    {"body_too_large", Proxy, "body_too_large", 413, true},
     {"tls_handshake_failed", Proxy, "tls_handshake_failed", 0, true},
     {"proxy_protocol", Proxy, "proxy_protocol", 0, true},
     {"proxy_protocol_untrusted", Proxy, "proxy_protocol_untrusted", 0, true},
@@ -44,6 +45,7 @@ constexpr std::array<CloseReasonInfo, kCloseReasonCount> kTable = {{
     {"rehome", Proxy, "rehome", 0, false},
     {"backend_removed", Proxy, "backend_removed", 0, false},
     {"close_timeout", Proxy, "close_timeout", 0, false},
+    {"keepalive_timeout", Proxy, "keepalive_timeout", 0, false},
     {"internal_error", Proxy, "internal_error", 0, false},
 }};
 

@@ -38,21 +38,23 @@ enum class CloseReason : uint8_t {
     BackendTimeout,      // 504 backend did not answer in time
     Overloaded,          // 503 the proxy itself is out of descriptors or memory
     BackendTlsFailed,    // 502 TLS to the backend failed (verification, protocol)
+    BodyTooLarge,        // 413 HTTP request body over max_request_body
     TlsHandshakeFailed,  // the client's TLS handshake failed: no HTTP exchange
     ProxyProtocol,       // PROXY listener: the header was missing, malformed, cut or late
     ProxyUntrusted,      // PROXY listener: a source outside proxy_protocol_from
     // Proxy-initiated ends of relayed connections.
-    Shutdown,        // 1001 graceful drain
-    IdleTimeout,     // 1001 no frames either way for idle_timeout
-    PingTimeout,     // client did not answer a ping (1001 to the backend)
-    MaxLifetime,     // 1001 connection older than max_lifetime
-    MessageTooBig,   // 1009
-    RateLimited,     // 1008
-    ProtocolError,   // 1002 client broke RFC 6455 framing
-    Rehome,          // 1012 room moved to its new home backend
-    BackendRemoved,  // 1012 backend removed by a reload
-    CloseTimeout,    // a close handshake did not complete in time
-    InternalError,   // out of memory or an unexpected system error
+    Shutdown,          // 1001 graceful drain
+    IdleTimeout,       // 1001 no frames either way for idle_timeout
+    PingTimeout,       // client did not answer a ping (1001 to the backend)
+    MaxLifetime,       // 1001 connection older than max_lifetime
+    MessageTooBig,     // 1009
+    RateLimited,       // 1008
+    ProtocolError,     // 1002 client broke RFC 6455 framing
+    Rehome,            // 1012 room moved to its new home backend
+    BackendRemoved,    // 1012 backend removed by a reload
+    CloseTimeout,      // a close handshake did not complete in time
+    KeepaliveTimeout,  // HTTP: no new request within keepalive_timeout
+    InternalError,     // out of memory or an unexpected system error
 };
 
 inline constexpr size_t kCloseReasonCount = static_cast<size_t>(CloseReason::InternalError) + 1;

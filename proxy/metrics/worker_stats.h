@@ -29,6 +29,10 @@ struct PoolStats {
     std::array<Counter, 2> bytes;     // by Direction
     std::array<Counter, 2> messages;  // by Direction
     Histogram handshake;              // connect + backend answer, seconds
+    // Plain HTTP requests (SPEC §3 HTTP requests).
+    std::array<Counter, 5> http_requests;  // answered, by status class (1xx..5xx)
+    Histogram http_duration;               // request head read to answer's end, seconds
+    std::array<Counter, 2> http_backend;   // backend connections used: new, reused
 };
 
 struct CloseKey {

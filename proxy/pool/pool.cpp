@@ -197,6 +197,29 @@ Pool::Outcome Pool::place(std::string_view key, uint64_t hash, const std::vector
     return Outcome::Placed;
 }
 
+Pool::Outcome Pool::pick(std::string_view key, uint64_t hash, const std::vector<uint32_t>& tried,
+                         Placement& out) const {
+    if (keyed()) {
+        RoomTable::Shard& shard = rooms_->shard_for(hash);
+        std::lock_guard lock(shard.mutex);
+        auto it = shard.rooms.find(key);
+        if (it != shard.rooms.end()) {
+            Backend* current = it->second.backend.get();
+            int index = index_of(current);
+            if (index >= 0 && current->is_up() && !was_tried(static_cast<uint32_t>(index), tried)) {
+                if (!current->try_acquire(config_.max_connections_per_backend))
+                    return Outcome::Full;
+                out = {nullptr, current};
+                return Outcome::Joined;
+            }
+        }
+    }
+    Backend* b = choose(hash, tried);
+    if (b == nullptr) return Outcome::NoBackend;
+    out = {nullptr, b};
+    return Outcome::Placed;
+}
+
 Pool::Outcome Pool::retry(uint64_t hash, const std::vector<uint32_t>& tried, Placement& p) const {
     if (p.room == nullptr) {
         if (p.backend != nullptr) p.backend->release();

@@ -103,6 +103,13 @@ class Pool {
     // Places a connection with `key` (hash `hash`), never on a backend in `tried`.
     Outcome place(std::string_view key, uint64_t hash, const std::vector<uint32_t>& tried,
                   Placement& out) const;
+    // Places a plain HTTP request (SPEC §3 HTTP requests): as place() would, but it
+    // never makes or moves a room. A key whose room is active goes to the room's
+    // backend (so a room's REST calls reach the server that holds it); otherwise the
+    // key's preference order decides. `out.room` stays null: the request holds only a
+    // backend slot, for as long as it runs.
+    Outcome pick(std::string_view key, uint64_t hash, const std::vector<uint32_t>& tried,
+                 Placement& out) const;
     // After a failed connect to out.backend: gives up the slot and, unless the room
     // has other connections on that backend (it is not split for one failure), moves
     // the room to the next backend not in `tried`. Returns Placed or NoBackend (the

@@ -53,6 +53,20 @@ struct Session::Handshake {
 
     std::string response;  // bytes read from the backend so far
     http::MessageParser response_parser{http::MessageParser::Kind::Response};
+
+    // A plain HTTP request (SPEC §3 HTTP requests) rather than an upgrade: the request
+    // body and the answer's body stream through the Pipes in Raw mode, framed here.
+    struct Http {
+        uint64_t started_ms = 0;    // head complete (the request's duration counts from here)
+        bool request_done = false;  // the request's last byte went to the backend
+        bool response_done = false;
+        bool keep_client = false;  // the client connection carries another request after
+        bool http10 = false;       // the client spoke HTTP/1.0
+        bool backend_reusable = false;
+        bool body_too_large = false;
+        bool bad_body = false;  // a request body broke its framing
+    };
+    std::optional<Http> http;
 };
 
 }  // namespace sb::session

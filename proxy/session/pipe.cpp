@@ -172,6 +172,20 @@ void Pipe::release(uv::Block* b) {
     tls::release_chain(session_.context().blocks, b);
 }
 
+void Pipe::reset() {
+    release(control_);
+    control_ = nullptr;
+    scanner_ = ws::FrameScanner{};
+    mode_ = Mode::Frames;
+    violation_ = ws::Violation::None;
+    attached_ = stopped_ = paused_ = forwarding_ = false;
+    dst_boundary_ = true;
+    control_is_close_ = discarding_ = close_forwarded_ = close_received_ = false;
+    pong_expected_ = holding_pong_ = source_ended_ = shutdown_wanted_ = done_ = false;
+    message_ = ws::MessageState{};
+    carry_.clear();
+}
+
 void Pipe::start() {
     stopped_ = false;
     if (source_ended_ || !attached_ || dst().write_pending()) return;
@@ -314,6 +328,9 @@ void Pipe::forward(uv::Block* b, char* data, size_t len, size_t scanned) {
     }
     if (stop != Stop::None) session_.on_stop(*this, stop);
     if (shutdown_wanted_) maybe_shutdown();
+    // Last, with the bytes handed on: the session may end the exchange here (and reset
+    // this Pipe for the next one).
+    if (mode_ == Mode::Raw && written) session_.after_raw_bytes(*this);
 }
 
 bool Pipe::may_splice() const {

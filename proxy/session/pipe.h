@@ -89,7 +89,8 @@ class Pipe {
   public:
     enum class Mode : uint8_t {
         Frames,  // WebSocket frames after a 101
-        Raw,     // bytes as they come (a non-101 answer passed through)
+        Raw,     // bytes as they come: an HTTP body (a request's, an answer's), or a
+                 // non-101 answer to an upgrade; the session frames them (on_raw_bytes)
     };
 
     // Why forwarding stopped at a frame: the session decides what to send.
@@ -120,6 +121,10 @@ class Pipe {
         mode_ = mode;
         attached_ = true;
     }
+    // Back to the state of a new Pipe, for the next HTTP exchange on a kept-alive
+    // connection (or its WebSocket upgrade). Only between exchanges: nothing of this
+    // direction is held, waiting or being forwarded.
+    void reset();
     // Starts (or resumes) taking the source's bytes: those it holds first.
     void start();
     // Stops taking the source's bytes for good (until start() is called again).

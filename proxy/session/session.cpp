@@ -237,6 +237,10 @@ void Session::on_timeout() {
     state_due_ = 0;
     switch (state_) {
         case SessionState::ReadingRequest:
+            if (between_requests_) {
+                finish(CloseReason::KeepaliveTimeout);  // an idle kept-alive connection
+                break;
+            }
             // A slow client gets no answer: writing one would only cost more.
             if (handshake_ && handshake_->proxy_header) {
                 log_event("no PROXY protocol header within handshake_timeout");
@@ -249,7 +253,9 @@ void Session::on_timeout() {
             on_connect_failed("connect timeout");
             break;
         case SessionState::AwaitingResponse:
-            refuse(CloseReason::BackendTimeout, "backend did not answer the upgrade in time");
+            refuse(CloseReason::BackendTimeout, handshake_ && handshake_->http
+                                                    ? "backend did not answer in time"
+                                                    : "backend did not answer the upgrade in time");
             break;
         case SessionState::Relaying:
             if (!websocket_) {
@@ -278,6 +284,13 @@ void Session::decide(CloseReason reason) {
 void Session::close_gracefully(CloseReason reason, uint16_t code, uint64_t deadline_ms) {
     if (state_ == SessionState::Closed) return;
     if (state_ != SessionState::Relaying || !websocket_) {
+        if (handshake_ && handshake_->http && !between_requests_ &&
+            state_ != SessionState::Closing) {
+            // An HTTP request under way is answered; its answer says "Connection: close"
+            // if it has not gone yet, and the connection ends with it.
+            close_after_exchange_ = true;
+            return;
+        }
         // Not a WebSocket yet (or an HTTP answer in flight): nothing to say goodbye to.
         if (state_ != SessionState::Closing) finish(reason);
         return;
@@ -371,7 +384,22 @@ void Session::on_source_ended(Pipe& pipe) {
         return;
     }
     if (!websocket_) {
-        // Only the backend is read while an HTTP answer passes through.
+        if (pipe.from_client()) {
+            // A client that hung up inside its request's body.
+            finish(CloseReason::ClientAborted);
+            return;
+        }
+        // The backend ended an answer (one that runs to the close, or one cut short).
+        if (handshake_ && handshake_->http) {
+            auto& h = *handshake_->http;
+            bool ended = false;
+            if (handshake_->response_parser.consume_body({}, ended) && ended) {
+                h.response_done = true;
+            }
+            h.keep_client = false;
+            h.backend_reusable = false;
+            if (!h.response_done) log_event("backend closed inside its answer");
+        }
         to_client_.shutdown_destination();
         return;
     }
@@ -584,8 +612,12 @@ void Session::finish(CloseReason reason) {
     listener_stats_.active.add(-1);
     release_connection_slots();
     if (pool_ != nullptr) pool_->release(placement_);
-    // A session accepted while the access log was off has nothing to write.
-    if (log_ && log::Logger::get().access_log_enabled()) write_access_log();
+    // A session accepted while the access log was off has nothing to write; nor has a
+    // kept-alive HTTP connection between requests (each request wrote its own line).
+    if (!between_requests_) {
+        count_http_request();
+        if (log_ && log::Logger::get().access_log_enabled()) write_access_log();
+    }
     // The handshake state (with the connect request libuv may still cancel) goes with
     // the Session, after the close callbacks.
     client_.close();

@@ -134,8 +134,11 @@ class Session : private uv::Deadline {
     void on_pipe_done(Pipe& pipe);
     // The proxy's Ping reached the client's side (its timeout counts from here).
     void on_ping_written(Pipe& pipe);
-    // Bytes of a non-101 answer; returns how many of them belong to it.
+    // Bytes of an HTTP body (a request's, an answer's) or of a non-101 answer to an
+    // upgrade; returns how many of them belong to the message.
     size_t on_raw_bytes(Pipe& pipe, std::string_view bytes);
+    // After a Raw delivery was handed on: where an HTTP exchange ends (session_http.cpp).
+    void after_raw_bytes(Pipe& pipe);
 
     // The worker's TimerHeap callback for session deadlines.
     static void on_deadline(uv::Deadline& deadline);
@@ -196,6 +199,9 @@ class Session : private uv::Deadline {
     void start_client_tls();
     void on_request_bytes(uv::Block* block, char* data, size_t n);
     void on_request_head();
+    // Routes the request head to its pool and computes its balancing key; false once
+    // refused (no route).
+    bool route_request();
     void connect_next();
     void on_connect_failed(std::string_view why);
     void on_backend_connected();
@@ -205,6 +211,15 @@ class Session : private uv::Deadline {
     void start_relay(bool websocket);
     void on_client_tls_failed();
     void on_backend_tls_failed(std::string_view why);
+
+    // Plain HTTP requests (session_http.cpp).
+    void start_http_request();
+    void on_http_backend_ready();
+    void start_http_response();
+    size_t on_http_body_bytes(Pipe& pipe, std::string_view bytes);
+    void end_http_exchange();
+    void next_http_request();
+    void count_http_request();
 
     // A non-101 answer passed through must keep coming: a backend silent this long in
     // its middle ends the session (the listener's handshake_timeout: the client is
@@ -287,6 +302,11 @@ class Session : private uv::Deadline {
     bool client_failed_ : 1 = false;  // 1002 sent: the client's TCP closes once it is out
     bool client_gone_ : 1 = false;    // client dead (no pong); only the backend is left
     bool in_handshake_ : 1 = false;   // counted in WorkerContext::handshakes_in_flight
+    // HTTP keep-alive: waiting for the next request, every earlier one answered and
+    // logged (an end now is no request's end).
+    bool between_requests_ : 1 = false;
+    // A proxy close (drain, reload) came during an HTTP exchange: it ends with the answer.
+    bool close_after_exchange_ : 1 = false;
 };
 
 }  // namespace sb::session

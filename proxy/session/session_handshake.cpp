@@ -60,6 +60,11 @@ void Session::on_handshake_end(Endpoint& side, int status) {
         if (state_ == SessionState::Relaying && !websocket_) {
             finish(reason_);  // the client left while an answer was passed through
         } else if (state_ == SessionState::ReadingRequest) {
+            if (between_requests_) {
+                // A kept-alive client hung up between requests: an ordinary end.
+                finish(status == UV_EOF ? CloseReason::ClientClosed : CloseReason::ClientReset);
+                return;
+            }
             if (status != UV_EOF) log_event("client connection error", uv_strerror(status));
             if (handshake_->proxy_header && handshake_->proxy_header->started()) {
                 // A connection that ends with no byte at all is a balancer's TCP check.
@@ -132,6 +137,13 @@ void Session::start_client_tls() {
 
 void Session::on_request_bytes(uv::Block* block, char* data, size_t n) {
     auto& hs = *handshake_;
+    if (between_requests_) {
+        // A kept-alive connection's next request has begun: from here on it has the
+        // listener's handshake_timeout to arrive whole, and its own access-log line.
+        between_requests_ = false;
+        arm_deadline(static_cast<uint64_t>(listener_.config.handshake_timeout.count()));
+        if (log_) log_->started_ms = uv_now(ctx().loop);
+    }
     uint64_t limit = listener_.config.max_header_bytes;
     size_t before = hs.request.size();
     hs.request.append(data, n);
@@ -188,6 +200,10 @@ void Session::on_request_head() {
                                    : "too many connections");
         return;
     }
+    if (!http::wants_websocket(hs.request, parser)) {
+        start_http_request();
+        return;
+    }
     auto check = http::check_upgrade(hs.request, parser, hs.upgrade);
     if (check.status != http::Status::Ok) {
         refuse(reason_for(check.status), check.reason);
@@ -204,21 +220,9 @@ void Session::on_request_head() {
             return;
         }
     }
-    const std::string* pool_name = listener_.router.route(hs.upgrade.host_name, hs.upgrade.path);
-    if (pool_name == nullptr) {
-        refuse(CloseReason::NoRoute, "no route for this host and path");
-        return;
-    }
-    pool_ = generation_->pool(*pool_name);
-    pool_stats_ = &ctx().stats.pool(*pool_name);
+    if (!route_request()) return;
 
     std::string client_ip = client_address_.ip_string();
-    http::KeySource source{hs.request, &parser.headers(), hs.upgrade.path, hs.upgrade.query,
-                           client_ip};
-    bool fell_back = false;
-    hs.key = http::balancing_key(pool_->config().hash_key, source, fell_back);
-    hs.key_hash = balance::hash_key(hs.key);
-
     http::ForwardInfo info;
     info.add_forwarded_headers = pool_->config().forwarded_headers;
     info.client_ip = client_ip;
@@ -229,14 +233,40 @@ void Session::on_request_head() {
     connect_next();
 }
 
+bool Session::route_request() {
+    auto& hs = *handshake_;
+    const std::string* pool_name = listener_.router.route(hs.upgrade.host_name, hs.upgrade.path);
+    if (pool_name == nullptr) {
+        refuse(CloseReason::NoRoute, "no route for this host and path");
+        return false;
+    }
+    pool_ = generation_->pool(*pool_name);
+    pool_stats_ = &ctx().stats.pool(*pool_name);
+
+    std::string client_ip = client_address_.ip_string();
+    http::KeySource source{hs.request, &hs.request_parser.headers(), hs.upgrade.path,
+                           hs.upgrade.query, client_ip};
+    bool fell_back = false;
+    hs.key = http::balancing_key(pool_->config().hash_key, source, fell_back);
+    hs.key_hash = balance::hash_key(hs.key);
+    return true;
+}
+
 // ---- connecting ----
 
 void Session::connect_next() {
     auto& hs = *handshake_;
     using Outcome = pool::Pool::Outcome;
+    if (backend_side_.alive()) {
+        // The connection of this client's previous request is still closing; its close
+        // callback (on_closed) comes back here.
+        enter(SessionState::ConnectingBackend);
+        return;
+    }
     Outcome outcome;
     if (!placement_) {
-        outcome = pool_->place(hs.key, hs.key_hash, hs.tried, placement_);
+        outcome = hs.http ? pool_->pick(hs.key, hs.key_hash, hs.tried, placement_)
+                          : pool_->place(hs.key, hs.key_hash, hs.tried, placement_);
     } else if (hs.tried.size() > pool_->config().retries) {
         pool_->release(placement_);
         outcome = Outcome::NoBackend;
@@ -369,6 +399,10 @@ void Session::on_backend_tls_failed(std::string_view why) {
 }
 
 void Session::on_backend_ready() {
+    if (handshake_->http) {
+        on_http_backend_ready();
+        return;
+    }
     enter(SessionState::AwaitingResponse);
     backend_side_.write_copy(handshake_->backend_request);
 }
@@ -417,6 +451,10 @@ void Session::on_response_bytes(uv::Block* block, char* data, size_t n) {
         ctx().blocks.give(block);
     }
     hs.response.resize(head_end);
+    if (hs.http) {
+        start_http_response();
+        return;
+    }
     if (on_response_head()) {
         status_ = static_cast<uint16_t>(hs.response_parser.status_code());
         start_relay(status_ == 101);
@@ -496,6 +534,7 @@ void Session::start_relay(bool websocket) {
 }
 
 size_t Session::on_raw_bytes(Pipe& pipe, std::string_view bytes) {
+    if (handshake_ && handshake_->http) return on_http_body_bytes(pipe, bytes);
     // Bytes of a non-101 answer: follow its framing to know when it ends. Only the
     // answer's own bytes go to the client: what a backend sends past its end is not
     // the client's (a second answer smuggled behind the first).

@@ -524,6 +524,33 @@ max_lifetime = "1h"
     EXPECT_EQ(ws.max_lifetime, 1h);
 }
 
+TEST(LoaderFeatureTest, HttpTable) {
+    auto result = load_pool_with(R"(
+[pools.chat.http]
+max_idle_connections = 4
+idle_timeout = "2s"
+response_timeout = "500ms"
+max_request_body = "1MiB"
+)");
+    ASSERT_TRUE(result.ok()) << dump(result);
+    const auto& http = result.config->find_pool("chat")->http;
+    EXPECT_EQ(http.max_idle_connections, 4u);
+    EXPECT_EQ(http.idle_timeout, 2s);
+    EXPECT_EQ(http.response_timeout, 500ms);
+    EXPECT_EQ(http.max_request_body, 1024u * 1024);
+}
+
+TEST(LoaderFeatureTest, HttpDefaults) {
+    auto result = load_pool_with("");
+    ASSERT_TRUE(result.ok()) << dump(result);
+    const auto& http = result.config->find_pool("chat")->http;
+    EXPECT_EQ(http.max_idle_connections, 32u);
+    EXPECT_EQ(http.idle_timeout, 60s);
+    EXPECT_EQ(http.response_timeout, 60s);
+    EXPECT_EQ(http.max_request_body, 10u * 1024 * 1024);
+    EXPECT_EQ(result.config->listeners[0].keepalive_timeout, 60s);
+}
+
 // ---- error format and order ----
 
 TEST(LoaderTest, ConfigErrorToStringIsFileLineColumnMessage) {
@@ -675,20 +702,37 @@ TEST(LoaderTest, SchemaKeysListCoreAndLaterKeys) {
         return it == keys.end() ? nullptr : &*it;
     };
     // What every minimal file uses is implemented.
-    for (auto path :
-         {"server.workers", "server.drain_timeout", "log.level", "log.format", "log.access_log",
-          "listeners.name", "listeners.listen", "listeners.pool", "listeners.routes",
-          "listeners.routes.host", "listeners.routes.path_prefix", "listeners.routes.pool",
-          "listeners.handshake_timeout", "listeners.max_header_bytes", "pools.NAME.backends",
-          "pools.NAME.backends.address", "pools.NAME.connect_timeout", "pools.NAME.retries",
-          "pools.NAME.forwarded_headers"}) {
+    for (auto path : {"server.workers",
+                      "server.drain_timeout",
+                      "log.level",
+                      "log.format",
+                      "log.access_log",
+                      "listeners.name",
+                      "listeners.listen",
+                      "listeners.pool",
+                      "listeners.routes",
+                      "listeners.routes.host",
+                      "listeners.routes.path_prefix",
+                      "listeners.routes.pool",
+                      "listeners.handshake_timeout",
+                      "listeners.max_header_bytes",
+                      "pools.NAME.backends",
+                      "pools.NAME.backends.address",
+                      "pools.NAME.connect_timeout",
+                      "pools.NAME.retries",
+                      "pools.NAME.forwarded_headers",
+                      "listeners.keepalive_timeout",
+                      "pools.NAME.http",
+                      "pools.NAME.http.max_idle_connections",
+                      "pools.NAME.http.idle_timeout",
+                      "pools.NAME.http.response_timeout",
+                      "pools.NAME.http.max_request_body"}) {
         const auto* key = find(path);
         ASSERT_NE(key, nullptr) << path;
         EXPECT_TRUE(key->supported) << path;
     }
     // SPEC §2 features of later releases are listed but refused.
-    for (auto path : {"listeners.keepalive_timeout", "listeners.max_connects_per_ip_per_second",
-                      "pools.NAME.http", "pools.NAME.admission"}) {
+    for (auto path : {"listeners.max_connects_per_ip_per_second", "pools.NAME.admission"}) {
         const auto* key = find(path);
         ASSERT_NE(key, nullptr) << path;
         EXPECT_FALSE(key->supported) << path;
