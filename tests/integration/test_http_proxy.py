@@ -553,6 +553,10 @@ class BackendConnectionReuseTest(unittest.TestCase):
                     resp = c.read_response()
                     self.assertIsNotNone(resp, f"request {i}: client connection closed without an answer")
                     self.assertEqual((resp.status, resp.body), (200, b"fresh"), (i, seen))
+            # Each retry above followed a request the backend dropped on a reused
+            # connection; without reuse this test would prove nothing.
+            self.assertTrue(any(s[1].endswith("(dropped)") for s in seen),
+                            f"the proxy never reused a backend connection: {seen}")
         finally:
             sb.stop()
             backend.stop()
@@ -567,6 +571,10 @@ class BackendConnectionReuseTest(unittest.TestCase):
                 self.assertEqual(c.read_response().status, 200)
                 c.send(b"POST /once HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nbody")
                 resp = c.read_response()
+                # The POST must have gone on the GET's (reused) connection for the
+                # no-retry rule to be tested at all.
+                self.assertEqual(seen[:2], [(seen[0][0], "GET"), (seen[0][0], "POST (dropped)")],
+                                 f"the proxy did not reuse the backend connection: {seen}")
                 self.assertIsNotNone(resp, "client connection closed without an answer")
                 self.assertEqual(resp.status, 502, (resp, seen))
             posts = [s for s in seen if s[1].startswith("POST")]
