@@ -454,6 +454,21 @@ class TimeoutsAndLimitsTest(unittest.TestCase):
                 self.assertEqual(c.read_response().status, 200)
                 time.sleep(0.1)
 
+    def test_a_slow_answer_is_not_cut_by_keepalive_timeout(self):
+        # keepalive_timeout is idleness between requests, not a limit on one.
+        with Conn(self.sb.port()) as c:
+            c.send(get("/slow?delay=0.45"))
+            resp = c.read_response()
+            self.assertEqual((resp.status, resp.body), (200, b"slow"), resp)
+
+    def test_half_closed_client_still_gets_its_answer(self):
+        with Conn(self.sb.port()) as c:
+            c.send(get("/name"))
+            c.sock.shutdown(socket.SHUT_WR)
+            resp = c.read_response()
+            self.assertIsNotNone(resp, "closed without an answer")
+            self.assertEqual((resp.status, resp.body), (200, b"httpd"))
+
     def test_content_length_over_max_request_body_gets_413(self):
         for port, backend_requests in ((self.sb.port(), lambda m: self.httpd.requests_for(m)),
                                        (self.sb_aio.port(), lambda m: [r for r in self.aio.requests if m in r[1]])):
@@ -606,6 +621,96 @@ class BackendConnectionReuseTest(unittest.TestCase):
         finally:
             sb.stop()
             backend.stop()
+
+
+class BackendAnswersTest(unittest.TestCase):
+    """Raw backends for answers http.server would not give."""
+
+    def with_backend(self, behaviour, test, pool_extra=""):
+        backend = RawBackend(behaviour)
+        sb = start([backend], admin=False, workers=1, pool_extra=pool_extra)
+        try:
+            test(sb, backend)
+        finally:
+            sb.stop()
+            backend.stop()
+
+    def test_interim_103_is_passed_on_before_the_answer(self):
+        def early_hints(conn):
+            conn.settimeout(10)
+            while read_head(conn):
+                conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\n"
+                             b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        def test(sb, backend):
+            with Conn(sb.port()) as c:
+                for _ in range(2):
+                    c.send(get("/hints"))
+                    interim = c.read_response(interim=True)
+                    self.assertEqual(interim.status, 103, interim)
+                    self.assertEqual(interim.header("link"), "</style.css>; rel=preload")
+                    resp = c.read_response()
+                    self.assertEqual((resp.status, resp.body), (200, b"ok"), resp)
+
+        self.with_backend(early_hints, test)
+
+    def test_backend_dying_mid_body_ends_the_client_connection(self):
+        def truncated(conn):
+            read_head(conn)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"t" * 500)
+            conn.close()
+
+        def test(sb, backend):
+            with Conn(sb.port()) as c:
+                c.send(get("/cut"))
+                resp = c.read_response()
+                self.assertEqual(resp.status, 200)
+                self.assertFalse(resp.complete, resp)
+                self.assertEqual(resp.body, b"t" * 500)
+                self.assertTrue(c.eof)
+
+        self.with_backend(truncated, test)
+
+    def test_body_after_a_refused_expect_is_never_a_request(self):
+        # The backend refuses the Expect at once without reading the body; the client
+        # sends the body anyway (RFC 9110 §10.1.1 allows it). Those bytes are the body,
+        # never a request of their own, whatever they look like.
+        heads = []
+
+        def refuse(conn):
+            conn.settimeout(10)
+            while True:
+                head = read_head(conn)
+                if not head:
+                    return
+                heads.append(head.split(b"\r\n", 1)[0])
+                if b"Expect" in head:
+                    conn.sendall(b"HTTP/1.1 417 Expectation Failed\r\nContent-Length: 0\r\n"
+                                 b"Connection: close\r\n\r\n")
+                    conn.close()
+                    return
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        def test(sb, backend):
+            hidden = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+            with Conn(sb.port()) as c:
+                c.send(b"POST /upload HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n"
+                       + f"Content-Length: {len(hidden)}\r\n\r\n".encode())
+                resp = c.read_response()
+                self.assertEqual(resp.status, 417, resp)
+                try:
+                    c.send(hidden)
+                    c.send(get("/after"))
+                    after = c.read_response()
+                    if after is not None:
+                        self.assertEqual((after.status, after.body), (200, b"ok"), after)
+                except OSError:
+                    pass  # the proxy closed the connection: also fine
+            resp, _ = exchange(sb.port(), get("/barrier"))
+            self.assertEqual(resp.status, 200)
+            self.assertNotIn(b"GET /smuggled HTTP/1.1", heads)
+
+        self.with_backend(refuse, test)
 
 
 class StalledClientTest(unittest.TestCase):
