@@ -183,6 +183,9 @@ class CurlTest(unittest.TestCase):
             c.send(get("/cl?size=100", method="HEAD"))
             resp = c.read_response("HEAD")
             self.assertEqual((resp.status, resp.header("content-length")), (200, "100"))
+            c.send(get("/chunked?size=1000", method="HEAD"))
+            resp = c.read_response("HEAD")
+            self.assertEqual((resp.status, resp.header("transfer-encoding")), (200, "chunked"))
             c.send(get("/status?code=204"))
             self.assertEqual(c.read_response().status, 204)
             c.send(get("/status?code=304&size=5", extra='If-None-Match: "v1"\r\n'))
@@ -191,6 +194,37 @@ class CurlTest(unittest.TestCase):
             resp = c.read_response()
             self.assertEqual((resp.status, resp.body), (200, b"httpd"))
             self.assertEqual(c.buf, b"", "bytes after the last answer")
+
+    def test_default_max_request_body_is_10_mib(self):
+        m = marker()
+        resp, _ = exchange(self.sb.port(), f"POST /upload?{m} HTTP/1.1\r\nHost: a\r\n"
+                           f"Content-Length: {10 * MIB + 1}\r\n\r\n".encode())
+        self.assertEqual(resp.status, 413, resp)
+        self.assertEqual(self.httpd.requests_for(m), [])
+
+    def test_concurrent_keep_alive_clients_get_only_their_own_answers(self):
+        m = marker()
+        errors = []
+
+        def client(i):
+            try:
+                with Conn(self.sb.port()) as c:
+                    for j in range(20):
+                        c.send(get(f"/echo?{m}={i}.{j}"))
+                        resp = c.read_response()
+                        target = json.loads(resp.body)["target"]
+                        if target != f"/echo?{m}={i}.{j}":
+                            errors.append((i, j, target))
+            except Exception as e:  # noqa: BLE001 - reported below
+                errors.append((i, repr(e)))
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(40)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        self.assertEqual(errors, [])
+        self.assertEqual(len(self.httpd.requests_for(m)), 800)
 
     def test_curl_head(self):
         r = curl("-I", f"{self.base}/cl?size=12345")
@@ -754,6 +788,61 @@ class StalledClientTest(unittest.TestCase):
             s.close()
         finally:
             sb.stop()
+            httpd.stop()
+
+
+    def test_upload_to_a_backend_that_stops_reading_keeps_memory_bounded(self):
+        release = threading.Event()
+
+        def deaf(conn):
+            read_head(conn)
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            release.wait(30)  # reads nothing more until the test ends
+
+        backend = RawBackend(deaf)
+        httpd = HttpServerBackend("other")
+        sb = Switchboard(f"""
+[server]
+workers = 2
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:0"
+pool = "deaf"
+routes = [ {{ path_prefix = "/name", pool = "other" }} ]
+[pools.deaf]
+backends = [ {{ address = "{backend.address}" }} ]
+[pools.deaf.http]
+max_request_body = 0
+[pools.other]
+backends = [ {{ address = "{httpd.address}" }} ]
+""")
+        try:
+            self.assertEqual(curl(f"http://127.0.0.1:{sb.port()}/name").stdout, b"other")
+            baseline = sb.rss_kib()
+            size = 512 * MIB
+            s = socket.create_connection(("127.0.0.1", sb.port()), timeout=10)
+            s.sendall(f"PUT /up HTTP/1.1\r\nHost: a\r\nContent-Length: {size}\r\n\r\n".encode())
+            s.setblocking(False)
+            block = body_bytes(MIB)
+            sent, last_progress = 0, time.monotonic()
+            deadline = time.monotonic() + 60
+            while time.monotonic() - last_progress < 1.5:
+                self.assertLess(time.monotonic(), deadline, "uploading never stalled")
+                try:
+                    n = s.send(block[:min(len(block), size - sent)])
+                    sent += n
+                    last_progress = time.monotonic()
+                except BlockingIOError:
+                    time.sleep(0.02)
+            self.assertLess(sent, 256 * MIB, "the proxy kept reading the upload")
+            peak = max(sb.rss_kib() for _ in range(5))
+            self.assertLess(peak - baseline, 64 * 1024, f"RSS grew from {baseline} to {peak} KiB")
+            self.assertEqual(curl(f"http://127.0.0.1:{sb.port()}/name", timeout=10).stdout, b"other")
+            s.close()
+        finally:
+            release.set()
+            sb.stop()
+            backend.stop()
             httpd.stop()
 
 
