@@ -71,6 +71,12 @@ class ClientFramingTest(unittest.TestCase):
             c.send(get("/name"))
             self.assertEqual(c.read_response().body, b"httpd")
 
+    def test_transfer_coding_names_are_case_insensitive(self):
+        resp, _ = exchange(self.sb.port(), post("/echo", b"Transfer-Encoding: Chunked\r\n",
+                                                b"5\r\nhello\r\n0\r\n\r\n"))
+        self.assertEqual(resp.status, 200, resp)
+        self.assertIn(b'"length": 5', resp.body)
+
     def test_valid_content_length_is_accepted(self):
         resp, _ = exchange(self.sb.port(), post("/echo", b"Content-Length: 5\r\n", b"hello"))
         self.assertEqual(resp.status, 200, resp)
@@ -179,6 +185,11 @@ class ClientFramingTest(unittest.TestCase):
         self.assert_rejected(lambda t: post(t, b"Transfer-Encoding: chunked\r\n",
                                             b"5;a=" + b"b" * 5000 + b"\r\nhello\r\n0\r\n\r\n"))
 
+    def test_obs_fold_in_a_trailer(self):
+        # The trailer section is field lines like the head's (RFC 9112 §7.1.2, §5.2).
+        self.assert_rejected(lambda t: post(t, b"Transfer-Encoding: chunked\r\n",
+                                            b"5\r\nhello\r\n0\r\nX-T: a\r\n b\r\n\r\n"))
+
     # The head
     def test_obs_fold(self):
         self.assert_rejected(lambda t: get(t, extra="X-Folded: a\r\n b\r\n"))
@@ -280,6 +291,14 @@ class BackendFramingTest(unittest.TestCase):
 
     def test_obs_fold_in_the_head(self):
         self.assert_502(b"HTTP/1.1 200 OK\r\nX-A: a\r\n b\r\nContent-Length: 2\r\n\r\nok")
+
+    def test_status_code_out_of_range(self):
+        # RFC 9110 §15: a status code is three digits, 100 to 599.
+        self.assert_502(b"HTTP/1.1 099 Odd\r\nContent-Length: 2\r\n\r\nok")
+
+    def test_obs_fold_in_a_trailer(self):
+        self.assert_502_or_cut(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                               b"2\r\nok\r\n0\r\nX-T: a\r\n b\r\n\r\n", b"\r\n b\r\n")
 
     def test_non_hex_chunk_size(self):
         self.assert_502_or_cut(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
