@@ -785,6 +785,63 @@ class BackendAnswersTest(unittest.TestCase):
         self.with_backend(refuse, test)
 
 
+class AdmissionAndTlsTest(unittest.TestCase):
+    def test_requests_on_a_kept_alive_connection_take_no_admission_token(self):
+        # SPEC §3 Admission: a plain request over a pool limit gets 503 with Retry-After;
+        # requests on an existing keep-alive connection take no token.
+        httpd = HttpServerBackend("admitted")
+        try:
+            sb = start([httpd], admin=False, pool_extra="[pools.chat.admission]\n"
+                       "new_connections_per_second = 0.01\nburst = 1\n")
+        except AssertionError as e:
+            httpd.stop()
+            if "not supported yet" in str(e):
+                self.skipTest("[pools.X.admission] is not implemented in this build")
+            raise
+        try:
+            with Conn(sb.port()) as c:
+                for i in range(5):
+                    c.send(get(f"/name?i={i}"))
+                    resp = c.read_response()
+                    self.assertEqual((resp.status, resp.body), (200, b"admitted"), f"request {i}")
+                resp, _ = exchange(sb.port(), get("/name"))
+                self.assertEqual(resp.status, 503, resp)
+                self.assertRegex(resp.header("retry-after") or "", r"^[1-9][0-9]*$", resp)
+                c.send(get("/name?again"))
+                self.assertEqual(c.read_response().status, 200)
+        finally:
+            sb.stop()
+            httpd.stop()
+
+    def test_requests_over_tls(self):
+        from sbtest import TestPki
+
+        pki = TestPki()
+        cert, key = pki.leaf("localhost", dns=["localhost"], ips=["127.0.0.1"])
+        httpd = HttpServerBackend("secure")
+        sb = Switchboard(config([httpd.address], listener_extra=(
+            f'[listeners.tls]\ncertificates = [ {{ certificate = "{cert}", private_key = "{key}" }} ]\n')))
+        try:
+            base = f"https://127.0.0.1:{sb.port()}"
+            r = curl("-v", "--cacert", pki.ca, f"{base}/name", f"{base}/echo")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertIn("Re-using existing connection", r.stderr)
+            self.assertTrue(r.stdout.startswith(b"secure"), r.stdout)
+            headers = dict(json.loads(r.stdout[len(b"secure"):])["headers"])
+            self.assertEqual(headers["x-forwarded-proto"], "https")
+            path = os.path.join(sb.dir, "up")
+            with open(path, "wb") as f:
+                f.write(body_bytes(3 * MIB))
+            r = curl("--cacert", pki.ca, "-H", "Transfer-Encoding: chunked", "--data-binary",
+                     f"@{path}", f"{base}/upload")
+            self.assertEqual(json.loads(r.stdout)["sha256"], body_digest(3 * MIB))
+            r = curl("--cacert", pki.ca, f"{base}/cl?size={16 * MIB}", timeout=60)
+            self.assertEqual(hashlib.sha256(r.stdout).hexdigest(), body_digest(16 * MIB))
+        finally:
+            sb.stop()
+            httpd.stop()
+
+
 class StalledClientTest(unittest.TestCase):
     def test_client_that_stops_reading_keeps_memory_bounded(self):
         httpd = HttpServerBackend("huge")
