@@ -51,6 +51,7 @@ std::string_view status_page_html() {
     <div class="card"><div class="label">Open connections</div><div class="value" id="connections-active">–</div></div>
     <div class="card"><div class="label">New connections / s</div><div class="value" id="connections-rate">–</div></div>
     <div class="card"><div class="label">Messages / s</div><div class="value" id="messages-rate">–</div></div>
+    <div class="card"><div class="label">HTTP requests / s</div><div class="value" id="requests-rate">–</div></div>
     <div class="card"><div class="label">Traffic</div><div class="value" id="bytes-rate">–</div></div>
     <div class="card"><div class="label">Refused / s</div><div class="value" id="rejected-rate">–</div></div>
     <div class="card"><div class="label">Rooms</div><div class="value" id="rooms">–</div></div>
@@ -108,14 +109,14 @@ function onLive(live) {
   $("generation").textContent = live.generation;
   $("health").textContent = live.draining ? "draining" : "serving";
   $("health").className = "badge " + (live.draining ? "draining" : "up");
-  let active = 0, total = 0, rejected = 0, messages = 0, traffic = 0, rooms = 0;
+  let active = 0, total = 0, rejected = 0, messages = 0, requests = 0, traffic = 0, rooms = 0;
   for (const [name, l] of Object.entries(live.listeners)) {
     active += l.active; total += l.total; rejected += l.rejected;
     const row = document.querySelector(`tr[data-listener="${CSS.escape(name)}"]`);
     if (row) { row.querySelector(".open").textContent = l.active; row.querySelector(".total").textContent = l.total; }
   }
   for (const [name, p] of Object.entries(live.pools)) {
-    messages += p.messages; traffic += p.bytes; rooms += p.rooms;
+    messages += p.messages; requests += p.requests; traffic += p.bytes; rooms += p.rooms;
     const section = document.querySelector(`section[data-pool="${CSS.escape(name)}"]`);
     if (!section) continue;
     section.querySelector(".rooms").textContent = p.rooms;
@@ -133,12 +134,13 @@ function onLive(live) {
   }
   $("connections-active").textContent = fmt(active);
   $("rooms").textContent = fmt(rooms);
-  const now = { t: live.uptime_seconds, total, rejected, messages, traffic };
+  const now = { t: live.uptime_seconds, total, rejected, messages, requests, traffic };
   if (previous && now.t > previous.t) {
     const dt = now.t - previous.t;
     const mps = (now.messages - previous.messages) / dt;
     $("connections-rate").textContent = fmt((now.total - previous.total) / dt);
     $("messages-rate").textContent = fmt(mps);
+    $("requests-rate").textContent = fmt((now.requests - previous.requests) / dt);
     $("bytes-rate").textContent = bytes((now.traffic - previous.traffic) / dt);
     $("rejected-rate").textContent = fmt((now.rejected - previous.rejected) / dt);
     history.push(mps); if (history.length > 120) history.shift();

@@ -111,6 +111,14 @@ struct Totals {
         std::vector<uint64_t> buckets =
             std::vector<uint64_t>(metrics::Histogram::kBounds.size() + 1);
         double sum = 0;
+        uint64_t requests[5] = {0, 0, 0, 0, 0};  // HTTP, by status class
+        std::vector<uint64_t> request_buckets =
+            std::vector<uint64_t>(metrics::Histogram::kBounds.size() + 1);
+        double request_sum = 0;
+        uint64_t backend_connections[2] = {0, 0};  // new, reused
+        uint64_t total_requests() const {
+            return requests[0] + requests[1] + requests[2] + requests[3] + requests[4];
+        }
     };
     std::map<std::string, Listener> listeners;
     std::map<std::string, Pool> pools;
@@ -139,6 +147,13 @@ Totals sum_workers(const AdminSources& sources) {
             for (size_t i = 0; i < p.buckets.size(); ++i)
                 p.buckets[i] += s.handshake.bucket(i);
             p.sum += s.handshake.sum();
+            for (size_t i = 0; i < 5; ++i)
+                p.requests[i] += s.http_requests[i].value();
+            for (size_t i = 0; i < p.request_buckets.size(); ++i)
+                p.request_buckets[i] += s.http_duration.bucket(i);
+            p.request_sum += s.http_duration.sum();
+            for (size_t i = 0; i < 2; ++i)
+                p.backend_connections[i] += s.http_backend[i].value();
         });
         w->for_each_close([&](const metrics::CloseKey& key, uint64_t n) { t.closes[key] += n; });
         for (size_t i = 0; i < metrics::kCloseReasonCount; ++i)
@@ -229,6 +244,29 @@ std::string metrics_text(const AdminSources& sources) {
     for (const auto& [name, p] : t.pools) {
         e.histogram("switchboard_handshake_duration_seconds", {{"pool", name}}, bounds, p.buckets,
                     p.sum);
+    }
+    e.family("switchboard_http_requests_total", "counter",
+             "Plain HTTP requests answered, by pool and status class.");
+    for (const auto& [name, p] : t.pools) {
+        for (size_t i = 0; i < 5; ++i) {
+            e.sample("switchboard_http_requests_total",
+                     {{"pool", name}, {"class", std::to_string(i + 1) + "xx"}}, p.requests[i]);
+        }
+    }
+    e.family("switchboard_http_request_duration_seconds", "histogram",
+             "Plain HTTP requests: from the complete request head to the answer's end, by pool.");
+    for (const auto& [name, p] : t.pools) {
+        e.histogram("switchboard_http_request_duration_seconds", {{"pool", name}}, bounds,
+                    p.request_buckets, p.request_sum);
+    }
+    e.family("switchboard_http_backend_connections_total", "counter",
+             "Backend connections plain HTTP requests went out on, by pool: opened for the "
+             "request (new) or taken from the idle set (reused).");
+    for (const auto& [name, p] : t.pools) {
+        e.sample("switchboard_http_backend_connections_total", {{"pool", name}, {"reuse", "new"}},
+                 p.backend_connections[0]);
+        e.sample("switchboard_http_backend_connections_total",
+                 {{"pool", name}, {"reuse", "reused"}}, p.backend_connections[1]);
     }
     e.family("switchboard_bytes_total", "counter", "Bytes relayed, by pool and direction.");
     for (const auto& [name, p] : t.pools) {
@@ -436,6 +474,7 @@ std::string status_json(const AdminSources& sources) {
              {"messages",
               {{"client_to_backend", totals.messages[0]},
                {"backend_to_client", totals.messages[1]}}},
+             {"http_requests", totals.total_requests()},
              {"backends", backends},
              {"discovery", discovery}});
     }
@@ -508,6 +547,7 @@ std::string live_json(const AdminSources& sources) {
                 {"slow_start", slow >= 1.0 ? Json(nullptr) : Json(slow)}};
         }
         pools[name] = {{"messages", p.messages[0] + p.messages[1]},
+                       {"requests", p.total_requests()},
                        {"bytes", p.bytes[0] + p.bytes[1]},
                        {"rooms", pool->rooms()->size()},
                        {"backends", backends}};

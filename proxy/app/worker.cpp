@@ -155,6 +155,7 @@ void Worker::pace_close(std::vector<session::Session*> sessions, metrics::CloseR
 
 void Worker::drain(uint64_t window_ms, uint64_t timeout_ms) {
     stop_accepting();
+    context_->idle.close_all();
     std::vector<session::Session*> all;
     for (auto* s = context_->sessions.first(); s != nullptr; s = session::SessionList::next(s)) {
         all.push_back(s);
@@ -227,6 +228,7 @@ void Worker::shut_down_loop() {
     uv_close(as_handle(&trim_timer_), nullptr);
     uv_close(as_handle(&async_), nullptr);
     context_->timers.close();
+    context_->idle.close_all();
 }
 
 }  // namespace sb::app

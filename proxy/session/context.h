@@ -14,6 +14,7 @@
 
 #include "metrics/worker_stats.h"
 #include "net/splice_pipe.h"
+#include "session/idle_connections.h"
 #include "session/session_list.h"
 #include "uv/block_pool.h"
 #include "uv/timer_heap.h"
@@ -28,6 +29,7 @@ struct WorkerContext {
         : loop(l),
           index(i),
           timers(l, &fire_session_deadline),
+          idle(l),
           stats(s),
           rng(std::random_device{}()) {}
     WorkerContext(const WorkerContext&) = delete;
@@ -39,6 +41,7 @@ struct WorkerContext {
     uv_loop_t* loop;
     unsigned index;
     uv::TimerHeap timers;
+    IdleConnections idle;  // keep-alive connections to backends between HTTP requests
     uv::BlockPool blocks;
     net::SplicePipe splice;  // large payloads between plain sockets (Pipe::splice_payload)
     // Owned by the Worker, which outlives this context, so the admin thread may read

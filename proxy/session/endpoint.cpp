@@ -60,6 +60,15 @@ bool Endpoint::adopt(uv_loop_t* loop, int fd) {
     return true;
 }
 
+bool Endpoint::adopt_connected(uv_loop_t* loop, int fd) {
+    connected_ = ended_ = wanted_ = reading_ = false;
+    shutdown_wanted_ = notify_sent_ = shutdown_sent_ = shutdown_done_ = false;
+    consumer_ = Consumer::Handshake;
+    if (!adopt(loop, fd)) return false;
+    connected_ = true;
+    return true;
+}
+
 int Endpoint::connect(uv_loop_t* loop, const sockaddr* address, uv_connect_t& request) {
     void* session = tcp_.data;
     uv_tcp_init(loop, &tcp_);

@@ -63,6 +63,10 @@ class Endpoint {
     // Adopts an accepted descriptor. False if libuv refuses it (the descriptor is
     // closed; the handle, if initialised, is closed too).
     bool adopt(uv_loop_t* loop, int fd);
+    // Adopts `fd`, a socket already connected to a backend (a kept-alive connection
+    // from the worker's IdleConnections), as if connect() had just succeeded; no
+    // on_connected follows. False if libuv refuses it (then as adopt()).
+    bool adopt_connected(uv_loop_t* loop, int fd);
     // Opens a socket and connects it to `address` with `request`, which the caller
     // keeps alive until the outcome arrives as Session::on_connected(*this, status) or
     // the handle's close callback has run (the session's handshake state holds it).
@@ -104,6 +108,8 @@ class Endpoint {
     void unread(uv::Block* block, char* data, size_t n);
     // The peer has finished sending (EOF or close_notify) or the read side failed.
     bool ended() const { return ended_; }
+    // Bytes given back with unread() wait to be delivered.
+    bool holds_bytes() const { return held_ != nullptr; }
 
     // ---- writing ----
 

@@ -64,7 +64,10 @@ struct Session::Handshake {
         bool http10 = false;       // the client spoke HTTP/1.0
         bool backend_reusable = false;
         bool body_too_large = false;
-        bool bad_body = false;  // a request body broke its framing
+        bool bad_body = false;     // a request body broke its framing
+        bool reused = false;       // the backend connection came from IdleConnections
+        bool retried = false;      // ...failed, and the request went out again on a new one
+        bool fresh_retry = false;  // connect_next: that new connection, to the same backend
     };
     std::optional<Http> http;
 };

@@ -327,6 +327,7 @@ void Session::on_side_error(bool client_side, int status) {
         return;
     }
     if (state_ != SessionState::Relaying) {
+        if (retry_on_new_connection(uv_strerror(status))) return;
         // During the handshake: the client still gets an answer.
         refuse(CloseReason::BackendBadAnswer,
                std::string("backend connection failed: ") + uv_strerror(status));

@@ -203,6 +203,8 @@ class Session : private uv::Deadline {
     // refused (no route).
     bool route_request();
     void connect_next();
+    // Opens a new connection to backend_.
+    void connect_backend();
     void on_connect_failed(std::string_view why);
     void on_backend_connected();
     void on_backend_ready();
@@ -219,6 +221,10 @@ class Session : private uv::Deadline {
     size_t on_http_body_bytes(Pipe& pipe, std::string_view bytes);
     void end_http_exchange();
     void next_http_request();
+    bool reuses_connections() const;
+    bool take_idle_connection();
+    void keep_backend_connection();
+    bool retry_on_new_connection(std::string_view why);
     void count_http_request();
 
     // A non-101 answer passed through must keep coming: a backend silent this long in

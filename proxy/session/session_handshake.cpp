@@ -83,8 +83,10 @@ void Session::on_handshake_end(Endpoint& side, int status) {
         on_backend_tls_failed(status == UV_EOF ? "backend closed the connection"
                                                : uv_strerror(status));
     } else if (state_ == SessionState::AwaitingResponse) {
-        refuse(CloseReason::BackendBadAnswer,
-               status == UV_EOF ? "backend closed without answering" : uv_strerror(status));
+        const char* why =
+            status == UV_EOF ? "backend closed without answering" : uv_strerror(status);
+        if (retry_on_new_connection(why)) return;
+        refuse(CloseReason::BackendBadAnswer, why);
     }
 }
 
@@ -263,6 +265,13 @@ void Session::connect_next() {
         enter(SessionState::ConnectingBackend);
         return;
     }
+    if (hs.http && hs.http->fresh_retry) {
+        // A kept-alive connection failed before any answer: the same backend again, on
+        // a new connection.
+        hs.http->fresh_retry = false;
+        connect_backend();
+        return;
+    }
     Outcome outcome;
     if (!placement_) {
         outcome = hs.http ? pool_->pick(hs.key, hs.key_hash, hs.tried, placement_)
@@ -286,6 +295,12 @@ void Session::connect_next() {
         return;
     }
     backend_ = placement_.backend;
+    if (hs.http && take_idle_connection()) return;
+    connect_backend();
+}
+
+void Session::connect_backend() {
+    auto& hs = *handshake_;
     enter(SessionState::ConnectingBackend);
     int rc = backend_side_.connect(ctx().loop, backend_->resolved().sockaddr_ptr(), hs.connect);
     if (rc == UV_EMFILE || rc == UV_ENFILE || rc == UV_ENOBUFS || rc == UV_ENOMEM) {

@@ -8,6 +8,8 @@
 // has ended (its bytes stay in the client's Endpoint, delivered when reading resumes),
 // so pipelined requests are answered in order and a client that pipelines without
 // reading holds at most one answer's worth of buffers.
+#include <unistd.h>
+
 #include <cstring>
 
 #include "http/forward.h"
@@ -51,10 +53,75 @@ void Session::start_http_request() {
     connect_next();
 }
 
+bool Session::reuses_connections() const {
+    // A PROXY header speaks for one client; a TLS connection's state cannot move.
+    const auto& c = pool_->config();
+    return c.http.max_idle_connections > 0 && c.proxy_protocol == config::ProxyProtocol::Off &&
+           pool_->tls() == nullptr;
+}
+
+bool Session::take_idle_connection() {
+    if (!reuses_connections() || handshake_->http->retried) return false;
+    int fd = ctx().idle.take(backend_->address());
+    if (fd < 0) return false;
+    enter(SessionState::ConnectingBackend);
+    if (!backend_side_.adopt_connected(ctx().loop, fd)) {
+        refuse(CloseReason::InternalError, "cannot adopt a kept backend connection");
+        return true;
+    }
+    handshake_->http->reused = true;
+    backend_side_.deliver_to(Endpoint::Consumer::Handshake);
+    backend_side_.resume();
+    on_http_backend_ready();
+    return true;
+}
+
+void Session::keep_backend_connection() {
+    // Only a connection whose last answer ended exactly where its framing said, with
+    // nothing unsent, unread or half-closed, may carry another request.
+    const auto& h = *handshake_->http;
+    if (!h.backend_reusable || !h.request_done || !reuses_connections() ||
+        !backend_side_.is_open() || !backend_side_.connected() || backend_side_.ended() ||
+        backend_side_.write_pending() || backend_side_.holds_bytes() ||
+        backend_side_.shutdown_requested() || !backend_->is_up()) {
+        return;
+    }
+    int fd = ::dup(backend_side_.fd());
+    if (fd < 0) return;
+    const auto& c = pool_->config().http;
+    ctx().idle.put(backend_->address(), fd, c.max_idle_connections,
+                   static_cast<uint64_t>(c.idle_timeout.count()));
+}
+
+bool Session::retry_on_new_connection(std::string_view why) {
+    // SPEC §3: a request that fails on a reused connection before any answer byte goes
+    // out once more on a new one, when its method is idempotent (RFC 9110 §9.2.2) and
+    // nothing of it is lost (no body was streamed from the client).
+    if (!handshake_ || !handshake_->http) return false;
+    auto& hs = *handshake_;
+    auto& h = *hs.http;
+    static constexpr std::string_view kIdempotent[] = {"GET",   "HEAD", "OPTIONS",
+                                                       "TRACE", "PUT",  "DELETE"};
+    bool idempotent = false;
+    for (auto m : kIdempotent)
+        idempotent = idempotent || hs.method == m;
+    if (!h.reused || h.retried || !hs.response.empty() || hs.request_parser.has_body() ||
+        !idempotent) {
+        return false;
+    }
+    log_event("kept-alive backend connection failed; sending the request on a new one", why);
+    h.retried = true;
+    h.reused = false;
+    h.fresh_retry = true;
+    enter(SessionState::ConnectingBackend);
+    backend_side_.close();  // on_closed goes on with connect_next()
+    return true;
+}
+
 void Session::on_http_backend_ready() {
     auto& hs = *handshake_;
     auto& h = *hs.http;
-    pool_stats_->http_backend[0].add();
+    pool_stats_->http_backend[h.reused ? 1 : 0].add();
     enter(SessionState::AwaitingResponse);
     // response_timeout counts from the request's last byte: re-armed while the body
     // streams, so a slow upload is not cut by it (SPEC §2).
@@ -202,6 +269,7 @@ void Session::end_http_exchange() {
     count_http_request();
     if (log_ && log::Logger::get().access_log_enabled()) write_access_log();
     pool_->release(placement_);
+    keep_backend_connection();
     backend_side_.close();
     // An answer that came before its request's end (an early 413 or 401 from the
     // application): the rest of the body is not read, so the connection cannot carry

@@ -1,0 +1,144 @@
+#include "session/idle_connections.h"
+
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <limits>
+
+namespace sb::session {
+
+struct IdleConnections::Entry {
+    uv_poll_t poll;
+    IdleConnections* owner;
+    int fd;
+    bool close_fd = true;  // false once handed out: the poll handle closes without it
+    uint64_t expires_ms;
+    List* list;
+    List::iterator where;
+};
+
+namespace {
+
+uv_handle_t* as_handle(void* h) {
+    return static_cast<uv_handle_t*>(h);
+}
+
+}  // namespace
+
+IdleConnections::IdleConnections(uv_loop_t* loop) : loop_(loop) {
+    uv_timer_init(loop_, &timer_);
+    timer_.data = this;
+    timer_open_ = true;
+}
+
+IdleConnections::~IdleConnections() {
+    // The worker calls close_all() before its loop ends; whatever is left (a loop torn
+    // down without a drain) at least gives its descriptors back.
+    for (auto& [key, list] : by_key_) {
+        for (Entry* e : list)
+            ::close(e->fd);
+    }
+}
+
+void IdleConnections::put(const std::string& key, int fd, uint64_t max_per_key, uint64_t idle_ms) {
+    if (closed_ || max_per_key == 0) {
+        ::close(fd);
+        return;
+    }
+    auto* e = new Entry{};
+    e->owner = this;
+    e->fd = fd;
+    e->expires_ms = uv_now(loop_) + idle_ms;
+    if (uv_poll_init_socket(loop_, &e->poll, fd) != 0) {
+        ::close(fd);
+        delete e;
+        return;
+    }
+    e->poll.data = e;
+    List& list = by_key_[key];
+    e->list = &list;
+    e->where = list.insert(list.end(), e);
+    ++count_;
+    uv_poll_start(&e->poll, UV_READABLE | UV_DISCONNECT, &IdleConnections::on_poll);
+    while (list.size() > max_per_key)
+        drop(list.front(), true);
+    arm_timer();
+}
+
+int IdleConnections::take(const std::string& key) {
+    auto it = by_key_.find(key);
+    if (it == by_key_.end()) return -1;
+    List& list = it->second;
+    while (!list.empty()) {
+        Entry* e = list.back();
+        int fd = e->fd;
+        drop(e, false);
+        // Still open and silent? A byte waiting or an EOF means the backend closed it
+        // (or broke the protocol) while it was idle.
+        char c;
+        ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return fd;
+        ::close(fd);
+    }
+    return -1;
+}
+
+void IdleConnections::drop(Entry* e, bool close_fd) {
+    e->list->erase(e->where);
+    --count_;
+    e->close_fd = close_fd;
+    // uv_close stops the poll and takes the descriptor out of the loop at once; the
+    // Entry itself goes in the close callback.
+    uv_close(as_handle(&e->poll), [](uv_handle_t* h) {
+        auto* entry = static_cast<Entry*>(h->data);
+        if (entry->close_fd) ::close(entry->fd);
+        delete entry;
+    });
+}
+
+void IdleConnections::on_poll(uv_poll_t* poll, int, int) noexcept {
+    auto* e = static_cast<Entry*>(poll->data);
+    e->owner->drop(e, true);
+}
+
+void IdleConnections::arm_timer() {
+    if (!timer_open_) return;
+    uint64_t first = std::numeric_limits<uint64_t>::max();
+    for (auto& [key, list] : by_key_) {
+        for (Entry* e : list)
+            first = std::min(first, e->expires_ms);
+    }
+    if (first == std::numeric_limits<uint64_t>::max()) {
+        uv_timer_stop(&timer_);
+        return;
+    }
+    uint64_t now = uv_now(loop_);
+    uv_timer_start(&timer_, &IdleConnections::on_timer, first > now ? first - now : 0, 0);
+}
+
+void IdleConnections::on_timer(uv_timer_t* timer) noexcept {
+    auto* self = static_cast<IdleConnections*>(timer->data);
+    uint64_t now = uv_now(self->loop_);
+    for (auto& [key, list] : self->by_key_) {
+        while (!list.empty() && list.front()->expires_ms <= now)
+            self->drop(list.front(), true);
+    }
+    self->arm_timer();
+}
+
+void IdleConnections::close_all() {
+    closed_ = true;
+    for (auto& [key, list] : by_key_) {
+        while (!list.empty())
+            drop(list.front(), true);
+    }
+    if (timer_open_) {
+        timer_open_ = false;
+        uv_timer_stop(&timer_);
+        uv_close(as_handle(&timer_), nullptr);
+    }
+}
+
+}  // namespace sb::session
