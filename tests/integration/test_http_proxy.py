@@ -695,6 +695,103 @@ class BackendConnectionReuseTest(unittest.TestCase):
             backend.stop()
 
 
+class TaintedBackendConnectionTest(unittest.TestCase):
+    """A backend connection left mid-request or mid-response (a refused or broken body, a
+    client gone, a backend that said close) is never handed to the next request. One
+    worker, so that the next request would find it in the idle set."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.httpd = HttpServerBackend("clean")
+        cls.sb = start([cls.httpd], admin=False, workers=1,
+                       pool_extra=http_table(max_request_body="64KiB"))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+        cls.httpd.stop()
+
+    def assert_next_requests_are_clean(self, what):
+        for i in range(5):
+            m = marker()
+            with Conn(self.sb.port()) as c:
+                c.send(get(f"/echo?{m}"))
+                resp = c.read_response()
+                self.assertIsNotNone(resp, f"after {what}: request {i} got no answer")
+                self.assertEqual(resp.status, 200, f"after {what}: request {i}: {resp}")
+                self.assertEqual(json.loads(resp.body)["target"], f"/echo?{m}", what)
+
+    def test_after_a_chunked_body_over_the_limit(self):
+        with Conn(self.sb.port()) as c:
+            c.send(b"POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n")
+            try:
+                for _ in range(80):
+                    c.send(b"400\r\n" + b"q" * 1024 + b"\r\n")
+            except OSError:
+                pass  # the proxy stopped reading after its 413
+            resp = c.read_response()
+            self.assertEqual(resp.status, 413, resp)
+        self.assert_next_requests_are_clean("a 413")
+
+    def test_after_a_bad_chunk_mid_body(self):
+        with Conn(self.sb.port()) as c:
+            m = marker()
+            c.send(f"POST /upload?{m} HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                   .encode() + b"100\r\n" + b"r" * 256 + b"\r\n")
+            wait_for(lambda: any(m in h.target for h in self.httpd.heads), what="the head at the backend")
+            c.send(b"zz\r\n")
+            resp = c.read_response()
+            self.assertEqual(resp.status, 400, resp)
+        self.assert_next_requests_are_clean("a bad chunk")
+
+    def test_after_a_client_gone_mid_body(self):
+        c = Conn(self.sb.port())
+        m = marker()
+        c.send(f"POST /upload?{m} HTTP/1.1\r\nHost: a\r\nContent-Length: 10000\r\n\r\n".encode()
+               + b"s" * 3000)
+        wait_for(lambda: any(m in h.target for h in self.httpd.heads), what="the head at the backend")
+        c.close()
+        self.assert_next_requests_are_clean("a client gone mid-body")
+
+    def test_after_a_client_gone_mid_response(self):
+        c = Conn(self.sb.port())
+        c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        target = f"/cl?size={32 * MIB}&{marker()}"
+        c.send(get(target))
+        c.sock.recv(1024)
+        wait_for(lambda: self.httpd.sent.get(target), what="the backend sending")
+        c.close()
+        self.assert_next_requests_are_clean("a client gone mid-response")
+
+    def test_after_a_backend_that_said_close(self):
+        violations = []
+
+        def says_close(conn):
+            conn.settimeout(5)
+            if not read_head(conn):
+                return
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\nConnection: close\r\n\r\nbye!")
+            try:
+                if read_head(conn):  # it said close: nothing more may come on it
+                    violations.append(conn.getpeername())
+            except OSError:
+                pass
+
+        backend = RawBackend(says_close)
+        sb = start([backend], admin=False, workers=1)
+        try:
+            with Conn(sb.port()) as c:
+                for i in range(3):
+                    c.send(get(f"/c{i}"))
+                    resp = c.read_response()
+                    self.assertIsNotNone(resp, f"request {i}: no answer")
+                    self.assertEqual((resp.status, resp.body), (200, b"bye!"), f"request {i}")
+            self.assertEqual(violations, [], "requests sent on a connection the backend closed")
+        finally:
+            sb.stop()
+            backend.stop()
+
+
 class BackendAnswersTest(unittest.TestCase):
     """Raw backends for answers http.server would not give."""
 
