@@ -546,6 +546,45 @@ def answer_first_request_only(method_seen):
 
 
 class BackendConnectionReuseTest(unittest.TestCase):
+    def test_idle_backend_connections_are_closed_after_idle_timeout(self):
+        httpd = HttpServerBackend("idle")
+        sb = start([httpd], admin=False, workers=1, pool_extra=http_table(idle_timeout="1s"))
+        try:
+            self.assertEqual(curl(f"http://127.0.0.1:{sb.port()}/name").stdout, b"idle")
+            # The idle connection outlives the client's (a second client reuses it)...
+            self.assertEqual(curl(f"http://127.0.0.1:{sb.port()}/name").stdout, b"idle")
+            self.assertEqual(len(httpd.connections), 1, "the backend connection was not kept")
+            # ...until idle_timeout.
+            wait_for(lambda: httpd.open_connections() == 0, timeout=6,
+                     what="the proxy to close its idle backend connection")
+            self.assertEqual(curl(f"http://127.0.0.1:{sb.port()}/name").stdout, b"idle")
+            self.assertEqual(len(httpd.connections), 2)
+        finally:
+            sb.stop()
+            httpd.stop()
+
+    def test_at_most_max_idle_connections_are_kept(self):
+        httpd = HttpServerBackend("many")
+        sb = start([httpd], admin=False, workers=1, pool_extra=http_table(max_idle_connections=2))
+        try:
+            results = []
+
+            def one(i):
+                results.append(curl(f"http://127.0.0.1:{sb.port()}/slow?delay=0.5&i={i}").stdout)
+
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join(30)
+            self.assertEqual(results, [b"slow"] * 6)
+            self.assertGreaterEqual(len(httpd.connections), 6)  # they overlapped
+            wait_for(lambda: httpd.open_connections() <= 2, timeout=5,
+                     what=f"at most 2 idle backend connections (open: {httpd.open_connections()})")
+        finally:
+            sb.stop()
+            httpd.stop()
+
     def test_backend_closing_after_each_response_is_survived(self):
         httpd = HttpServerBackend("closer", close_after_response=True)
         sb = start([httpd], admin=False, workers=1)

@@ -108,6 +108,7 @@ class HttpServerBackend:
         self.requests = []
         self.heads = []
         self.connections = []
+        self.closed = []  # connections that ended (the proxy closed them, or the backend did)
         self.sent = {}
         self._lock = threading.Lock()
         backend = self
@@ -123,6 +124,13 @@ class HttpServerBackend:
                 super().setup()
                 with backend._lock:
                     backend.connections.append(self.client_address[1])
+
+            def finish(self):
+                try:
+                    super().finish()
+                finally:
+                    with backend._lock:
+                        backend.closed.append(self.client_address[1])
 
             def handle_one_request(self):
                 try:
@@ -277,6 +285,10 @@ class HttpServerBackend:
             h.wfile.write(body_bytes(n, done))
             done += n
             self.sent[req.target] = done
+
+    def open_connections(self):
+        with self._lock:
+            return len(self.connections) - len(self.closed)
 
     def requests_for(self, marker):
         """Complete requests whose target contains `marker`."""
