@@ -469,9 +469,15 @@ class TimeoutsAndLimitsTest(unittest.TestCase):
 
     def test_slow_backend_gets_504(self):
         started = time.monotonic()
-        resp, _ = exchange(self.sb.port(), get("/slow?delay=4"))
+        m = marker()
+        resp, _ = exchange(self.sb.port(), get(f"/slow?delay=4&{m}"))
         self.assertEqual(resp.status, 504, resp)
         self.assertLess(time.monotonic() - started, 3.5)
+        rec = wait_for(lambda: [r for r in self.sb.access_log() if m in (r.get("path") or "")],
+                       what="the 504's access log line")[0]
+        self.assertEqual(rec["status"], 504)
+        self.assertTrue(rec["reason"], rec)
+        self.assertEqual(rec["backend"], self.httpd.address)
 
     def test_idle_client_connection_is_closed_after_keepalive_timeout(self):
         with Conn(self.sb.port()) as c:
@@ -1140,6 +1146,32 @@ class AccessLogAndMetricsTest(unittest.TestCase):
         self.assertEqual([(r["path"], r["status"]) for r in recs],
                          [(f"/name?{m}=plain", 200), (f"/ws?{m}=ws", 101)])
         self.assertEqual(recs[1]["messages_in"], 1)
+
+    def test_refusals_and_backend_failures_have_their_status_and_a_reason(self):
+        sb = start([self.aio], admin=False,
+                   pool_extra=http_table(max_request_body="1KiB"))
+        try:
+            m = marker()
+            resp, _ = exchange(sb.port(), f"POST /hash?{m}=413 HTTP/1.1\r\nHost: a\r\n"
+                               "Content-Length: 5000\r\n\r\n".encode())
+            self.assertEqual(resp.status, 413)
+            resp, _ = exchange(sb.port(), f"POST /hash?{m}=400 HTTP/1.1\r\nHost: a\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\nzz\r\n".encode())
+            self.assertEqual(resp.status, 400)
+
+            def lines():
+                recs = [r for r in sb.access_log() if m in (r.get("path") or "")]
+                return recs if len(recs) >= 2 else None
+
+            recs = wait_for(lines, what="the refusals' access log lines")
+            by_status = {r["status"]: r for r in recs}
+            self.assertEqual(set(by_status), {400, 413})
+            for status, rec in by_status.items():
+                self.assertEqual(rec["method"], "POST")
+                self.assertTrue(rec["reason"], f"{status} without a reason: {rec}")
+                self.assertEqual(rec["closed_by"], "proxy", rec)
+        finally:
+            sb.stop()
 
     def test_metrics(self):
         before = parse_metrics(admin_get(self.sb, "/metrics"))

@@ -311,7 +311,12 @@ class AiohttpBackend:
     """
 
     def __init__(self, name="aio"):
+        import logging
+
         from aiohttp import web  # Debian's python3-aiohttp
+
+        # A proxy cutting a request off (the point of many tests) is not news.
+        logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)
 
         self.name = name
         self.requests = []  # (method, path_qs, headers)
