@@ -450,6 +450,56 @@ class PlacementTest(unittest.TestCase):
         self.assertFalse(route["room"]["active"], route)
 
 
+class PerRequestRoutingTest(unittest.TestCase):
+    """Each request on a kept-alive connection is routed and placed on its own: the
+    connection is not pinned to its first request's pool or backend."""
+
+    def test_routes_per_request(self):
+        a, b = HttpServerBackend("A"), HttpServerBackend("B")
+        sb = Switchboard(f"""
+[server]
+workers = 1
+[[listeners]]
+name = "public"
+listen = "127.0.0.1:0"
+pool = "pa"
+routes = [ {{ path_prefix = "/b/", pool = "pb" }} ]
+[pools.pa]
+backends = [ {{ address = "{a.address}" }} ]
+[pools.pb]
+backends = [ {{ address = "{b.address}" }} ]
+""")
+        try:
+            with Conn(sb.port()) as c:
+                for path, expected in (("/name", "A"), ("/b/x", "B"), ("/name", "A"), ("/b/y", "B")):
+                    c.send(get(path))
+                    resp = c.read_response()
+                    self.assertEqual(resp.status, 200, resp)
+                    got = resp.body.decode() if path == "/name" else json.loads(resp.body)["backend"]
+                    self.assertEqual(got, expected, path)
+        finally:
+            sb.stop()
+            a.stop()
+            b.stop()
+
+    def test_hash_placement_per_request(self):
+        a, b = HttpServerBackend("A"), HttpServerBackend("B")
+        sb = start([a, b], workers=1, pool_extra='hash_key = "query:room"\n')
+        try:
+            names = {a.address: "A", b.address: "B"}
+            expected = {f"r{i}": names[json.loads(admin_get(sb, f"/route?pool=chat&key=r{i}"))["backend"]]
+                        for i in range(16)}
+            self.assertEqual(set(expected.values()), {"A", "B"}, "keys all on one side: pick others")
+            with Conn(sb.port()) as c:
+                for key, name in expected.items():
+                    c.send(get(f"/name?room={key}"))
+                    self.assertEqual(c.read_response().body.decode(), name, key)
+        finally:
+            sb.stop()
+            a.stop()
+            b.stop()
+
+
 class TimeoutsAndLimitsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
