@@ -1078,6 +1078,36 @@ class StalledClientTest(unittest.TestCase):
             httpd.stop()
 
 
+    def test_pipelining_client_that_never_reads_is_not_read_without_bound(self):
+        # Requests pipelined by a client that reads no answer: the proxy stops reading
+        # them once the answers back up, instead of queueing requests or answers.
+        httpd = HttpServerBackend("piped")
+        sb = start([httpd], admin=False, workers=1)
+        try:
+            baseline = sb.rss_kib()
+            s = socket.create_connection(("127.0.0.1", sb.port()), timeout=10)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+            s.setblocking(False)
+            request = get("/cl?size=1000")
+            block = request * 1000
+            sent, last_progress = 0, time.monotonic()
+            deadline = time.monotonic() + 60
+            while time.monotonic() - last_progress < 1.5:
+                self.assertLess(time.monotonic(), deadline, "the proxy never stopped reading")
+                try:
+                    sent += s.send(block)
+                    last_progress = time.monotonic()
+                except BlockingIOError:
+                    time.sleep(0.02)
+            self.assertLess(sent, 256 * MIB)
+            self.assertLess(len(httpd.requests), sent // len(request) // 2)
+            self.assertLess(sb.rss_kib() - baseline, 64 * 1024)
+            self.assertEqual(curl(f"http://127.0.0.1:{sb.port()}/name", timeout=10).stdout, b"piped")
+            s.close()
+        finally:
+            sb.stop()
+            httpd.stop()
+
     def test_upload_to_a_backend_that_stops_reading_keeps_memory_bounded(self):
         release = threading.Event()
 
