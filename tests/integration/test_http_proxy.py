@@ -529,6 +529,58 @@ class TimeoutsAndLimitsTest(unittest.TestCase):
         self.assertTrue(rec["reason"], rec)
         self.assertEqual(rec["backend"], self.httpd.address)
 
+    def test_response_timeout_starts_after_the_request_body(self):
+        # SPEC §2: "from the request's last byte": a slow upload is not a slow backend.
+        with Conn(self.sb.port()) as c:
+            c.send(b"POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 8\r\n\r\n")
+            for i in range(8):
+                time.sleep(0.15)  # 1.2 s in all, over response_timeout (500ms)
+                c.send(b"%d" % i)
+            resp = c.read_response()
+            self.assertEqual(resp.status, 200, resp)
+            self.assertEqual(json.loads(resp.body)["length"], 8)
+
+    def test_response_timeout_ends_with_the_head(self):
+        # A head in time, then a body slower than response_timeout: not a 504.
+        def slow_body(conn):
+            read_head(conn)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nab")
+            time.sleep(1.0)
+            conn.sendall(b"cdef")
+            conn.settimeout(2)
+            try:
+                conn.recv(100)
+            except OSError:
+                pass
+
+        backend = RawBackend(slow_body)
+        sb = start([backend], admin=False, pool_extra=http_table(response_timeout="500ms"))
+        try:
+            with Conn(sb.port()) as c:
+                c.send(get("/"))
+                resp = c.read_response()
+                self.assertEqual((resp.status, resp.body), (200, b"abcdef"), resp)
+        finally:
+            sb.stop()
+            backend.stop()
+
+    def test_a_head_not_complete_in_response_timeout_gets_504(self):
+        def half_head(conn):
+            read_head(conn)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-")
+            time.sleep(3)
+
+        backend = RawBackend(half_head)
+        sb = start([backend], admin=False, pool_extra=http_table(response_timeout="500ms"))
+        try:
+            started = time.monotonic()
+            resp, _ = exchange(sb.port(), get("/"))
+            self.assertEqual(resp.status, 504, resp)
+            self.assertLess(time.monotonic() - started, 2.5)
+        finally:
+            sb.stop()
+            backend.stop()
+
     def test_idle_client_connection_is_closed_after_keepalive_timeout(self):
         with Conn(self.sb.port()) as c:
             c.send(get("/name"))
