@@ -351,6 +351,17 @@ class PipeliningAndUpgradeTest(unittest.TestCase):
             self.assertEqual((r5["target"], r5["length"]), (f"/echo?{m}=5", 5))
             self.assertEqual(json.loads(c.read_response().body)["target"], f"/echo?{m}=6")
 
+    def test_nothing_is_answered_after_a_request_with_connection_close(self):
+        # RFC 9112 §9.6: after a request with "close", no further request is processed.
+        m = marker()
+        with Conn(self.sb.port()) as c:
+            c.send(get(f"/echo?{m}=1", extra="Connection: close\r\n") + get(f"/echo?{m}=2"))
+            resp = c.read_response()
+            self.assertEqual(json.loads(resp.body)["target"], f"/echo?{m}=1")
+            self.assertIn("close", (resp.header("connection") or "").lower(), resp)
+            self.assertTrue(c.closed(5.0), "the connection stayed open")
+        self.assertEqual([r.target for r in self.httpd.requests_for(m)], [f"/echo?{m}=1"])
+
     def test_upgrade_after_plain_requests_on_the_same_connection(self):
         with Conn(self.sb_aio.port()) as c:
             for _ in range(2):
