@@ -656,7 +656,8 @@ def answer_first_request_only(method_seen):
             return
         method_seen.append((conn.getpeername()[1], head.split(b" ", 1)[0].decode()))
         # The first requests of these tests have no body.
-        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfresh")
+        body = b"" if head.startswith(b"HEAD ") else b"fresh"
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n" + body)
         head = read_head(conn)
         if head:
             method_seen.append((conn.getpeername()[1], head.split(b" ", 1)[0].decode() + " (dropped)"))
@@ -762,6 +763,25 @@ class BackendConnectionReuseTest(unittest.TestCase):
                     self.assertEqual((resp.status, resp.body), (200, b"fresh"), (i, seen))
             # Each retry above followed a request the backend dropped on a reused
             # connection; without reuse this test would prove nothing.
+            self.assertTrue(any(s[1].endswith("(dropped)") for s in seen),
+                            f"the proxy never reused a backend connection: {seen}")
+        finally:
+            sb.stop()
+            backend.stop()
+
+    def test_other_idempotent_methods_are_retried_too(self):
+        seen = []
+        backend = RawBackend(answer_first_request_only(seen))
+        sb = start([backend], admin=False, workers=1)
+        try:
+            with Conn(sb.port()) as c:
+                c.send(get("/warm"))
+                self.assertEqual(c.read_response().status, 200)
+                for method in ("HEAD", "DELETE", "OPTIONS", "GET"):
+                    c.send(get(f"/{method}", method=method))
+                    resp = c.read_response(method)
+                    self.assertIsNotNone(resp, f"{method}: client connection closed without an answer")
+                    self.assertEqual(resp.status, 200, (method, resp, seen))
             self.assertTrue(any(s[1].endswith("(dropped)") for s in seen),
                             f"the proxy never reused a backend connection: {seen}")
         finally:
