@@ -46,6 +46,49 @@ def marker():
     return "m" + os.urandom(6).hex()
 
 
+class PeersSelfTest(unittest.TestCase):
+    """The peers without the proxy: when these fail, the harness is at fault, not
+    switchboard."""
+
+    def test_http_server_backend_directly(self):
+        httpd = HttpServerBackend("direct")
+        try:
+            base = f"http://{httpd.address}"
+            r = curl("-v", f"{base}/name", f"{base}/name")
+            self.assertEqual(r.stdout, b"directdirect")
+            self.assertIn("Re-using existing connection", r.stderr)
+            self.assertEqual(len(httpd.connections), 1)
+            self.assertEqual(curl(f"{base}/chunked?size=100000").stdout, body_bytes(100000))
+            self.assertEqual(curl(f"{base}/close?size=1000").stdout, body_bytes(1000))
+            path = os.path.join(tempfile.mkdtemp(prefix="sbhttp-"), "up")
+            with open(path, "wb") as f:
+                f.write(body_bytes(MIB))
+            r = curl("-v", "-H", "Expect: 100-continue", "-H", "Transfer-Encoding: chunked",
+                     "--data-binary", f"@{path}", f"{base}/upload")
+            self.assertIn("< HTTP/1.1 100 Continue", r.stderr)
+            self.assertEqual(json.loads(r.stdout)["sha256"], body_digest(MIB))
+            with Conn(httpd.port) as c:
+                c.send(get("/cl?size=10", method="HEAD") + get("/status?code=304&size=5") + get("/name"))
+                self.assertEqual(c.read_response("HEAD").header("content-length"), "10")
+                self.assertEqual(c.read_response().status, 304)
+                self.assertEqual(c.read_response().body, b"direct")
+        finally:
+            httpd.stop()
+
+    def test_aiohttp_backend_directly(self):
+        aio = AiohttpBackend("direct")
+        try:
+            path = os.path.join(tempfile.mkdtemp(prefix="sbhttp-"), "up")
+            with open(path, "wb") as f:
+                f.write(body_bytes(MIB))
+            r = curl("-H", "Transfer-Encoding: chunked", "--data-binary", f"@{path}",
+                     f"http://{aio.address}/hash")
+            self.assertEqual(json.loads(r.stdout)["sha256"], body_digest(MIB))
+            self.assertEqual(run(whoami(f"ws://{aio.address}/ws")), "direct")
+        finally:
+            aio.stop()
+
+
 class CurlTest(unittest.TestCase):
     """curl through the proxy to http.server and aiohttp backends."""
 
