@@ -554,6 +554,47 @@ backends = [ {{ address = "{b.address}" }} ]
             b.stop()
 
 
+class ReloadTest(unittest.TestCase):
+    """SPEC §1 SIGHUP: connections to a backend that the new file removes are closed,
+    paced over close_spread; new requests use the new configuration."""
+
+    def setUp(self):
+        import signal
+
+        self.a, self.b = HttpServerBackend("A"), HttpServerBackend("B")
+        top = '[server]\nclose_spread = "500ms"\n'
+        self.sb = Switchboard(config([self.a.address], workers=1).replace("[server]\n", top, 1))
+        self.assertEqual(curl(f"http://127.0.0.1:{self.sb.port()}/name").stdout, b"A")
+        self.keep = Conn(self.sb.port())
+        self.keep.send(get("/name"))
+        self.assertEqual(self.keep.read_response().body, b"A")
+        self.sb.write_config(config([self.b.address], workers=1).replace("[server]\n", top, 1))
+        self.sb.signal(signal.SIGHUP)
+        self.sb.wait_line(r"configuration reloaded", timeout=10)
+
+    def tearDown(self):
+        self.keep.close()
+        self.sb.stop()
+        self.a.stop()
+        self.b.stop()
+
+    def test_new_client_connections_use_the_new_backends(self):
+        self.assertEqual(curl(f"http://127.0.0.1:{self.sb.port()}/name").stdout, b"B")
+
+    def test_idle_connections_to_a_removed_backend_are_closed(self):
+        wait_for(lambda: self.a.open_connections() == 0, timeout=5,
+                 what="the proxy to close its connections to the removed backend")
+
+    def test_a_kept_alive_client_is_not_sent_to_a_removed_backend(self):
+        # Either its next request goes to the new backends, or the connection is closed
+        # (between requests, which HTTP allows) and the client's retry does.
+        self.keep.send(get("/name"))
+        resp = self.keep.read_response()
+        if resp is None:
+            resp, _ = exchange(self.sb.port(), get("/name"))
+        self.assertEqual((resp.status, resp.body), (200, b"B"), resp)
+
+
 class TimeoutsAndLimitsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
