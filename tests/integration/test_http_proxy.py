@@ -12,6 +12,7 @@ The framing attacks (request smuggling) are in test_http_smuggling.py.
 import hashlib
 import json
 import os
+import re
 import socket
 import tempfile
 import threading
@@ -502,6 +503,67 @@ class PlacementTest(unittest.TestCase):
             self.assertEqual([p["rooms"] for p in status["pools"]], [0])
         route = self.route("lonely")
         self.assertFalse(route["room"]["active"], route)
+
+
+class ClientAddressTest(unittest.TestCase):
+    """The backend learns each request's own client: a backend connection that carries
+    one client's PROXY header never carries another client's requests."""
+
+    def test_proxy_header_matches_every_request_on_a_backend_connection(self):
+        seen = []  # (PROXY source address, X-Forwarded-For, target)
+
+        def proxied(conn):
+            conn.settimeout(10)
+            f = conn.makefile("rb")
+            line = f.readline()
+            source = line.split(b" ")[2].decode() if line.startswith(b"PROXY ") else None
+            while True:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    chunk = f.readline()
+                    if not chunk:
+                        return
+                    head += chunk
+                text = head.decode("latin-1")
+                xff = re.search(r"(?im)^x-forwarded-for:\s*(.*?)\s*$", text)
+                seen.append((source, xff.group(1) if xff else None, text.split(" ")[1]))
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+
+        backend = RawBackend(proxied)
+        sb = start([backend], admin=False, workers=1, pool_extra='proxy_protocol = "v1"\n')
+        try:
+            for i, client in enumerate(("127.0.0.1", "127.0.0.2", "127.0.0.3", "127.0.0.1")):
+                s = socket.socket()
+                s.bind((client, 0))
+                s.settimeout(10)
+                s.connect(("127.0.0.1", sb.port()))
+                c = Conn.__new__(Conn)
+                c.sock, c.timeout, c.buf, c.eof = s, 10, b"", False
+                with c:
+                    c.send(get(f"/from/{client}/{i}"))
+                    self.assertEqual(c.read_response().body, b"ok")
+            self.assertEqual(len(seen), 4, seen)
+            for source, xff, target in seen:
+                client = target.split("/")[2]
+                self.assertEqual(xff, client, seen)
+                self.assertEqual(source, client, f"a request from {client} came on a backend "
+                                                 f"connection announced as {source}: {seen}")
+        finally:
+            sb.stop()
+            backend.stop()
+
+
+    def test_forwarded_headers_false_adds_none(self):
+        httpd = HttpServerBackend("plain")
+        sb = start([httpd], admin=False, pool_extra="forwarded_headers = false\n")
+        try:
+            r = curl(f"http://127.0.0.1:{sb.port()}/echo")
+            names = {k for k, _ in json.loads(r.stdout)["headers"]}
+            self.assertFalse(names & {"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"},
+                             names)
+        finally:
+            sb.stop()
+            httpd.stop()
 
 
 class PerRequestRoutingTest(unittest.TestCase):
