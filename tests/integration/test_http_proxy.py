@@ -76,6 +76,20 @@ class PeersSelfTest(unittest.TestCase):
         finally:
             httpd.stop()
 
+    def test_tls_http_server_backend_directly(self):
+        from sbtest import TestPki
+
+        pki = TestPki("Backend CA")
+        cert, key = pki.leaf("backend.test", dns=["backend.test"], ips=["127.0.0.1"])
+        httpd = HttpServerBackend("tls", ssl_context=pki.server_context(cert, key))
+        try:
+            r = curl("-v", "--cacert", pki.ca, f"https://127.0.0.1:{httpd.port}/name",
+                     f"https://127.0.0.1:{httpd.port}/name")
+            self.assertEqual(r.stdout, b"tlstls")
+            self.assertEqual(len(httpd.connections), 1)
+        finally:
+            httpd.stop()
+
     def test_aiohttp_backend_directly(self):
         aio = AiohttpBackend("direct")
         try:
@@ -1258,6 +1272,32 @@ class AdmissionAndTlsTest(unittest.TestCase):
             self.assertEqual(json.loads(r.stdout)["sha256"], body_digest(3 * MIB))
             r = curl("--cacert", pki.ca, f"{base}/cl?size={16 * MIB}", timeout=60)
             self.assertEqual(hashlib.sha256(r.stdout).hexdigest(), body_digest(16 * MIB))
+        finally:
+            sb.stop()
+            httpd.stop()
+
+
+class TlsBackendTest(unittest.TestCase):
+    def test_requests_to_a_tls_backend_reuse_its_connection(self):
+        from sbtest import TestPki
+
+        pki = TestPki("Backend CA")
+        cert, key = pki.leaf("backend.test", dns=["backend.test"], ips=["127.0.0.1"])
+        httpd = HttpServerBackend("tls-backend", ssl_context=pki.server_context(cert, key))
+        sb = start([httpd], admin=False, workers=1, pool_extra=(
+            f'[pools.chat.tls]\nca_file = "{pki.ca}"\nserver_name = "backend.test"\n'))
+        try:
+            base = f"http://127.0.0.1:{sb.port()}"
+            m = marker()
+            r = curl(f"{base}/name?{m}=1", f"{base}/name?{m}=2", f"{base}/cl?size={4 * MIB}&{m}=3")
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, b"tls-backend" * 2 + body_bytes(4 * MIB))
+            self.assertEqual(len({q.conn for q in httpd.requests_for(m)}), 1, httpd.requests_for(m))
+            path = os.path.join(sb.dir, "up")
+            with open(path, "wb") as f:
+                f.write(body_bytes(2 * MIB))
+            r = curl("-H", "Transfer-Encoding: chunked", "--data-binary", f"@{path}", f"{base}/upload")
+            self.assertEqual(json.loads(r.stdout)["sha256"], body_digest(2 * MIB))
         finally:
             sb.stop()
             httpd.stop()

@@ -102,7 +102,8 @@ class HttpServerBackend:
     connections accepted; `sent` counts response body bytes written per request.
     """
 
-    def __init__(self, name="httpd", close_after_response=False, idle_timeout=None):
+    def __init__(self, name="httpd", close_after_response=False, idle_timeout=None,
+                 ssl_context=None):
         self.name = name
         self.close_after_response = close_after_response
         self.requests = []
@@ -197,6 +198,9 @@ class HttpServerBackend:
             request_queue_size = 128
 
         self.server = Server(("127.0.0.1", 0), Handler)
+        if ssl_context is not None:  # HTTPS: the handshake happens in the handler thread
+            self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True,
+                                                         do_handshake_on_connect=False)
         self.port = self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever,
                                         kwargs={"poll_interval": 0.05}, daemon=True)
