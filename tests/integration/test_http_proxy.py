@@ -409,6 +409,19 @@ class PipeliningAndUpgradeTest(unittest.TestCase):
             self.assertEqual((r5["target"], r5["length"]), (f"/echo?{m}=5", 5))
             self.assertEqual(json.loads(c.read_response().body)["target"], f"/echo?{m}=6")
 
+    def test_many_requests_pipelined_behind_a_body(self):
+        m = marker()
+        with Conn(self.sb.port()) as c:
+            c.send(f"POST /echo?{m}=post HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n".encode()
+                   + b"hello" + b"".join(get(f"/echo?{m}={i}", extra="X-Pad: " + "p" * 2000 + "\r\n")
+                                         for i in range(100)))
+            first = json.loads(c.read_response().body)
+            self.assertEqual((first["target"], first["length"]), (f"/echo?{m}=post", 5))
+            for i in range(100):
+                resp = c.read_response()
+                self.assertIsNotNone(resp, f"closed before answer {i}")
+                self.assertEqual(json.loads(resp.body)["target"], f"/echo?{m}={i}")
+
     def test_nothing_is_answered_after_a_request_with_connection_close(self):
         # RFC 9112 §9.6: after a request with "close", no further request is processed.
         m = marker()
