@@ -125,6 +125,38 @@ TEST(Pool, FullBackendIsSkippedForNewRoomsButNeverSplitsARoom) {
     f.pool->release(a);
 }
 
+TEST(Pool, HttpRequestsGoToTheActiveRoomsBackendWithoutMakingRooms) {
+    // SPEC §3 HTTP requests: a key whose room is active reaches the room's backend, even
+    // when the room sits away from its hash home; a request never makes a room.
+    Fixture f(4);
+    std::string key = "room-5";
+    uint64_t h = balance::hash_key(key);
+    Backend* home = f.pool->home(h);
+    std::vector<uint32_t> tried = {static_cast<uint32_t>(f.pool->index_of(home))};
+    Placement room;
+    ASSERT_EQ(f.pool->place(key, h, tried, room), Pool::Outcome::Placed);  // moved off home
+    ASSERT_NE(room.backend, home);
+
+    Placement request;
+    EXPECT_EQ(f.pool->pick(key, h, {}, request), Pool::Outcome::Joined);
+    EXPECT_EQ(request.backend, room.backend);
+    EXPECT_EQ(request.room, nullptr);
+    EXPECT_EQ(room.room->connections, 1u);  // not a member of the room
+    EXPECT_EQ(room.backend->active(), 2);   // but it holds a backend slot while it runs
+    f.pool->release(request);
+    EXPECT_EQ(room.backend->active(), 1);
+
+    // A key with no room goes to its hash home, and still makes none.
+    Placement other;
+    EXPECT_EQ(f.pool->pick("no-room", balance::hash_key("no-room"), {}, other),
+              Pool::Outcome::Placed);
+    EXPECT_EQ(other.backend, f.pool->home(balance::hash_key("no-room")));
+    EXPECT_EQ(f.pool->rooms()->size(), 1u);
+    f.pool->release(other);
+    f.pool->release(room);
+    EXPECT_EQ(f.pool->rooms()->size(), 0u);
+}
+
 TEST(Pool, NothingUpMeansNoBackend) {
     Fixture f(2);
     for (auto& b : f.backends) {
