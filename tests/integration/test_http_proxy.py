@@ -1224,6 +1224,38 @@ class BackendAnswersTest(unittest.TestCase):
 
         self.with_backend(truncated, test)
 
+    def test_early_answer_before_the_body_ends(self):
+        # The application answers 401 on the head alone and reads no body. The client
+        # gets the 401; the body it goes on sending is never taken for a request.
+        heads = []
+
+        def early(conn):
+            conn.settimeout(10)
+            head = read_head(conn)
+            heads.append(head.split(b"\r\n", 1)[0])
+            conn.sendall(b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 4\r\n\r\nnope")
+            try:
+                while read_head(conn):  # anything more that looks like a request
+                    heads.append(b"more")
+            except OSError:
+                pass
+
+        def test(sb, backend):
+            hidden = get("/smuggled")
+            with Conn(sb.port()) as c:
+                c.send(b"POST /upload HTTP/1.1\r\nHost: a\r\n"
+                       + f"Content-Length: {len(hidden) + 100000}\r\n\r\n".encode())
+                resp = c.read_response()
+                self.assertEqual((resp.status, resp.body), (401, b"nope"), resp)
+                try:
+                    c.send(hidden + b"x" * 100000)
+                except OSError:
+                    pass
+                c.drain(5.0)
+            self.assertEqual(heads, [b"POST /upload HTTP/1.1"])
+
+        self.with_backend(early, test)
+
     def test_body_after_a_refused_expect_is_never_a_request(self):
         # The backend refuses the Expect at once without reading the body; the client
         # sends the body anyway (RFC 9110 §10.1.1 allows it). Those bytes are the body,
