@@ -146,6 +146,12 @@ void Session::start_http_response() {
         refuse(CloseReason::BackendBadAnswer, "101 to a request that asked for no upgrade");
         return;
     }
+    if (h.http10 && p.chunked() && p.has_body()) {
+        // RFC 9112 §7.1: an HTTP/1.0 client cannot read chunks, and the proxy does not
+        // re-frame bodies. (The request went out as HTTP/1.0: the backend broke it.)
+        refuse(CloseReason::BackendBadAnswer, "chunked answer to an HTTP/1.0 request");
+        return;
+    }
     // A body that ends when the backend closes ends the client's connection too: the
     // client could not tell where it ended otherwise.
     bool until_close = p.body_ends_at_eof();

@@ -618,6 +618,7 @@ TeardownReport SessionHarness::teardown() {
     uv_timer_stop(&guard_);
     uv_close(as_handle(&guard_), nullptr);
     if (context_->timers.size() == 0) context_->timers.close();
+    context_->idle.close_all();  // as a draining worker does
     for (int i = 0; i < 100 && uv_loop_alive(&loop_) != 0; ++i)
         uv_run(&loop_, UV_RUN_NOWAIT);
     uv_run(&loop_, UV_RUN_NOWAIT);
