@@ -131,11 +131,22 @@ void Worker::use_generation(pool::GenerationPtr generation, std::map<std::string
         const pool::Pool* now = generation_->pool(s->pool()->name());
         if (now == nullptr || now->index_of(s->backend()) < 0) orphans.push_back(s);
     }
+    auto spread = static_cast<uint64_t>(generation_->config().server.close_spread.count());
+    uint64_t deadline = uv_now(&loop_) + spread + session::Session::kLingerMs;
     if (!orphans.empty()) {
-        auto spread = static_cast<uint64_t>(generation_->config().server.close_spread.count());
-        uint64_t deadline = uv_now(&loop_) + spread + session::Session::kLingerMs;
         pace_close(std::move(orphans), metrics::CloseReason::BackendRemoved, ws::kServiceRestart,
                    spread, deadline);
+    }
+    // Kept-alive HTTP connections live on the generation they were accepted under: each
+    // ends after its exchange (or at once when idle), paced, and the client's next
+    // request meets the new routes and pools on a new connection, as nginx's old
+    // workers do after a reload.
+    std::vector<session::Session*> http;
+    for (auto* s = context_->sessions.first(); s != nullptr; s = session::SessionList::next(s)) {
+        if (s->serves_http() && &s->generation() != generation_.get()) http.push_back(s);
+    }
+    if (!http.empty()) {
+        pace_close(std::move(http), metrics::CloseReason::Reload, ws::kGoingAway, spread, deadline);
     }
 }
 

@@ -53,10 +53,25 @@ bool hop_by_hop(std::string_view name, const std::vector<std::string_view>& conn
     for (auto fixed : kFixed) {
         if (iequals(name, fixed)) return true;
     }
+    if (iequals(name, "content-length") || iequals(name, "transfer-encoding") ||
+        iequals(name, "host")) {
+        return false;
+    }
     for (auto list : connection_values) {
         if (has_token(list, name)) return true;
     }
     return false;
+}
+
+std::string_view connection_names_framing(std::string_view buffer, const MessageParser& parser) {
+    for (const auto& h : parser.headers()) {
+        if (!iequals(h.name.in(buffer), "connection")) continue;
+        auto list = h.value.in(buffer);
+        for (std::string_view name : {"content-length", "transfer-encoding", "host"}) {
+            if (has_token(list, name)) return name;
+        }
+    }
+    return {};
 }
 
 namespace {
@@ -77,9 +92,10 @@ std::string backend_http_request(std::string_view buffer, const MessageParser& p
     auto connection = connection_values(buffer, parser);
     std::string out;
     out.reserve(parser.head_length() + 128);
-    // The request line as received (method, target, version).
-    std::string_view head = buffer.substr(parser.head_begin(), parser.head_length());
-    out.append(head.substr(0, head.find("\r\n") + 2));
+    // The request line as received (method, target, version), from the method on: the
+    // empty lines a client may send before a request (RFC 9112 §2.2) are not part of it.
+    std::string_view line = buffer.substr(parser.method().offset);
+    out.append(line.substr(0, line.find("\r\n") + 2));
     std::string forwarded_for;
     for (const auto& h : parser.headers()) {
         auto name = h.name.in(buffer);

@@ -42,7 +42,13 @@ std::string client_response(std::string_view buffer, const MessageParser& parser
                             bool http10_client);
 
 // Whether the header `name` is hop-by-hop in a message whose Connection headers are
-// `connection_values` (each a comma-separated list).
+// `connection_values` (each a comma-separated list). Content-Length, Transfer-Encoding
+// and Host never are, whatever Connection names: they frame and address the message.
 bool hop_by_hop(std::string_view name, const std::vector<std::string_view>& connection_values);
+
+// A Connection header that names Content-Length, Transfer-Encoding or Host, or "" when
+// none does. A message that asks a proxy to drop its own framing would reach the next
+// hop framed differently from how the proxy read it (request smuggling): refused.
+std::string_view connection_names_framing(std::string_view buffer, const MessageParser& parser);
 
 }  // namespace sb::http

@@ -175,6 +175,14 @@ HandshakeResult check_http_request(std::string_view buffer, const MessageParser&
     } else if (parser.http_minor() == 1) {
         return fail(Status::BadRequest, "missing Host header");
     }
+    for (const auto& h : headers) {
+        if (!iequals(h.name.in(buffer), "connection")) continue;
+        for (std::string_view name : {"content-length", "transfer-encoding", "host"}) {
+            if (has_token(h.value.in(buffer), name)) {
+                return fail(Status::BadRequest, "Connection names " + std::string(name));
+            }
+        }
+    }
     out.host = host;
     out.host_name = host.empty() ? std::string() : host_without_port(host);
     out.origin = {};

@@ -46,6 +46,7 @@ constexpr std::array<CloseReasonInfo, kCloseReasonCount> kTable = {{
     {"backend_removed", Proxy, "backend_removed", 0, false},
     {"close_timeout", Proxy, "close_timeout", 0, false},
     {"keepalive_timeout", Proxy, "keepalive_timeout", 0, false},
+    {"reload", Proxy, "reload", 0, false},
     {"internal_error", Proxy, "internal_error", 0, false},
 }};
 

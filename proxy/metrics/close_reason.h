@@ -54,6 +54,7 @@ enum class CloseReason : uint8_t {
     BackendRemoved,    // 1012 backend removed by a reload
     CloseTimeout,      // a close handshake did not complete in time
     KeepaliveTimeout,  // HTTP: no new request within keepalive_timeout
+    Reload,            // HTTP keep-alive connection closed after a reload (new routes apply)
     InternalError,     // out of memory or an unexpected system error
 };
 

@@ -105,6 +105,10 @@ class Session : private uv::Deadline {
     const pool::Pool* pool() const { return pool_; }
 
     SessionState state() const { return state_; }
+    // A plain HTTP connection (between requests, or in an exchange): after a reload it
+    // is closed once its exchange is over, so that its next request meets the new
+    // configuration on a new connection.
+    bool serves_http() const;
     uint64_t id() const { return id_; }
     const pool::Generation& generation() const { return *generation_; }
 

@@ -20,6 +20,11 @@
 
 namespace sb::session {
 
+bool Session::serves_http() const {
+    return !websocket_ && state_ != SessionState::Closing && state_ != SessionState::Closed &&
+           (between_requests_ || (handshake_ && handshake_->http));
+}
+
 void Session::start_http_request() {
     auto& hs = *handshake_;
     const auto& parser = hs.request_parser;
@@ -146,6 +151,11 @@ void Session::start_http_response() {
         refuse(CloseReason::BackendBadAnswer, "101 to a request that asked for no upgrade");
         return;
     }
+    if (auto framing = http::connection_names_framing(hs.response, p); !framing.empty()) {
+        refuse(CloseReason::BackendBadAnswer,
+               "answer's Connection names " + std::string(framing) + " (its own framing)");
+        return;
+    }
     if (h.http10 && p.chunked() && p.has_body()) {
         // RFC 9112 §7.1: an HTTP/1.0 client cannot read chunks, and the proxy does not
         // re-frame bodies. (The request went out as HTTP/1.0: the backend broke it.)
@@ -155,7 +165,9 @@ void Session::start_http_response() {
     // A body that ends when the backend closes ends the client's connection too: the
     // client could not tell where it ended otherwise.
     bool until_close = p.body_ends_at_eof();
-    if (until_close || close_after_exchange_) h.keep_client = false;
+    // An answer before the request's end: the rest of the body will not be read, so
+    // the connection cannot carry another request, and the answer says so.
+    if (until_close || close_after_exchange_ || !h.request_done) h.keep_client = false;
     h.backend_reusable = p.keep_alive() && !until_close;
     std::string head = http::client_response(hs.response, p, h.keep_client, h.http10);
     if (log_) log_->head_out += static_cast<uint32_t>(head.size());

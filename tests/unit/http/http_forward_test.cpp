@@ -61,6 +61,30 @@ TEST(HttpForwardTest, RequestLosesEveryHopByHopHeader) {
     EXPECT_EQ(out.substr(out.size() - 4), "\r\n\r\n");
 }
 
+TEST(HttpForwardTest, FramingHeadersAreNeverDroppedWhateverConnectionSays) {
+    // A client naming its own framing in Connection would have the backend read its body
+    // as a next request (smuggling): check_http_request refuses it, and the rewrite never
+    // drops them either.
+    auto out = request_for_backend(
+        "POST / HTTP/1.1\r\nHost: a\r\nConnection: content-length, host\r\n"
+        "Content-Length: 3\r\n\r\n");
+    EXPECT_THAT(out, HasSubstr("Content-Length: 3\r\n"));
+    EXPECT_THAT(out, HasSubstr("Host: a\r\n"));
+    UpgradeRequest r;
+    MessageParser p(MessageParser::Kind::Request);
+    std::string_view head =
+        "POST / HTTP/1.1\r\nHost: a\r\nConnection: Content-Length\r\n"
+        "Content-Length: 3\r\n\r\n";
+    ASSERT_EQ(p.parse(head), MessageParser::Status::Complete);
+    EXPECT_EQ(check_http_request(head, p, r).status, Status::BadRequest);
+    EXPECT_EQ(connection_names_framing(head, p), "content-length");
+}
+
+TEST(HttpForwardTest, EmptyLinesBeforeTheRequestLineAreNotForwarded) {
+    auto out = request_for_backend("\r\nGET /x HTTP/1.1\r\nHost: a\r\n\r\n", false);
+    EXPECT_EQ(out, "GET /x HTTP/1.1\r\nHost: a\r\n\r\n");
+}
+
 TEST(HttpForwardTest, ForwardedForIsAppendedAndProtoReplaced) {
     auto out = request_for_backend(
         "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\n"
