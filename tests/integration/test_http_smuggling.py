@@ -11,6 +11,7 @@ reaches the client.
 The backend is Python's http.server, which records each complete request it reads.
 """
 
+import json
 import os
 import socket
 import time
@@ -136,6 +137,33 @@ class ClientFramingTest(unittest.TestCase):
         # RFC 9112 §6.1: Transfer-Encoding in an HTTP/1.0 request is faulty framing.
         self.assert_rejected(lambda t: (f"POST {t} HTTP/1.0\r\nHost: a.test\r\n"
                                         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n").encode())
+
+    # A Connection header naming the framing: dropping the named header as hop-by-hop
+    # would leave the body unframed at the backend.
+    def assert_framing_kept_or_refused(self, headers, body, length):
+        m = marker()
+        hidden = f"GET /smuggled?{m} HTTP/1.1\r\nHost: a.test\r\n\r\n".encode()
+        with Conn(self.sb.port()) as c:
+            c.send(post(f"/echo?{m}", headers(hidden), body(hidden)))
+            resp = c.read_response()
+            self.assertIsNotNone(resp, "closed without an answer")
+            self.assertIn(resp.status, (200, 400), resp)
+            if resp.status == 200:
+                self.assertEqual(json.loads(resp.body)["length"], length(hidden), resp)
+        exchange(self.sb.port(), get(f"/name?after-{m}", extra="Connection: close\r\n"))
+        self.assertEqual([r.target for r in self.httpd.requests_for(m) if "after-" not in r.target
+                          and "smuggled" in r.target], [])
+
+    def test_connection_naming_content_length(self):
+        self.assert_framing_kept_or_refused(
+            lambda hidden: b"Connection: Content-Length\r\nContent-Length: %d\r\n" % len(hidden),
+            lambda hidden: hidden, lambda hidden: len(hidden))
+
+    def test_connection_naming_transfer_encoding(self):
+        self.assert_framing_kept_or_refused(
+            lambda hidden: b"Connection: transfer-encoding\r\nTransfer-Encoding: chunked\r\n",
+            lambda hidden: b"%x\r\n" % len(hidden) + hidden + b"\r\n0\r\n\r\n",
+            lambda hidden: len(hidden))
 
     # Content-Length
     def test_duplicate_differing_content_length(self):
@@ -285,6 +313,15 @@ class BackendFramingTest(unittest.TestCase):
     def test_transfer_encoding_twice(self):
         self.assert_502(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n"
                         b"2\r\nok\r\n0\r\n\r\n")
+
+    def test_connection_naming_content_length(self):
+        # Dropping Content-Length as hop-by-hop would leave the answer unframed.
+        data, _ = self.exchange(b"HTTP/1.1 200 OK\r\nConnection: Content-Length\r\n"
+                                b"Content-Length: 2\r\n\r\nok")
+        self.assertIn(status_of(data), (200, 502), data)
+        if status_of(data) == 200:
+            self.assertIn(b"\r\ncontent-length: 2\r\n", data.lower())
+            self.assertTrue(data.endswith(b"\r\n\r\nok"), data)
 
     def test_bare_lf_in_the_head(self):
         self.assert_502(b"HTTP/1.1 200 OK\nContent-Length: 2\r\n\r\nok")
