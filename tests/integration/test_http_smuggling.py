@@ -78,6 +78,21 @@ class ClientFramingTest(unittest.TestCase):
         self.assertEqual(resp.status, 200, resp)
         self.assertIn(b'"length": 5', resp.body)
 
+    def test_empty_line_before_a_request_line_is_ignored(self):
+        # RFC 9112 §2.2: a server SHOULD ignore at least one empty line before a
+        # request-line (a client's CRLF after a previous POST body).
+        m = marker()
+        with Conn(self.sb.port()) as c:
+            c.send(post(f"/echo?{m}=1", b"Content-Length: 5\r\n", b"hello") + b"\r\n" + get(f"/echo?{m}=2"))
+            for i in (1, 2):
+                resp = c.read_response()
+                self.assertIsNotNone(resp, f"no answer {i}")
+                if i == 2 and resp.status == 400:
+                    self.assertTrue(c.closed(5.0))  # rejecting it is allowed (SHOULD)
+                    break
+                self.assertEqual(resp.status, 200, resp)
+                self.assertEqual(json.loads(resp.body)["target"], f"/echo?{m}={i}")
+
     def test_valid_content_length_is_accepted(self):
         resp, _ = exchange(self.sb.port(), post("/echo", b"Content-Length: 5\r\n", b"hello"))
         self.assertEqual(resp.status, 200, resp)
