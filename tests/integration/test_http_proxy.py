@@ -301,6 +301,22 @@ class CurlTest(unittest.TestCase):
         self.assertEqual(headers["x-forwarded-proto"], "http")
         self.assertEqual(headers["x-forwarded-host"], f"127.0.0.1:{self.sb.port()}")
 
+    def test_connection_cannot_strip_the_forwarded_headers(self):
+        # A client naming X-Forwarded-* in Connection may drop its own, never the ones the
+        # proxy adds.
+        with Conn(self.sb.port()) as c:
+            c.send(get("/echo", extra="Connection: X-Forwarded-For, X-Forwarded-Proto, "
+                                      "X-Forwarded-Host\r\nX-Forwarded-For: 10.6.6.6\r\n"))
+            resp = c.read_response()
+        self.assertIn(resp.status, (200, 400), resp)
+        if resp.status == 200:
+            headers = json.loads(resp.body)["headers"]
+            xff = [v for k, v in headers if k == "x-forwarded-for"]
+            self.assertEqual(len(xff), 1, headers)
+            self.assertTrue(xff[0].endswith("127.0.0.1"), headers)
+            self.assertIn(("x-forwarded-proto", "http"), [tuple(h) for h in headers])
+            self.assertIn(("x-forwarded-host", "a.test"), [tuple(h) for h in headers])
+
     def test_hop_by_hop_request_headers_are_not_forwarded(self):
         with Conn(self.sb.port()) as c:
             c.send(get("/echo", extra="Connection: keep-alive, X-Private\r\nX-Private: secret\r\n"
