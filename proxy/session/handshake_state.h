@@ -34,6 +34,14 @@ struct Session::Handshake {
     // The address the client connected to: a PROXY header's destination, else the
     // client socket's own (asked for only when a pool sends a PROXY header).
     config::SocketAddress local_address;
+    // Keep-alive: the previous request's backend connection, still open in the backend
+    // Endpoint (paused), kept with the client while its next request may go to the
+    // same backend; and the pool it was for. Null when there is none.
+    pool::Backend* kept = nullptr;
+    const pool::Pool* kept_pool = nullptr;
+    // The kept connection went to the idle set: once its Endpoint is closed, the
+    // placed request connects (connect_next).
+    bool connect_after_close = false;
     std::string request;  // bytes read from the client so far
     http::MessageParser request_parser{http::MessageParser::Kind::Request};
     http::UpgradeRequest upgrade;

@@ -619,6 +619,8 @@ void Session::finish(CloseReason reason) {
         count_http_request();
         if (log_ && log::Logger::get().access_log_enabled()) write_access_log();
     }
+    // A backend connection kept for this client's next request serves other clients.
+    if (handshake_ && handshake_->kept != nullptr) park_kept_connection();
     // The handshake state (with the connect request libuv may still cancel) goes with
     // the Session, after the close callbacks.
     client_.close();

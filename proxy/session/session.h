@@ -224,10 +224,13 @@ class Session : private uv::Deadline {
     void start_http_response();
     size_t on_http_body_bytes(Pipe& pipe, std::string_view bytes);
     void end_http_exchange();
-    void next_http_request();
+    void next_http_request(pool::Backend* kept, const pool::Pool* kept_pool);
     bool reuses_connections() const;
     bool take_idle_connection();
     void keep_backend_connection();
+    bool reuse_kept_connection();
+    bool backend_connection_clean() const;
+    void park_kept_connection();
     bool retry_on_new_connection(std::string_view why);
     void count_http_request();
 

@@ -259,10 +259,16 @@ bool Session::route_request() {
 void Session::connect_next() {
     auto& hs = *handshake_;
     using Outcome = pool::Pool::Outcome;
-    if (backend_side_.alive()) {
+    if (backend_side_.alive() && hs.kept == nullptr) {
         // The connection of this client's previous request is still closing; its close
         // callback (on_closed) comes back here.
         enter(SessionState::ConnectingBackend);
+        return;
+    }
+    if (hs.connect_after_close) {
+        hs.connect_after_close = false;
+        if (hs.http && take_idle_connection()) return;
+        connect_backend();
         return;
     }
     if (hs.http && hs.http->fresh_retry) {
@@ -295,6 +301,16 @@ void Session::connect_next() {
         return;
     }
     backend_ = placement_.backend;
+    if (hs.kept != nullptr) {
+        if (hs.http && hs.kept == backend_ && reuse_kept_connection()) return;
+        // Another backend (or an upgrade): the kept connection goes to the idle set
+        // for other clients, and this request connects once its Endpoint is closed.
+        park_kept_connection();
+        hs.connect_after_close = true;
+        enter(SessionState::ConnectingBackend);
+        backend_side_.close();
+        return;
+    }
     if (hs.http && take_idle_connection()) return;
     connect_backend();
 }

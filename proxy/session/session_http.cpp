@@ -10,6 +10,9 @@
 // reading holds at most one answer's worth of buffers.
 #include <unistd.h>
 
+#include <sys/socket.h>
+
+#include <cerrno>
 #include <cstring>
 
 #include "http/forward.h"
@@ -81,20 +84,67 @@ bool Session::take_idle_connection() {
     return true;
 }
 
-void Session::keep_backend_connection() {
+namespace {
+
+// Nothing waits on a connection kept between requests: a byte or an EOF there means
+// the backend closed it (or broke the protocol) while it was idle.
+bool silent(int fd) {
+    char c;
+    ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+}  // namespace
+
+bool Session::backend_connection_clean() const {
     // Only a connection whose last answer ended exactly where its framing said, with
     // nothing unsent, unread or half-closed, may carry another request.
+    return backend_side_.is_open() && backend_side_.connected() && !backend_side_.ended() &&
+           !backend_side_.write_pending() && !backend_side_.holds_bytes() &&
+           !backend_side_.shutdown_requested();
+}
+
+void Session::keep_backend_connection() {
     const auto& h = *handshake_->http;
     if (!h.backend_reusable || !h.request_done || !reuses_connections() ||
-        !backend_side_.is_open() || !backend_side_.connected() || backend_side_.ended() ||
-        backend_side_.write_pending() || backend_side_.holds_bytes() ||
-        backend_side_.shutdown_requested() || !backend_->is_up()) {
+        !backend_connection_clean() || !backend_->is_up()) {
         return;
     }
     int fd = ::dup(backend_side_.fd());
     if (fd < 0) return;
     const auto& c = pool_->config().http;
     ctx().idle.put(backend_->address(), fd, c.max_idle_connections,
+                   static_cast<uint64_t>(c.idle_timeout.count()));
+}
+
+bool Session::reuse_kept_connection() {
+    // The same client's next request to the same backend: its connection is still in
+    // the backend Endpoint, and carries the request with no handle or descriptor work.
+    auto& hs = *handshake_;
+    hs.kept = nullptr;
+    if (!backend_connection_clean() || !silent(backend_side_.fd())) return false;
+    hs.http->reused = true;
+    enter(SessionState::ConnectingBackend);
+    backend_side_.deliver_to(Endpoint::Consumer::Handshake);
+    backend_side_.resume();
+    on_http_backend_ready();
+    return true;
+}
+
+void Session::park_kept_connection() {
+    auto& hs = *handshake_;
+    const pool::Backend* kept = hs.kept;
+    const pool::Pool* pool = hs.kept_pool;
+    hs.kept = nullptr;
+    hs.kept_pool = nullptr;
+    if (kept == nullptr || pool == nullptr || !backend_connection_clean() ||
+        !silent(backend_side_.fd())) {
+        return;
+    }
+    int fd = ::dup(backend_side_.fd());
+    if (fd < 0) return;
+    const auto& c = pool->config().http;
+    ctx().idle.put(kept->address(), fd, c.max_idle_connections,
                    static_cast<uint64_t>(c.idle_timeout.count()));
 }
 
@@ -287,14 +337,23 @@ void Session::end_http_exchange() {
     count_http_request();
     if (log_ && log::Logger::get().access_log_enabled()) write_access_log();
     pool_->release(placement_);
-    keep_backend_connection();
-    backend_side_.close();
     // An answer that came before its request's end (an early 413 or 401 from the
     // application): the rest of the body is not read, so the connection cannot carry
     // another request.
-    if (!h.request_done) h.keep_client = false;
+    if (!h.request_done || close_after_exchange_) h.keep_client = false;
     between_requests_ = true;  // this request is logged; an end from now on is no request's
-    if (close_after_exchange_) h.keep_client = false;
+    // The backend connection stays with this client for its next request (the usual
+    // case: the same page, the same room, the same backend); it goes to the idle set
+    // when that request goes elsewhere or the client leaves.
+    pool::Backend* keep = nullptr;
+    if (h.keep_client && h.backend_reusable && reuses_connections() && backend_connection_clean() &&
+        backend_->is_up()) {
+        keep = backend_;
+        backend_side_.pause();
+    } else {
+        keep_backend_connection();
+        backend_side_.close();
+    }
     if (!h.keep_client) {
         // The answer said "Connection: close": once it is out, FIN; the client's own
         // FIN (or the linger) ends the session, so no reset can destroy the answer.
@@ -305,13 +364,15 @@ void Session::end_http_exchange() {
         client_.resume();
         return;
     }
-    next_http_request();
+    next_http_request(keep, pool_);
 }
 
-void Session::next_http_request() {
+void Session::next_http_request(pool::Backend* kept, const pool::Pool* kept_pool) {
     config::SocketAddress local = handshake_->local_address;
     handshake_ = std::make_unique<Handshake>();
     handshake_->local_address = local;
+    handshake_->kept = kept;
+    handshake_->kept_pool = kept != nullptr ? kept_pool : nullptr;
     to_backend_.reset();
     to_client_.reset();
     status_ = 0;
