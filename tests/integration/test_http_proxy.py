@@ -905,6 +905,24 @@ class BackendConnectionReuseTest(unittest.TestCase):
             sb.stop()
             httpd.stop()
 
+    def test_idle_timeout_holds_while_the_client_stays_connected(self):
+        # The backend connection is idle whether or not its last client is still
+        # connected: [pools.X.http] idle_timeout closes it all the same.
+        httpd = HttpServerBackend("idle")
+        sb = start([httpd], admin=False, workers=1, listener_extra='keepalive_timeout = "30s"',
+                   pool_extra=http_table(idle_timeout="300ms"))
+        try:
+            with Conn(sb.port()) as c:
+                c.send(get("/name"))
+                self.assertEqual(c.read_response().body, b"idle")
+                wait_for(lambda: httpd.open_connections() == 0, timeout=5,
+                         what="the proxy to close the idle backend connection of a kept-alive client")
+                c.send(get("/name"))
+                self.assertEqual(c.read_response().body, b"idle")
+        finally:
+            sb.stop()
+            httpd.stop()
+
     def test_at_most_max_idle_connections_are_kept(self):
         httpd = HttpServerBackend("many")
         sb = start([httpd], admin=False, workers=1, pool_extra=http_table(max_idle_connections=2))
