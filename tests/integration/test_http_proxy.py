@@ -945,6 +945,30 @@ class BackendConnectionReuseTest(unittest.TestCase):
             sb.stop()
             httpd.stop()
 
+    def test_max_idle_connections_holds_while_clients_stay_connected(self):
+        # Idle backend connections whose clients are still connected are idle all the
+        # same: at most max_idle_connections of them are kept.
+        httpd = HttpServerBackend("many")
+        sb = start([httpd], admin=False, workers=1, listener_extra='keepalive_timeout = "30s"',
+                   pool_extra=http_table(max_idle_connections=2))
+        clients = [Conn(sb.port()) for _ in range(6)]
+        try:
+            for c in clients:
+                c.send(get("/slow?delay=0.5"))
+            for c in clients:
+                self.assertEqual(c.read_response().body, b"slow")
+            self.assertGreaterEqual(len(httpd.connections), 6)  # they overlapped
+            wait_for(lambda: httpd.open_connections() <= 2, timeout=5,
+                     what=f"at most 2 idle backend connections (open: {httpd.open_connections()})")
+            for c in clients:
+                c.send(get("/name"))
+                self.assertEqual(c.read_response().body, b"many")
+        finally:
+            for c in clients:
+                c.close()
+            sb.stop()
+            httpd.stop()
+
     def test_backend_closing_after_each_response_is_survived(self):
         httpd = HttpServerBackend("closer", close_after_response=True)
         sb = start([httpd], admin=False, workers=1)
