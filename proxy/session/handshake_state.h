@@ -22,6 +22,22 @@
 
 namespace sb::session {
 
+// One plain HTTP request (SPEC §3 HTTP requests) rather than an upgrade: the request
+// body and the answer's body stream through the Pipes in Raw mode, framed here.
+struct HttpExchange {
+    uint64_t started_ms = 0;    // head complete (the request's duration counts from here)
+    bool request_done = false;  // the request's last byte went to the backend
+    bool response_done = false;
+    bool keep_client = false;  // the client connection carries another request after
+    bool http10 = false;       // the client spoke HTTP/1.0
+    bool backend_reusable = false;
+    bool body_too_large = false;
+    bool bad_body = false;     // a request body broke its framing
+    bool reused = false;       // the backend connection came from IdleConnections
+    bool retried = false;      // ...failed, and the request went out again on a new one
+    bool fresh_retry = false;  // connect_next: that new connection, to the same backend
+};
+
 struct Session::Handshake {
     // The most an answer head from a backend may take (interim answers included).
     static constexpr size_t kMaxResponseHead = 64 * 1024;
@@ -62,22 +78,9 @@ struct Session::Handshake {
     std::string response;  // bytes read from the backend so far
     http::MessageParser response_parser{http::MessageParser::Kind::Response};
 
-    // A plain HTTP request (SPEC §3 HTTP requests) rather than an upgrade: the request
-    // body and the answer's body stream through the Pipes in Raw mode, framed here.
-    struct Http {
-        uint64_t started_ms = 0;    // head complete (the request's duration counts from here)
-        bool request_done = false;  // the request's last byte went to the backend
-        bool response_done = false;
-        bool keep_client = false;  // the client connection carries another request after
-        bool http10 = false;       // the client spoke HTTP/1.0
-        bool backend_reusable = false;
-        bool body_too_large = false;
-        bool bad_body = false;     // a request body broke its framing
-        bool reused = false;       // the backend connection came from IdleConnections
-        bool retried = false;      // ...failed, and the request went out again on a new one
-        bool fresh_retry = false;  // connect_next: that new connection, to the same backend
-    };
-    std::optional<Http> http;
+    // A plain HTTP request (SPEC §3 HTTP requests) rather than an upgrade: see
+    // HttpExchange.
+    std::optional<HttpExchange> http;
 };
 
 }  // namespace sb::session
