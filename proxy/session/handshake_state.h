@@ -55,6 +55,10 @@ struct Session::Handshake {
     // same backend; and the pool it was for. Null when there is none.
     pool::Backend* kept = nullptr;
     const pool::Pool* kept_pool = nullptr;
+    // Between requests: when the kept connection has been idle for the pool's
+    // idle_timeout, and when the client has for keepalive_timeout (loop times).
+    uint64_t kept_until = 0;
+    uint64_t keepalive_until = 0;
     // The kept connection went to the idle set: once its Endpoint is closed, the
     // placed request connects (connect_next).
     bool connect_after_close = false;

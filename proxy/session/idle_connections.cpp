@@ -62,8 +62,15 @@ void IdleConnections::put(const std::string& key, int fd, uint64_t max_per_key, 
     e->where = list.insert(list.end(), e);
     ++count_;
     uv_poll_start(&e->poll, UV_READABLE | UV_DISCONNECT, &IdleConnections::on_poll);
-    while (list.size() > max_per_key)
+    auto lent = lent_.find(key);
+    uint64_t others = lent == lent_.end() ? 0 : lent->second;
+    while (!list.empty() && list.size() + others > max_per_key)
         drop(list.front(), true);
+    if (list.empty()) {
+        by_key_.erase(key);
+        arm_timer();
+        return;
+    }
     arm_timer();
 }
 
@@ -126,6 +133,29 @@ void IdleConnections::on_timer(uv_timer_t* timer) noexcept {
             self->drop(list.front(), true);
     }
     self->arm_timer();
+}
+
+bool IdleConnections::lend(const std::string& key, uint64_t max_per_key) {
+    if (closed_ || max_per_key == 0) return false;
+    uint64_t& lent = lent_[key];
+    auto it = by_key_.find(key);
+    uint64_t idle = it == by_key_.end() ? 0 : it->second.size();
+    if (lent + idle >= max_per_key) {
+        // Room is made by the oldest idle one, not by refusing the newest client.
+        if (it == by_key_.end() || it->second.empty()) {
+            if (lent == 0) lent_.erase(key);
+            return false;
+        }
+        drop(it->second.front(), true);
+    }
+    ++lent;
+    return true;
+}
+
+void IdleConnections::give_back(const std::string& key) {
+    auto it = lent_.find(key);
+    if (it == lent_.end()) return;
+    if (--it->second == 0) lent_.erase(it);
 }
 
 void IdleConnections::close_all() {

@@ -10,7 +10,8 @@
 //    idle HTTP connection has nothing to say (RFC 9112 §9.6: a server that closes an
 //    idle connection is the usual case);
 //  - it is closed after idle_timeout, and the oldest one of a backend goes when a
-//    backend has max_idle_connections already;
+//    backend has max_idle_connections already (counting those its sessions keep with
+//    their idle clients: lend());
 //  - take() checks it once more (a peek without reading) before handing it out, so a
 //    close the poll has not reported yet is still caught before a request is sent.
 // Only plain, PROXY-less backend connections are kept: a PROXY header names one client,
@@ -45,6 +46,13 @@ class IdleConnections {
     // Closes every kept connection; later put()s close theirs at once (drain).
     void close_all();
 
+    // Connections a session keeps open with its client between requests (for that
+    // client's next request) are idle too: they count against max_per_key with the
+    // ones kept here. lend() says whether one more may be kept so (and counts it);
+    // give_back() uncounts it once it carries a request again, is put() here, or closes.
+    bool lend(const std::string& key, uint64_t max_per_key);
+    void give_back(const std::string& key);
+
     size_t size() const { return count_; }
 
   private:
@@ -64,6 +72,7 @@ class IdleConnections {
     bool closed_ = false;
     size_t count_ = 0;
     std::unordered_map<std::string, List> by_key_;  // oldest first
+    std::unordered_map<std::string, uint64_t> lent_;
 };
 
 }  // namespace sb::session

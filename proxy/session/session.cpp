@@ -238,6 +238,13 @@ void Session::on_timeout() {
     switch (state_) {
         case SessionState::ReadingRequest:
             if (between_requests_) {
+                auto& hs = *handshake_;
+                if (hs.kept != nullptr && now >= hs.kept_until && now < hs.keepalive_until) {
+                    // The backend connection kept for this client idled out first.
+                    drop_kept_connection();
+                    state_due_ = hs.keepalive_until;
+                    break;
+                }
                 finish(CloseReason::KeepaliveTimeout);  // an idle kept-alive connection
                 break;
             }

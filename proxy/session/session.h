@@ -229,6 +229,7 @@ class Session : private uv::Deadline {
     bool take_idle_connection();
     void keep_backend_connection();
     bool reuse_kept_connection();
+    void drop_kept_connection();
     bool backend_connection_clean() const;
     void park_kept_connection();
     bool retry_on_new_connection(std::string_view why);

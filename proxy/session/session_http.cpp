@@ -12,6 +12,7 @@
 
 #include <sys/socket.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -117,10 +118,20 @@ void Session::keep_backend_connection() {
                    static_cast<uint64_t>(c.idle_timeout.count()));
 }
 
+void Session::drop_kept_connection() {
+    auto& hs = *handshake_;
+    if (hs.kept == nullptr) return;
+    ctx().idle.give_back(hs.kept->address());
+    hs.kept = nullptr;
+    hs.kept_pool = nullptr;
+    backend_side_.close();
+}
+
 bool Session::reuse_kept_connection() {
     // The same client's next request to the same backend: its connection is still in
     // the backend Endpoint, and carries the request with no handle or descriptor work.
     auto& hs = *handshake_;
+    ctx().idle.give_back(hs.kept->address());
     hs.kept = nullptr;
     if (!backend_connection_clean() || !silent(backend_side_.fd())) return false;
     hs.http->reused = true;
@@ -137,6 +148,7 @@ void Session::park_kept_connection() {
     const pool::Pool* pool = hs.kept_pool;
     hs.kept = nullptr;
     hs.kept_pool = nullptr;
+    if (kept != nullptr) ctx().idle.give_back(kept->address());
     if (kept == nullptr || pool == nullptr || !backend_connection_clean() ||
         !silent(backend_side_.fd())) {
         return;
@@ -347,7 +359,8 @@ void Session::end_http_exchange() {
     // when that request goes elsewhere or the client leaves.
     pool::Backend* keep = nullptr;
     if (h.keep_client && h.backend_reusable && reuses_connections() && backend_connection_clean() &&
-        backend_->is_up()) {
+        backend_->is_up() &&
+        ctx().idle.lend(backend_->address(), pool_->config().http.max_idle_connections)) {
         keep = backend_;
         backend_side_.pause();
     } else {
@@ -383,7 +396,17 @@ void Session::next_http_request(pool::Backend* kept, const pool::Pool* kept_pool
     reason_ = CloseReason::ClientClosed;
     if (log_) *log_ = LogInfo{};
     enter(SessionState::ReadingRequest);
-    arm_deadline(static_cast<uint64_t>(listener_.config.keepalive_timeout.count()));
+    uint64_t now = uv_now(ctx().loop);
+    auto& hs = *handshake_;
+    hs.keepalive_until = now + static_cast<uint64_t>(listener_.config.keepalive_timeout.count());
+    state_due_ = hs.keepalive_until;
+    if (kept != nullptr) {
+        // The kept backend connection is idle too: idle_timeout closes it even while
+        // the client stays.
+        hs.kept_until = now + static_cast<uint64_t>(kept_pool->config().http.idle_timeout.count());
+        state_due_ = std::min(state_due_, hs.kept_until);
+    }
+    rearm();
     client_.deliver_to(Endpoint::Consumer::Handshake);
     client_.resume();
 }
