@@ -61,7 +61,7 @@ bool Endpoint::adopt(uv_loop_t* loop, int fd) {
 }
 
 bool Endpoint::adopt_connected(uv_loop_t* loop, int fd) {
-    connected_ = ended_ = wanted_ = reading_ = false;
+    connected_ = ended_ = wanted_ = reading_ = eof_held_ = false;
     shutdown_wanted_ = notify_sent_ = shutdown_sent_ = shutdown_done_ = false;
     consumer_ = Consumer::Handshake;
     if (!adopt(loop, fd)) return false;
@@ -74,7 +74,7 @@ int Endpoint::connect(uv_loop_t* loop, const sockaddr* address, uv_connect_t& re
     uv_tcp_init(loop, &tcp_);
     tcp_.data = session;
     alive_ = open_ = true;
-    connected_ = ended_ = wanted_ = reading_ = false;
+    connected_ = ended_ = wanted_ = reading_ = eof_held_ = false;
     shutdown_wanted_ = notify_sent_ = shutdown_sent_ = shutdown_done_ = false;
     consumer_ = Consumer::Handshake;
     uv_tcp_nodelay(&tcp_, 1);
@@ -198,6 +198,12 @@ void Endpoint::run_deliveries() {
             if (!read_record()) break;
             continue;
         }
+        if (eof_held_) {
+            eof_held_ = false;
+            delivering_ = false;
+            deliver_end(UV_EOF);
+            return;
+        }
         break;
     }
     delivering_ = false;
@@ -218,7 +224,16 @@ void Endpoint::start_reading() {
 }
 
 void Endpoint::pause() {
+    // Lazily: the socket stays watched until something arrives while paused (on_read
+    // then holds it and stops). A uv_read_stop and the uv_read_start that follows cost
+    // two epoll_ctl calls, and most pauses see nothing arrive: an HTTP client waiting
+    // for its answer, a Pipe whose destination drains within the tick. At most one
+    // block is ever held, as before: with one held already, reading stops now.
     wanted_ = false;
+    if (held_ != nullptr) stop_reading();
+}
+
+void Endpoint::stop_reading() {
     if (reading_ && open_) uv_read_stop(stream());
     reading_ = false;
 }
@@ -231,6 +246,7 @@ void Endpoint::unread(uv::Block* block, char* data, size_t n) {
     held_ = block;
     held_offset_ = static_cast<uint16_t>(data - block->data());
     held_len_ = static_cast<uint16_t>(n);
+    if (!wanted_) stop_reading();  // nothing more can be held
 }
 
 void Endpoint::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
@@ -256,12 +272,28 @@ void Endpoint::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) 
     }
     if (nread <= 0 || !e->open_) {
         if (block != nullptr) e->blocks().give(block);
+        if (nread == UV_EOF && e->open_ && !e->wanted_) {
+            // Paused (lazily): the end waits behind whatever is held, as it would have
+            // waited in the socket.
+            e->eof_held_ = true;
+            e->stop_reading();
+            return;
+        }
         if (nread < 0 && e->open_) e->deliver_end(static_cast<int>(nread));
         return;
     }
     if (e->tls_) {
         e->tls_->give_input(block, buf->base, static_cast<size_t>(nread));
+        if (!e->wanted_) e->stop_reading();  // the TLS layer holds this read's records
         e->run_deliveries();
+        return;
+    }
+    if (!e->wanted_ && !e->delivering_) {
+        // Arrived while paused (lazily): held, and reading stops until resume().
+        e->held_ = block;
+        e->held_offset_ = static_cast<uint16_t>(buf->base - block->data());
+        e->held_len_ = static_cast<uint16_t>(nread);
+        e->stop_reading();
         return;
     }
     e->delivering_ = true;

@@ -5,8 +5,10 @@
 //  - Reading: every byte the side delivers (read from the socket, or decrypted by its
 //    TLS layer) goes to exactly one consumer at a time, chosen by the Session: the
 //    handshake reader, then the Pipe that relays from this side. While the consumer is
-//    paused nothing is delivered: the socket is not read, TLS records stay inside the
-//    TLS layer, and bytes a consumer gave back (unread()) wait in one held block. When
+//    paused nothing is delivered: the socket is read at most once more (pausing is
+//    lazy, see pause()) and that read, like bytes a consumer gave back (unread()),
+//    waits in one held block (an EOF behind it waits too); TLS records stay inside the
+//    TLS layer. When
 //    reading resumes they come out in the order they arrived, through the same
 //    delivery as every later byte: there is no side door for "the first bytes".
 //  - Writing: bytes to send are a read block's ranges (Pipe), a chain of blocks, or
@@ -153,6 +155,7 @@ class Endpoint {
     bool write_raw(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
     bool write_chain_raw(uv::Block* chain);
     void start_reading();
+    void stop_reading();
     Session& session() const { return *static_cast<Session*>(tcp_.data); }
     // The Endpoint whose socket `handle` is (its data is the Session).
     static Endpoint& of(const uv_handle_t* handle);
@@ -184,6 +187,7 @@ class Endpoint {
     bool notify_sent_ : 1 = false;  // TLS close_notify queued
     bool shutdown_sent_ : 1 = false;
     bool shutdown_done_ : 1 = false;
+    bool eof_held_ : 1 = false;  // the peer's EOF came while paused: delivered on resume
 };
 
 }  // namespace sb::session

@@ -101,10 +101,11 @@ class TlsTest(unittest.TestCase):
 
     def test_a_resumed_session_is_reported_as_reused(self):
         sess = os.path.join(self.pki.dir, "session.pem")
-        # s_client keeps reading (-ign_eof) until the proxy answers a plain request and
-        # closes, so the TLS 1.3 ticket, sent after the handshake, is always received.
+        # s_client keeps reading (-ign_eof) until the proxy answers a plain request that
+        # asked it to close, so the TLS 1.3 ticket, sent after the handshake, is always
+        # received.
         ask = ("-ign_eof",)
-        request = b"GET / HTTP/1.1\r\nHost: rsa.test\r\n\r\n"
+        request = b"GET / HTTP/1.1\r\nHost: rsa.test\r\nConnection: close\r\n\r\n"
         first = s_client(self.sb.port(), "-servername", "rsa.test", "-sess_out", sess, *ask,
                          stdin=request)
         self.assertIn("New, TLSv1.3", first)
