@@ -6,6 +6,47 @@
 
 namespace sb::http {
 
+namespace {
+
+// The request's headers for its backend, then the empty line: in order and as received,
+// but without the hop-by-hop ones (when `connection` is given: the Connection values
+// naming them) and, with forwarded headers on, with the client's X-Forwarded-For
+// appended to and X-Forwarded-Proto and X-Forwarded-Host replaced.
+void append_headers(std::string& out, std::string_view buffer, const MessageParser& parser,
+                    const ForwardInfo& info, const std::vector<std::string_view>* connection) {
+    std::string forwarded_for;
+    for (const auto& h : parser.headers()) {
+        auto name = h.name.in(buffer);
+        auto value = h.value.in(buffer);
+        if (connection != nullptr && hop_by_hop(name, *connection)) continue;
+        if (info.add_forwarded_headers) {
+            if (iequals(name, "x-forwarded-for")) {
+                if (!forwarded_for.empty()) forwarded_for += ", ";
+                forwarded_for.append(value);
+                continue;
+            }
+            if (iequals(name, "x-forwarded-proto") || iequals(name, "x-forwarded-host")) continue;
+        }
+        out.append(name).append(": ").append(value).append("\r\n");
+    }
+    if (info.add_forwarded_headers) {
+        if (!forwarded_for.empty()) forwarded_for += ", ";
+        forwarded_for.append(info.client_ip);
+        out.append("X-Forwarded-For: ").append(forwarded_for).append("\r\n");
+        out.append("X-Forwarded-Proto: ").append(info.proto).append("\r\n");
+        // The checks refuse a request without exactly one valid Host; checked again here
+        // so that no other caller can make a backend trust a Host that is not one.
+        std::string_view host;
+        if (count_headers(parser.headers(), buffer, "host") == 1 &&
+            find_header(buffer, parser.headers(), "host", host) && valid_host(host)) {
+            out.append("X-Forwarded-Host: ").append(host).append("\r\n");
+        }
+    }
+    out.append("\r\n");
+}
+
+}  // namespace
+
 std::string backend_request(std::string_view buffer, const MessageParser& parser,
                             const ForwardInfo& info) {
     if (!info.add_forwarded_headers) return std::string(buffer.substr(0, parser.head_length()));
@@ -17,33 +58,7 @@ std::string backend_request(std::string_view buffer, const MessageParser& parser
     out.append(parser.target().in(buffer));
     out.append(" HTTP/1.1\r\n");
 
-    std::string forwarded_for;
-    for (const auto& h : parser.headers()) {
-        auto name = h.name.in(buffer);
-        auto value = h.value.in(buffer);
-        if (iequals(name, "x-forwarded-for")) {
-            if (!forwarded_for.empty()) forwarded_for += ", ";
-            forwarded_for.append(value);
-            continue;
-        }
-        if (iequals(name, "x-forwarded-proto") || iequals(name, "x-forwarded-host")) continue;
-        out.append(name);
-        out.append(": ");
-        out.append(value);
-        out.append("\r\n");
-    }
-    if (!forwarded_for.empty()) forwarded_for += ", ";
-    forwarded_for.append(info.client_ip);
-    out.append("X-Forwarded-For: ").append(forwarded_for).append("\r\n");
-    out.append("X-Forwarded-Proto: ").append(info.proto).append("\r\n");
-    // check_upgrade refuses a request without exactly one valid Host; checked again
-    // here so that no other caller can make a backend trust a Host that is not one.
-    std::string_view host;
-    if (count_headers(parser.headers(), buffer, "host") == 1 &&
-        find_header(buffer, parser.headers(), "host", host) && valid_host(host)) {
-        out.append("X-Forwarded-Host: ").append(host).append("\r\n");
-    }
-    out.append("\r\n");
+    append_headers(out, buffer, parser, info, {});
     return out;
 }
 
@@ -96,33 +111,7 @@ std::string backend_http_request(std::string_view buffer, const MessageParser& p
     // empty lines a client may send before a request (RFC 9112 §2.2) are not part of it.
     std::string_view line = buffer.substr(parser.method().offset);
     out.append(line.substr(0, line.find("\r\n") + 2));
-    std::string forwarded_for;
-    for (const auto& h : parser.headers()) {
-        auto name = h.name.in(buffer);
-        auto value = h.value.in(buffer);
-        if (hop_by_hop(name, connection)) continue;
-        if (info.add_forwarded_headers) {
-            if (iequals(name, "x-forwarded-for")) {
-                if (!forwarded_for.empty()) forwarded_for += ", ";
-                forwarded_for.append(value);
-                continue;
-            }
-            if (iequals(name, "x-forwarded-proto") || iequals(name, "x-forwarded-host")) continue;
-        }
-        out.append(name).append(": ").append(value).append("\r\n");
-    }
-    if (info.add_forwarded_headers) {
-        if (!forwarded_for.empty()) forwarded_for += ", ";
-        forwarded_for.append(info.client_ip);
-        out.append("X-Forwarded-For: ").append(forwarded_for).append("\r\n");
-        out.append("X-Forwarded-Proto: ").append(info.proto).append("\r\n");
-        std::string_view host;
-        if (count_headers(parser.headers(), buffer, "host") == 1 &&
-            find_header(buffer, parser.headers(), "host", host) && valid_host(host)) {
-            out.append("X-Forwarded-Host: ").append(host).append("\r\n");
-        }
-    }
-    out.append("\r\n");
+    append_headers(out, buffer, parser, info, &connection);
     return out;
 }
 
