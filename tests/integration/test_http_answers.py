@@ -71,8 +71,12 @@ class RequestChecksTest(unittest.TestCase):
         response = self.assert_status(upgrade_request(version="8"), 426)
         self.assertIn(b"Sec-WebSocket-Version: 13", response)
 
-    def test_plain_http_request_gets_400(self):
-        self.assert_status(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n", 400)
+    def test_plain_http_request_is_proxied(self):
+        # SPEC §3 HTTP requests: no longer a 400. The backend here only speaks
+        # WebSocket, so its own refusal (python3-websockets' 426) comes back.
+        response = self.send(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+        self.assertEqual(status_of(response), 426, response[:300])
+        self.assertIn(b"websockets", response)
 
     def test_conflicting_content_length_and_transfer_encoding_get_400(self):
         self.assert_status(upgrade_request(extra="Content-Length: 4\r\nTransfer-Encoding: chunked\r\n"), 400)
