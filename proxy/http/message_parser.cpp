@@ -83,6 +83,8 @@ void MessageParser::start_next() {
     message_done_ = false;
     has_body_ = false;
     chunked_ = false;
+    keep_alive_ = false;
+    chunks_ = ChunkedScanner();
     status_code_ = 0;
     major_ = minor_ = 0;
     // A fresh llhttp rather than its own message chaining: llhttp would take the
@@ -146,6 +148,8 @@ int MessageParser::on_headers_complete(llhttp_t* p) {
         p->flags |= F_SKIPBODY;
         s->has_body_ = false;
     }
+    // After F_SKIPBODY: a 204 without a length does not end at EOF.
+    s->keep_alive_ = llhttp_should_keep_alive(p) != 0;
     // Pause so that execute() stops exactly at the end of the head: what follows is a
     // body, WebSocket frames, or nothing, and the session decides what to do with it.
     return HPE_PAUSED;
@@ -278,23 +282,56 @@ bool MessageParser::consume_body(std::string_view bytes, bool& ended, size_t* us
     if (used != nullptr) *used = 0;
     ended = message_done_;
     if (ended) return true;
-    base_ = bytes.data();
-    llhttp_errno_t rc = bytes.empty() ? llhttp_finish(&parser_)
-                                      : llhttp_execute(&parser_, bytes.data(), bytes.size());
-    if (rc == HPE_OK || (rc == HPE_PAUSED && message_done_)) {
-        ended = message_done_;
-        if (used != nullptr) {
-            // Paused at the message's end: llhttp says where it stopped.
-            const char* stop = rc == HPE_PAUSED ? llhttp_get_error_pos(&parser_) : nullptr;
-            *used = stop != nullptr && stop >= bytes.data() && stop <= bytes.data() + bytes.size()
-                        ? static_cast<size_t>(stop - bytes.data())
-                        : bytes.size();
-        }
+    if (!error_.empty()) return false;
+    // A message without a body has ended with its head; llhttp only says so once it
+    // sees a byte after it, and calls an EOF there an error.
+    if (bytes.empty() && !has_body_ && !body_ends_at_eof()) {
+        message_done_ = true;
+        ended = true;
         return true;
     }
-    error_ = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_)
-                                               : llhttp_errno_name(rc);
-    return false;
+    // Our own reading of a chunked body goes first: it stops at the offending byte, or
+    // at the body's end, which llhttp must then agree on.
+    std::string_view feed = bytes;
+    bool scanned_end = false;
+    if (chunked_ && has_body_ && !bytes.empty()) {
+        size_t scanned = 0;
+        switch (chunks_.scan(bytes, scanned)) {
+            case ChunkedScanner::Result::Error:
+                error_ = chunks_.error();
+                return false;
+            case ChunkedScanner::Result::Ended:
+                feed = bytes.substr(0, scanned);
+                scanned_end = true;
+                break;
+            case ChunkedScanner::Result::NeedMore:
+                break;
+        }
+    }
+    base_ = feed.data();
+    llhttp_errno_t rc =
+        feed.empty() ? llhttp_finish(&parser_) : llhttp_execute(&parser_, feed.data(), feed.size());
+    if (rc != HPE_OK && !(rc == HPE_PAUSED && message_done_)) {
+        error_ = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_)
+                                                   : llhttp_errno_name(rc);
+        return false;
+    }
+    // Paused at the message's end: llhttp says where it stopped.
+    size_t stop = feed.size();
+    if (rc == HPE_PAUSED) {
+        const char* at = llhttp_get_error_pos(&parser_);
+        if (at != nullptr && at >= feed.data() && at <= feed.data() + feed.size())
+            stop = static_cast<size_t>(at - feed.data());
+    }
+    // Two readings of one chunked body that end apart would frame it two ways; never
+    // seen, since both follow RFC 9112 §7.1, but refused rather than trusted.
+    if (chunked_ && has_body_ && (scanned_end != message_done_ || stop != feed.size())) {
+        error_ = "chunked body framed differently by llhttp";
+        return false;
+    }
+    ended = message_done_;
+    if (used != nullptr) *used = stop;
+    return true;
 }
 
 bool MessageParser::body_ends_at_eof() const {

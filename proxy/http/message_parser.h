@@ -30,6 +30,8 @@
 #include <string_view>
 #include <vector>
 
+#include "http/chunked_scanner.h"
+
 namespace sb::http {
 
 struct Span {
@@ -71,15 +73,22 @@ class MessageParser {
     // Early Hints): an interim answer, followed by the final one. Never for requests.
     bool is_interim() const;
 
-    // After Complete: continues with body bytes of a response that is not an upgrade;
-    // `ended` turns true once the message has ended (Content-Length met, last chunk).
-    // Empty `bytes` means the backend closed. Body bytes are not stored. Returns false
-    // with error() set on malformed bodies. `used` (if given) is set to how many of
-    // `bytes` belong to the message: bytes past its end are the backend's, never the
-    // client's (a relay that passed them on would let a backend smuggle a second answer).
+    // After Complete: continues with body bytes of a request, or of a response that is
+    // not an upgrade; `ended` turns true once the message has ended (Content-Length
+    // met, last chunk, at once for a message without a body). Empty `bytes` means the
+    // peer closed. Body bytes are not stored. Returns false with error() set on
+    // malformed bodies; errors are sticky. `used` (if given) is set to how many of
+    // `bytes` belong to the message: bytes past its end are the next message's, never
+    // this one's (a relay that passed them on would let a peer smuggle a second one).
+    // A chunked body is held to switchboard's own rules as well as llhttp's (see
+    // chunked_scanner.h): CRLF line ends, chunk-size and extension limits, trailers.
     bool consume_body(std::string_view bytes, bool& ended, size_t* used = nullptr);
     // The body ends when the backend closes (no length and not chunked).
     bool body_ends_at_eof() const;
+    // After Complete: whether the connection may carry another message after this one
+    // (llhttp_should_keep_alive): HTTP/1.1 without "Connection: close", HTTP/1.0 with
+    // "Connection: keep-alive", and never a response whose body ends at EOF.
+    bool keep_alive() const { return keep_alive_; }
 
     const std::string& error() const { return error_; }
     // Where the current head lies in the buffer: [head_begin(), head_end()). The first
@@ -129,6 +138,8 @@ class MessageParser {
     bool message_done_ = false;
     bool has_body_ = false;
     bool chunked_ = false;  // llhttp's reading: the last transfer coding is chunked
+    bool keep_alive_ = false;
+    ChunkedScanner chunks_;  // our reading of a chunked body, next to llhttp's
     int status_code_ = 0;
     unsigned major_ = 0, minor_ = 0;
     std::string error_;
