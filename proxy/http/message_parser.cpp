@@ -10,6 +10,9 @@ namespace sb::http {
 
 namespace {
 
+// SPEC §3: the largest Content-Length taken, 2^63 - 1.
+constexpr uint64_t kMaxLength = 0x7FFF'FFFF'FFFF'FFFFull;
+
 MessageParser* self(llhttp_t* p) {
     return static_cast<MessageParser*>(p->data);
 }
@@ -84,6 +87,7 @@ void MessageParser::start_next() {
     has_body_ = false;
     chunked_ = false;
     keep_alive_ = false;
+    length_over_limit_ = false;
     chunks_ = ChunkedScanner();
     status_code_ = 0;
     major_ = minor_ = 0;
@@ -140,6 +144,7 @@ int MessageParser::on_headers_complete(llhttp_t* p) {
     s->minor_ = p->http_minor;
     s->chunked_ = (p->flags & F_CHUNKED) != 0;
     s->has_body_ = s->chunked_ || ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > 0);
+    s->length_over_limit_ = (p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > kMaxLength;
     // RFC 9110 §6.4.1: a 1xx, 204 or 304 answer has no content, whatever its framing
     // headers say. F_SKIPBODY is what llhttp sets for a callback that returns 1 ("no
     // body"), which a callback that pauses cannot return.
@@ -218,6 +223,12 @@ bool MessageParser::check_head(std::string_view buffer) {
             error_ = "obsolete line folding in header";
             return false;
         }
+    }
+    // SPEC §3: a length must fit a signed 64-bit integer, as a chunk size must
+    // (chunked_scanner.h); llhttp takes anything below 2^64.
+    if (length_over_limit_) {
+        error_ = "Content-Length over 2^63";
+        return false;
     }
     // llhttp 8 lets spaces into header names ("Host : a"), which RFC 9112 §5.1
     // requires a server to reject.

@@ -16,7 +16,9 @@
 //   - a Transfer-Encoding, all its fields read as one list, must end in chunked and
 //     name chunked only once (RFC 9112 §6.1, §6.3 (4)); an empty one, an empty list
 //     element, or one in an HTTP/1.0 message (RFC 9112 §6.1) is an error. llhttp
-//     checks the request case only after the head, where this parser has stopped.
+//     checks the request case only after the head, where this parser has stopped;
+//   - a Content-Length is below 2^63 (SPEC §3; llhttp takes anything below 2^64).
+// A chunked body is checked by consume_body (chunked_scanner.h).
 // Only the head is held to these rules: what follows it (a body, WebSocket frames)
 // is not looked at by parse().
 //
@@ -139,7 +141,8 @@ class MessageParser {
     bool has_body_ = false;
     bool chunked_ = false;  // llhttp's reading: the last transfer coding is chunked
     bool keep_alive_ = false;
-    ChunkedScanner chunks_;  // our reading of a chunked body, next to llhttp's
+    bool length_over_limit_ = false;  // Content-Length of 2^63 or more
+    ChunkedScanner chunks_;           // our reading of a chunked body, next to llhttp's
     int status_code_ = 0;
     unsigned major_ = 0, minor_ = 0;
     std::string error_;
