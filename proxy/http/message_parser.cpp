@@ -224,6 +224,13 @@ bool MessageParser::check_head(std::string_view buffer) {
             return false;
         }
     }
+    // RFC 9112 §2.3, §3: a request-line ends in an HTTP-version, and switchboard speaks
+    // HTTP/1.x only. llhttp takes a request-line without one as HTTP/0.9 (whose message
+    // framing is not HTTP/1.1's) and versions such as 2.0 in HTTP/1.1 syntax.
+    if (major_ != 1) {
+        error_ = "HTTP version is not 1.x";
+        return false;
+    }
     // SPEC §3: a length must fit a signed 64-bit integer, as a chunk size must
     // (chunked_scanner.h); llhttp takes anything below 2^64.
     if (length_over_limit_) {

@@ -17,7 +17,8 @@
 //     name chunked only once (RFC 9112 §6.1, §6.3 (4)); an empty one, an empty list
 //     element, or one in an HTTP/1.0 message (RFC 9112 §6.1) is an error. llhttp
 //     checks the request case only after the head, where this parser has stopped;
-//   - a Content-Length is below 2^63 (SPEC §3; llhttp takes anything below 2^64).
+//   - a Content-Length is below 2^63 (SPEC §3; llhttp takes anything below 2^64);
+//   - the version is HTTP/1.x: llhttp reads a request-line without one as HTTP/0.9.
 // A chunked body is checked by consume_body (chunked_scanner.h).
 // Only the head is held to these rules: what follows it (a body, WebSocket frames)
 // is not looked at by parse().

@@ -300,6 +300,18 @@ TEST(MessageParserFramingTest, RejectsAContentLengthOf2To63OrMore) {
     }
 }
 
+TEST(MessageParserFramingTest, RejectsARequestLineWithoutAVersion) {
+    // llhttp takes "GET /\r\n" as an HTTP/0.9 request, which RFC 9112 §3 has no
+    // grammar for and switchboard does not speak. Found by fuzz_http_stream.
+    for (std::string_view head :
+         {"GET /\r\n\r\n", "POST /x\r\nContent-Length: 1\r\n\r\n", "GET / HTTP/2.0\r\n\r\n"}) {
+        MessageParser p(Kind::Request);
+        EXPECT_EQ(p.parse(head), Status::Error) << head;
+    }
+    MessageParser p(Kind::Response);
+    EXPECT_EQ(p.parse("HTTP/2.0 200 OK\r\n\r\n"), Status::Error);
+}
+
 // ---- request bodies, as the session follows them ----
 
 TEST(MessageParserFramingTest, ContentLengthRequestEndsAtItsLength) {
