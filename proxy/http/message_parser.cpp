@@ -196,7 +196,8 @@ bool MessageParser::check_head(std::string_view buffer) {
     // RFC 9112 §4: status-code is exactly three digits, then a space (llhttp takes
     // "HTTP/1.1 20 OK", "0200" and an empty code).
     if (kind_ == Kind::Response) {
-        std::string_view line = head.substr(0, head.find('\r'));
+        // Up to the line's end, bare LF included: that is refused below, by its own name.
+        std::string_view line = head.substr(0, head.find_first_of("\r\n"));
         size_t sp = line.find(' ');
         std::string_view rest = sp == line.npos ? std::string_view() : line.substr(sp + 1);
         bool three_digits = rest.size() >= 3 && std::isdigit(static_cast<unsigned char>(rest[0])) &&
@@ -206,6 +207,15 @@ bool MessageParser::check_head(std::string_view buffer) {
         if (!three_digits) {
             error_ = "status code is not three digits";
             return false;
+        }
+        // RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ). llhttp takes
+        // control characters there, which a client would get passed on.
+        for (char c : rest.substr(3)) {
+            auto u = static_cast<unsigned char>(c);
+            if ((u < 0x20 && c != '\t') || u == 0x7F) {
+                error_ = "invalid character in reason phrase";
+                return false;
+            }
         }
     }
     for (size_t i = head.find('\r'); i != head.npos; i = head.find('\r', i + 1)) {

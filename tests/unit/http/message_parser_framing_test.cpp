@@ -312,6 +312,20 @@ TEST(MessageParserFramingTest, RejectsARequestLineWithoutAVersion) {
     EXPECT_EQ(p.parse("HTTP/2.0 200 OK\r\n\r\n"), Status::Error);
 }
 
+TEST(MessageParserFramingTest, RejectsControlCharactersInAReasonPhrase) {
+    // RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ); llhttp takes
+    // any byte but CR and LF. Found by fuzz_http_stream.
+    for (std::string_view head : {std::string_view("HTTP/1.1 200 O\0K\r\n\r\n", 20),
+                                  std::string_view("HTTP/1.1 200 O\x01K\r\n\r\n"),
+                                  std::string_view("HTTP/1.1 200 O\x7fK\r\n\r\n")}) {
+        MessageParser p(Kind::Response);
+        EXPECT_EQ(p.parse(head), Status::Error) << ::testing::PrintToString(head);
+    }
+    MessageParser p(Kind::Response);
+    EXPECT_EQ(p.parse("HTTP/1.1 200 Tout va tr\xc3\xa8s bien\t!\r\n\r\n"), Status::Complete)
+        << p.error();
+}
+
 // ---- request bodies, as the session follows them ----
 
 TEST(MessageParserFramingTest, ContentLengthRequestEndsAtItsLength) {
