@@ -208,6 +208,12 @@ bool MessageParser::check_head(std::string_view buffer) {
             error_ = "status code is not three digits";
             return false;
         }
+        // RFC 9110 §15: codes outside 100..599 are invalid; llhttp frames a 003's body
+        // as a 200's.
+        if (status_code_ < 100 || status_code_ > 599) {
+            error_ = "status code outside 100..599";
+            return false;
+        }
         // RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ). llhttp takes
         // control characters there, which a client would get passed on.
         for (char c : rest.substr(3)) {

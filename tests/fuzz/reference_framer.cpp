@@ -186,6 +186,7 @@ class Framer {
         for (size_t i = 9; i < 12; ++i)
             if (!is_digit(static_cast<unsigned char>(l[i]))) return false;
         status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
+        if (status < 100 || status > 599) return false;  // RFC 9110 §15
         if (l.size() == 12) return true;
         if (l[12] != ' ') return false;
         for (size_t i = 13; i < l.size(); ++i) {  // reason-phrase
@@ -477,6 +478,10 @@ class Framer {
             if (pos == s_.size()) return incomplete();
             if (pos == name || s_[pos] != ':') {
                 return invalid(pos, "field-name is a token followed by ':' (RFC 9112 §5.1)");
+            }
+            std::string field = lower(s_.substr(name, pos - name));
+            if (field == "transfer-encoding" || field == "content-length") {
+                m.framing_field_in_trailers = true;
             }
             ++pos;
             while (pos < s_.size() && s_[pos] != '\r') {

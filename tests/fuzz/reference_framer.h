@@ -41,6 +41,10 @@ struct ReferenceMessage {
     // quoted-pair or obs-text in a quoted value, or a parameter right after a token
     // value. Recorded so that the fuzzer can allow that one divergence by name.
     bool extension_llhttp_refuses = false;
+    // A trailer field named Transfer-Encoding or Content-Length, which RFC 9110 §6.5.1
+    // does not allow in trailers (they frame the message) and llhttp checks as if it
+    // were a header field, refusing some values.
+    bool framing_field_in_trailers = false;
 };
 
 struct ReferenceResult {

@@ -326,6 +326,21 @@ TEST(MessageParserFramingTest, RejectsControlCharactersInAReasonPhrase) {
         << p.error();
 }
 
+TEST(MessageParserFramingTest, RejectsAStatusCodeOutside100To599) {
+    // RFC 9110 §15: values outside 100..599 are invalid. llhttp takes 003 and frames
+    // its body as if it were a 200's. Found by fuzz_http_stream.
+    for (std::string_view head : {"HTTP/1.1 003 C\r\n\r\n", "HTTP/1.1 099 C\r\n\r\n",
+                                  "HTTP/1.1 600 C\r\nContent-Length: 0\r\n\r\n"}) {
+        MessageParser p(Kind::Response);
+        EXPECT_EQ(p.parse(head), Status::Error) << head;
+    }
+    for (std::string_view head :
+         {"HTTP/1.1 100 Continue\r\n\r\n", "HTTP/1.1 599 Custom\r\nContent-Length: 0\r\n\r\n"}) {
+        MessageParser p(Kind::Response);
+        EXPECT_EQ(p.parse(head), Status::Complete) << head;
+    }
+}
+
 // ---- request bodies, as the session follows them ----
 
 TEST(MessageParserFramingTest, ContentLengthRequestEndsAtItsLength) {
