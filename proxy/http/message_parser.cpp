@@ -317,9 +317,11 @@ bool MessageParser::consume_body(std::string_view bytes, bool& ended, size_t* us
     ended = message_done_;
     if (ended) return true;
     if (!error_.empty()) return false;
-    // A message without a body has ended with its head; llhttp only says so once it
-    // sees a byte after it, and calls an EOF there an error.
-    if (bytes.empty() && !has_body_ && !body_ends_at_eof()) {
+    // A message without a body has ended with its head, and EOF ends a close-delimited
+    // one; llhttp only says so once it has seen a byte after the head, and calls an EOF
+    // right after it an invalid state.
+    // (has_body() is false for a close-delimited body: it has no length to wait for.)
+    if (bytes.empty() && !has_body_) {
         message_done_ = true;
         ended = true;
         return true;

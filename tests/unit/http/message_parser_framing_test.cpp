@@ -395,6 +395,19 @@ TEST(MessageParserFramingTest, PipelinedRequestsFollowOneAnother) {
     EXPECT_EQ(targets, (std::vector<std::string>{"/a", "/b", "/c"}));
 }
 
+TEST(MessageParserFramingTest, AnEmptyCloseDelimitedBodyEndsAtEof) {
+    // A backend that sends a head without a length and closes at once sent an empty
+    // body; llhttp called that EOF an invalid state. Found by fuzz_http_stream.
+    MessageParser p(Kind::Response);
+    ASSERT_EQ(p.parse("HTTP/1.1 200 OK\r\n\r\n"), Status::Complete);
+    ASSERT_TRUE(p.body_ends_at_eof());
+    bool ended = false;
+    size_t used = 99;
+    ASSERT_TRUE(p.consume_body("", ended, &used)) << p.error();
+    EXPECT_TRUE(ended);
+    EXPECT_EQ(used, 0u);
+}
+
 // ---- keep_alive() ----
 
 TEST(MessageParserFramingTest, KeepAliveFollowsVersionAndConnection) {
