@@ -354,12 +354,14 @@ class Framer {
         auto peek = [&]() -> int {
             return pos < s_.size() ? static_cast<unsigned char>(s_[pos]) : -1;
         };
+        // llhttp refuses BWS anywhere in a chunk-ext, even where it is still incomplete.
         auto skip_ws = [&]() {
             bool any = false;
             while (peek() == ' ' || peek() == '\t') {
                 ++pos;
                 any = true;
             }
+            if (any) m.extension_llhttp_refuses = true;
             return any;
         };
         bool pending_ws = false;  // BWS already read, to be followed by ";"
