@@ -224,6 +224,20 @@ bool MessageParser::check_head(std::string_view buffer) {
             }
         }
     }
+    // RFC 9112 §3: request-line = method SP request-target SP HTTP-version, one SP
+    // each. llhttp takes runs of spaces, which §3 warns the next recipient may split
+    // into words differently.
+    if (kind_ == Kind::Request) {
+        std::string_view line = buffer.substr(method_.offset);
+        line = line.substr(0, line.find_first_of("\r\n"));
+        size_t target = size_t{method_.length} + 1;
+        if (method_.length == 0 || target_.offset != method_.offset + target ||
+            line.size() != target + target_.length + 9 || line[method_.length] != ' ' ||
+            line[target + target_.length] != ' ') {
+            error_ = "request line is not method SP target SP version";
+            return false;
+        }
+    }
     for (size_t i = head.find('\r'); i != head.npos; i = head.find('\r', i + 1)) {
         if (i + 1 == head.size() || head[i + 1] != '\n') {
             error_ = "bare CR in message head";

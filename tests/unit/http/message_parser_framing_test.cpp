@@ -326,6 +326,20 @@ TEST(MessageParserFramingTest, RejectsControlCharactersInAReasonPhrase) {
         << p.error();
 }
 
+TEST(MessageParserFramingTest, RejectsARequestLineWithoutSingleSpaces) {
+    // RFC 9112 §3: method SP request-target SP HTTP-version. llhttp takes runs of
+    // spaces, which §3 warns can be read differently by the next recipient. Found by
+    // fuzz_http_stream.
+    for (std::string_view head :
+         {"GET  / HTTP/1.1\r\nHost: a\r\n\r\n", "GET /  HTTP/1.1\r\nHost: a\r\n\r\n",
+          "GET / HTTP/1.1 \r\nHost: a\r\n\r\n", "GET\t/ HTTP/1.1\r\nHost: a\r\n\r\n"}) {
+        MessageParser p(Kind::Request);
+        EXPECT_EQ(p.parse(head), Status::Error) << head;
+    }
+    MessageParser p(Kind::Request);
+    EXPECT_EQ(p.parse("\r\nGET /a?b HTTP/1.1\r\nHost: a\r\n\r\n"), Status::Complete) << p.error();
+}
+
 TEST(MessageParserFramingTest, RejectsAStatusCodeOutside100To599) {
     // RFC 9110 §15: values outside 100..599 are invalid. llhttp takes 003 and frames
     // its body as if it were a 200's. Found by fuzz_http_stream.
