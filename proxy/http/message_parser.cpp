@@ -148,8 +148,9 @@ int MessageParser::on_headers_complete(llhttp_t* p) {
     // RFC 9110 §6.4.1: a 1xx, 204 or 304 answer has no content, whatever its framing
     // headers say. F_SKIPBODY is what llhttp sets for a callback that returns 1 ("no
     // body"), which a callback that pauses cannot return.
-    if (s->kind_ == Kind::Response &&
-        (p->status_code / 100 == 1 || p->status_code == 204 || p->status_code == 304)) {
+    // A response to HEAD has none either (RFC 9112 §6.3 (1)).
+    if (s->kind_ == Kind::Response && (s->no_body_expected_ || p->status_code / 100 == 1 ||
+                                       p->status_code == 204 || p->status_code == 304)) {
         p->flags |= F_SKIPBODY;
         s->has_body_ = false;
     }

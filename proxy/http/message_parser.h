@@ -61,6 +61,12 @@ class MessageParser {
     MessageParser(const MessageParser&) = delete;
     MessageParser& operator=(const MessageParser&) = delete;
 
+    // For a response to a HEAD request (RFC 9112 §6.3 (1)): the head is the whole
+    // message, whatever its Content-Length or Transfer-Encoding say; only the session
+    // knows the request's method. Call before parse(); it holds for interim heads and
+    // the final one alike.
+    void expect_no_body() { no_body_expected_ = true; }
+
     // Parses the bytes of `buffer` not seen by earlier calls. `buffer` must hold
     // everything given before, unchanged, followed by the new bytes (it may move).
     // Once Complete, further calls return Complete until start_next().
@@ -143,6 +149,7 @@ class MessageParser {
     bool chunked_ = false;  // llhttp's reading: the last transfer coding is chunked
     bool keep_alive_ = false;
     bool length_over_limit_ = false;  // Content-Length of 2^63 or more
+    bool no_body_expected_ = false;   // a response to HEAD
     ChunkedScanner chunks_;           // our reading of a chunked body, next to llhttp's
     int status_code_ = 0;
     unsigned major_ = 0, minor_ = 0;

@@ -422,6 +422,25 @@ TEST(MessageParserFramingTest, AnEmptyCloseDelimitedBodyEndsAtEof) {
     EXPECT_EQ(used, 0u);
 }
 
+TEST(MessageParserFramingTest, AResponseToHeadHasNoBody) {
+    // RFC 9112 §6.3 (1): a response to HEAD ends with its head, whatever its
+    // Content-Length or Transfer-Encoding say; only the session knows the method.
+    for (std::string_view head :
+         {"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n",
+          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", "HTTP/1.1 200 OK\r\n\r\n"}) {
+        MessageParser p(Kind::Response);
+        p.expect_no_body();
+        ASSERT_EQ(p.parse(head), Status::Complete) << head;
+        EXPECT_FALSE(p.has_body()) << head;
+        EXPECT_FALSE(p.body_ends_at_eof()) << head;
+        bool ended = false;
+        size_t used = 99;
+        ASSERT_TRUE(p.consume_body("HTTP/1.1 200 OK\r\n", ended, &used)) << p.error();
+        EXPECT_TRUE(ended) << head;
+        EXPECT_EQ(used, 0u) << head;
+    }
+}
+
 // ---- keep_alive() ----
 
 TEST(MessageParserFramingTest, KeepAliveFollowsVersionAndConnection) {
