@@ -267,6 +267,9 @@ def http_stream_seeds():
                                       b"2\r\nok\r\n0\r\nX: y\r\n\r\n"
                                     + b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"
                                     + b"HTTP/1.1 200 OK\r\n\r\nuntil close"),
+        "framing_fields_in_trailers": seed(te_head + b"0\r\nTransfer-Encoding: gzip\r\n"
+                                           b"Content-Length: 5\r\n\r\n" + get),
+        "response_empty_until_close": seed(b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n"),
         "response_smuggled_second": seed(ok + b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad", byte_reads),
     }
 
