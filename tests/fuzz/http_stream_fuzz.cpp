@@ -71,14 +71,21 @@ struct Outcome {
     std::string error;
 };
 
-// Whether the head just parsed ends HTTP on the connection, as the session sees it.
+// Whether the head just parsed ends HTTP on the connection, as the reference decides
+// it: CONNECT, a 101, or an Upgrade field with "upgrade" in any Connection field (all
+// Connection fields form one list, RFC 9110 §5.3).
 bool switches_protocol(const MessageParser& p, std::string_view buffer, bool responses) {
     if (responses) return p.status_code() == 101;
     if (p.method().in(buffer) == "CONNECT") return true;
-    std::string_view connection;
-    return sb::http::count_headers(p.headers(), buffer, "upgrade") > 0 &&
-           sb::http::find_header(buffer, p.headers(), "connection", connection) &&
-           sb::http::has_token(connection, "upgrade");
+    bool upgrade = false, connection_upgrade = false;
+    for (const auto& h : p.headers()) {
+        std::string_view name = h.name.in(buffer);
+        upgrade = upgrade || sb::http::iequals(name, "upgrade");
+        connection_upgrade =
+            connection_upgrade || (sb::http::iequals(name, "connection") &&
+                                   sb::http::has_token(h.value.in(buffer), "upgrade"));
+    }
+    return upgrade && connection_upgrade;
 }
 
 Outcome drive(std::string_view stream, bool responses, Choices& choices) {
