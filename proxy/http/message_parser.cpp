@@ -10,6 +10,9 @@ namespace sb::http {
 
 namespace {
 
+// SPEC §3: the largest Content-Length taken, 2^63 - 1.
+constexpr uint64_t kMaxLength = 0x7FFF'FFFF'FFFF'FFFFull;
+
 MessageParser* self(llhttp_t* p) {
     return static_cast<MessageParser*>(p->data);
 }
@@ -86,6 +89,8 @@ void MessageParser::start_next() {
     chunked_ = false;
     keep_alive_ = false;
     content_length_ = -1;
+    length_over_limit_ = false;
+    chunks_ = ChunkedScanner();
     status_code_ = 0;
     major_ = minor_ = 0;
     // A fresh llhttp rather than its own message chaining: llhttp would take the
@@ -141,16 +146,19 @@ int MessageParser::on_headers_complete(llhttp_t* p) {
     s->minor_ = p->http_minor;
     s->chunked_ = (p->flags & F_CHUNKED) != 0;
     s->has_body_ = s->chunked_ || ((p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > 0);
+    s->length_over_limit_ = (p->flags & F_CONTENT_LENGTH) != 0 && p->content_length > kMaxLength;
     // RFC 9110 §6.4.1: a 1xx, 204 or 304 answer has no content, whatever its framing
     // headers say. F_SKIPBODY is what llhttp sets for a callback that returns 1 ("no
     // body"), which a callback that pauses cannot return.
     s->content_length_ =
         (p->flags & F_CONTENT_LENGTH) != 0 ? static_cast<int64_t>(p->content_length) : -1;
-    if (s->kind_ == Kind::Response && (s->no_body_ || p->status_code / 100 == 1 ||
+    // A response to HEAD has none either (RFC 9112 §6.3 (1)).
+    if (s->kind_ == Kind::Response && (s->no_body_expected_ || p->status_code / 100 == 1 ||
                                        p->status_code == 204 || p->status_code == 304)) {
         p->flags |= F_SKIPBODY;
         s->has_body_ = false;
     }
+    // After F_SKIPBODY: a 204 without a length does not end at EOF.
     s->keep_alive_ = llhttp_should_keep_alive(p) != 0;
     // Pause so that execute() stops exactly at the end of the head: what follows is a
     // body, WebSocket frames, or nothing, and the session decides what to do with it.
@@ -198,7 +206,8 @@ bool MessageParser::check_head(std::string_view buffer) {
     // RFC 9112 §4: status-code is exactly three digits, then a space (llhttp takes
     // "HTTP/1.1 20 OK", "0200" and an empty code).
     if (kind_ == Kind::Response) {
-        std::string_view line = head.substr(0, head.find('\r'));
+        // Up to the line's end, bare LF included: that is refused below, by its own name.
+        std::string_view line = head.substr(0, head.find_first_of("\r\n"));
         size_t sp = line.find(' ');
         std::string_view rest = sp == line.npos ? std::string_view() : line.substr(sp + 1);
         bool three_digits = rest.size() >= 3 && std::isdigit(static_cast<unsigned char>(rest[0])) &&
@@ -207,6 +216,35 @@ bool MessageParser::check_head(std::string_view buffer) {
                             (rest.size() == 3 || rest[3] == ' ');
         if (!three_digits) {
             error_ = "status code is not three digits";
+            return false;
+        }
+        // RFC 9110 §15: codes outside 100..599 are invalid; llhttp frames a 003's body
+        // as a 200's.
+        if (status_code_ < 100 || status_code_ > 599) {
+            error_ = "status code outside 100..599";
+            return false;
+        }
+        // RFC 9112 §4: reason-phrase = 1*( HTAB / SP / VCHAR / obs-text ). llhttp takes
+        // control characters there, which a client would get passed on.
+        for (char c : rest.substr(3)) {
+            auto u = static_cast<unsigned char>(c);
+            if ((u < 0x20 && c != '\t') || u == 0x7F) {
+                error_ = "invalid character in reason phrase";
+                return false;
+            }
+        }
+    }
+    // RFC 9112 §3: request-line = method SP request-target SP HTTP-version, one SP
+    // each. llhttp takes runs of spaces, which §3 warns the next recipient may split
+    // into words differently.
+    if (kind_ == Kind::Request) {
+        std::string_view line = buffer.substr(method_.offset);
+        line = line.substr(0, line.find_first_of("\r\n"));
+        size_t target = size_t{method_.length} + 1;
+        if (method_.length == 0 || target_.offset != method_.offset + target ||
+            line.size() != target + target_.length + 9 || line[method_.length] != ' ' ||
+            line[target + target_.length] != ' ') {
+            error_ = "request line is not method SP target SP version";
             return false;
         }
     }
@@ -225,6 +263,19 @@ bool MessageParser::check_head(std::string_view buffer) {
             error_ = "obsolete line folding in header";
             return false;
         }
+    }
+    // RFC 9112 §2.3, §3: a request-line ends in an HTTP-version, and switchboard speaks
+    // HTTP/1.x only. llhttp takes a request-line without one as HTTP/0.9 (whose message
+    // framing is not HTTP/1.1's) and versions such as 2.0 in HTTP/1.1 syntax.
+    if (major_ != 1) {
+        error_ = "HTTP version is not 1.x";
+        return false;
+    }
+    // SPEC §3: a length must fit a signed 64-bit integer, as a chunk size must
+    // (chunked_scanner.h); llhttp takes anything below 2^64.
+    if (length_over_limit_) {
+        error_ = "Content-Length over 2^63";
+        return false;
     }
     // llhttp 8 lets spaces into header names ("Host : a"), which RFC 9112 §5.1
     // requires a server to reject.
@@ -289,23 +340,58 @@ bool MessageParser::consume_body(std::string_view bytes, bool& ended, size_t* us
     if (used != nullptr) *used = 0;
     ended = message_done_;
     if (ended) return true;
-    base_ = bytes.data();
-    llhttp_errno_t rc = bytes.empty() ? llhttp_finish(&parser_)
-                                      : llhttp_execute(&parser_, bytes.data(), bytes.size());
-    if (rc == HPE_OK || (rc == HPE_PAUSED && message_done_)) {
-        ended = message_done_;
-        if (used != nullptr) {
-            // Paused at the message's end: llhttp says where it stopped.
-            const char* stop = rc == HPE_PAUSED ? llhttp_get_error_pos(&parser_) : nullptr;
-            *used = stop != nullptr && stop >= bytes.data() && stop <= bytes.data() + bytes.size()
-                        ? static_cast<size_t>(stop - bytes.data())
-                        : bytes.size();
-        }
+    if (!error_.empty()) return false;
+    // A message without a body has ended with its head, and EOF ends a close-delimited
+    // one; llhttp only says so once it has seen a byte after the head, and calls an EOF
+    // right after it an invalid state.
+    // (has_body() is false for a close-delimited body: it has no length to wait for.)
+    if (bytes.empty() && !has_body_) {
+        message_done_ = true;
+        ended = true;
         return true;
     }
-    error_ = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_)
-                                               : llhttp_errno_name(rc);
-    return false;
+    // Our own reading of a chunked body goes first: it stops at the offending byte, or
+    // at the body's end, which llhttp must then agree on.
+    std::string_view feed = bytes;
+    bool scanned_end = false;
+    if (chunked_ && has_body_ && !bytes.empty()) {
+        size_t scanned = 0;
+        switch (chunks_.scan(bytes, scanned)) {
+            case ChunkedScanner::Result::Error:
+                error_ = chunks_.error();
+                return false;
+            case ChunkedScanner::Result::Ended:
+                feed = bytes.substr(0, scanned);
+                scanned_end = true;
+                break;
+            case ChunkedScanner::Result::NeedMore:
+                break;
+        }
+    }
+    base_ = feed.data();
+    llhttp_errno_t rc =
+        feed.empty() ? llhttp_finish(&parser_) : llhttp_execute(&parser_, feed.data(), feed.size());
+    if (rc != HPE_OK && !(rc == HPE_PAUSED && message_done_)) {
+        error_ = llhttp_get_error_reason(&parser_) ? llhttp_get_error_reason(&parser_)
+                                                   : llhttp_errno_name(rc);
+        return false;
+    }
+    // Paused at the message's end: llhttp says where it stopped.
+    size_t stop = feed.size();
+    if (rc == HPE_PAUSED) {
+        const char* at = llhttp_get_error_pos(&parser_);
+        if (at != nullptr && at >= feed.data() && at <= feed.data() + feed.size())
+            stop = static_cast<size_t>(at - feed.data());
+    }
+    // Two readings of one chunked body that end apart would frame it two ways; never
+    // seen, since both follow RFC 9112 §7.1, but refused rather than trusted.
+    if (chunked_ && has_body_ && (scanned_end != message_done_ || stop != feed.size())) {
+        error_ = "chunked body framed differently by llhttp";
+        return false;
+    }
+    ended = message_done_;
+    if (used != nullptr) *used = stop;
+    return true;
 }
 
 bool MessageParser::body_ends_at_eof() const {

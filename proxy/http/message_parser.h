@@ -16,7 +16,10 @@
 //   - a Transfer-Encoding, all its fields read as one list, must end in chunked and
 //     name chunked only once (RFC 9112 §6.1, §6.3 (4)); an empty one, an empty list
 //     element, or one in an HTTP/1.0 message (RFC 9112 §6.1) is an error. llhttp
-//     checks the request case only after the head, where this parser has stopped.
+//     checks the request case only after the head, where this parser has stopped;
+//   - a Content-Length is below 2^63 (SPEC §3; llhttp takes anything below 2^64);
+//   - the version is HTTP/1.x: llhttp reads a request-line without one as HTTP/0.9.
+// A chunked body is checked by consume_body (chunked_scanner.h).
 // Only the head is held to these rules: what follows it (a body, WebSocket frames)
 // is not looked at by parse().
 //
@@ -29,6 +32,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "http/chunked_scanner.h"
 
 namespace sb::http {
 
@@ -56,6 +61,12 @@ class MessageParser {
     MessageParser(const MessageParser&) = delete;
     MessageParser& operator=(const MessageParser&) = delete;
 
+    // For a response to a HEAD request (RFC 9112 §6.3 (1)): the head is the whole
+    // message, whatever its Content-Length or Transfer-Encoding say; only the session
+    // knows the request's method. Call before parse(); it holds for interim heads and
+    // the final one alike.
+    void expect_no_body() { no_body_expected_ = true; }
+
     // Parses the bytes of `buffer` not seen by earlier calls. `buffer` must hold
     // everything given before, unchanged, followed by the new bytes (it may move).
     // Once Complete, further calls return Complete until start_next().
@@ -71,15 +82,22 @@ class MessageParser {
     // Early Hints): an interim answer, followed by the final one. Never for requests.
     bool is_interim() const;
 
-    // After Complete: continues with body bytes of a response that is not an upgrade;
-    // `ended` turns true once the message has ended (Content-Length met, last chunk).
-    // Empty `bytes` means the backend closed. Body bytes are not stored. Returns false
-    // with error() set on malformed bodies. `used` (if given) is set to how many of
-    // `bytes` belong to the message: bytes past its end are the backend's, never the
-    // client's (a relay that passed them on would let a backend smuggle a second answer).
+    // After Complete: continues with body bytes of a request, or of a response that is
+    // not an upgrade; `ended` turns true once the message has ended (Content-Length
+    // met, last chunk, at once for a message without a body). Empty `bytes` means the
+    // peer closed. Body bytes are not stored. Returns false with error() set on
+    // malformed bodies; errors are sticky. `used` (if given) is set to how many of
+    // `bytes` belong to the message: bytes past its end are the next message's, never
+    // this one's (a relay that passed them on would let a peer smuggle a second one).
+    // A chunked body is held to switchboard's own rules as well as llhttp's (see
+    // chunked_scanner.h): CRLF line ends, chunk-size and extension limits, trailers.
     bool consume_body(std::string_view bytes, bool& ended, size_t* used = nullptr);
     // The body ends when the backend closes (no length and not chunked).
     bool body_ends_at_eof() const;
+    // After Complete: whether the connection may carry another message after this one
+    // (llhttp_should_keep_alive): HTTP/1.1 without "Connection: close", HTTP/1.0 with
+    // "Connection: keep-alive", and never a response whose body ends at EOF.
+    bool keep_alive() const { return keep_alive_; }
 
     const std::string& error() const { return error_; }
     // Where the current head lies in the buffer: [head_begin(), head_end()). The first
@@ -105,14 +123,8 @@ class MessageParser {
     // After Complete: the Content-Length value, or -1 without one (chunked, none).
     int64_t content_length() const { return content_length_; }
     bool chunked() const { return chunked_; }
-    // After Complete: whether the connection may carry another message after this one
-    // (HTTP/1.1 without "Connection: close", HTTP/1.0 with "Connection: keep-alive").
-    bool keep_alive() const { return keep_alive_; }
     // Body bytes consume_body() has seen so far, without chunked framing.
     uint64_t body_bytes() const { return body_bytes_; }
-    // For a response parser, before the head: the request was HEAD, so the answer has
-    // no body whatever its framing headers say (RFC 9110 §9.3.2).
-    void expect_no_body() { no_body_ = true; }
 
   private:
     static int on_method(llhttp_t*, const char* at, size_t len);
@@ -142,9 +154,11 @@ class MessageParser {
     bool has_body_ = false;
     bool chunked_ = false;  // llhttp's reading: the last transfer coding is chunked
     bool keep_alive_ = false;
-    bool no_body_ = false;  // a response to HEAD
+    bool length_over_limit_ = false;  // Content-Length of 2^63 or more
+    bool no_body_expected_ = false;   // a response to HEAD
     int64_t content_length_ = -1;
     uint64_t body_bytes_ = 0;
+    ChunkedScanner chunks_;  // our reading of a chunked body, next to llhttp's
     int status_code_ = 0;
     unsigned major_ = 0, minor_ = 0;
     std::string error_;

@@ -212,8 +212,71 @@ def proxy_header_seeds():
     }
 
 
+def http_stream_seeds():
+    """Pipelined requests (and responses) with every framing, for http_stream_fuzz.cpp."""
+    byte_reads = bytes([0] * 200)  # chunk mode 0: every read one byte
+    get = b"GET /a HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    post = b"POST /b HTTP/1.1\r\nHost: example.com\r\nContent-Length: 5\r\n\r\nhello"
+    chunked = (b"POST /c HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+               b"5\r\nhello\r\n6;name=value\r\n world\r\n0\r\n\r\n")
+    trailers = (b"PUT /d HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+                b"3\r\nabc\r\n0\r\nX-Checksum: 1234\r\nX-Other: a b\r\n\r\n")
+    te_head = b"POST /e HTTP/1.1\r\nHost: example.com\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ok = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    return {
+        "pipelined_get_post_chunked": seed(get + post + chunked + get),
+        "pipelined_bytewise": seed(get + post + chunked + trailers + get, byte_reads),
+        "trailers": seed(trailers + get),
+        "http10_keepalive": seed(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n" + post),
+        "empty_lines_before_request": seed(post + b"\r\n\r\n" + get),
+        "upgrade_then_frames": seed(get + b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n"
+                                    b"Connection: Upgrade\r\n\r\n\x81\x85abcd"),
+        "obs_fold": seed(b"GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\n 2\r\n\r\n" + get),
+        "obs_fold_trailer": seed(te_head + b"0\r\nX-A: 1\r\n 2\r\n\r\n" + get),
+        "bare_lf_chunk_size": seed(te_head + b"5\nhello\r\n0\r\n\r\n" + get),
+        "bare_lf_last_chunk": seed(te_head + b"0\n\r\n" + get),
+        "bare_lf_final_line": seed(te_head + b"0\r\n\n" + get),
+        "bare_lf_trailer": seed(te_head + b"0\r\nX: 1\n\r\n" + get),
+        "bare_cr_after_data": seed(te_head + b"5\r\nhello\r0\r\n\r\n" + get),
+        "junk_after_data": seed(te_head + b"5\r\nhelloXX0\r\n\r\n" + get),
+        "long_extension": seed(te_head + b"5;" + b"x" * 4095 + b"\r\nhello\r\n0\r\n\r\n" + get),
+        "extension_over_4k": seed(te_head + b"5;" + b"x" * 4096 + b"\r\nhello\r\n0\r\n\r\n" + get),
+        "extension_quoted": seed(te_head + b'5;a="x;y";b\r\nhello\r\n0;c=d\r\n\r\n' + get),
+        "extension_bws": seed(te_head + b"5 ; a = b\r\nhello\r\n0\r\n\r\n" + get),
+        "chunk_size_overflow": seed(te_head + b"10000000000000005\r\nhello\r\n0\r\n\r\n" + get),
+        "chunk_size_2_63": seed(te_head + b"8000000000000000\r\nhello\r\n0\r\n\r\n"),
+        "chunk_size_leading_zeros": seed(te_head + b"000000000000000000005\r\nhello\r\n0\r\n\r\n" + get),
+        "chunk_size_0x": seed(te_head + b"0x5\r\nhello\r\n0\r\n\r\n" + get),
+        "cl_te": seed(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 6\r\n"
+                      b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n"),
+        "te_cl": seed(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                      b"Content-Length: 4\r\n\r\n5c\r\nGPOST / HTTP/1.1\r\n\r\n0\r\n\r\n"),
+        "te_te": seed(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+                      b"Transfer-Encoding: identity\r\n\r\n0\r\n\r\n" + get),
+        "te_space_colon": seed(b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding : chunked\r\n"
+                               b"\r\n0\r\n\r\n" + get),
+        "te_http10": seed(b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n" + get),
+        "two_content_lengths": seed(b"POST / HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab" + get),
+        "content_length_list": seed(b"POST / HTTP/1.1\r\nContent-Length: 2, 2\r\n\r\nab" + get),
+        "content_length_huge": seed(b"POST / HTTP/1.1\r\nContent-Length: 9223372036854775808\r\n\r\nab"),
+        "content_length_plus": seed(b"POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\nhello" + get),
+        "bare_lf_head": seed(b"GET / HTTP/1.1\nHost: a\r\n\r\n" + get),
+        "responses_pipelined": seed(b"HTTP/1.1 100 Continue\r\n\r\n" + ok
+                                    + b"HTTP/1.1 204 No Content\r\n\r\n"
+                                    + b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                      b"2\r\nok\r\n0\r\nX: y\r\n\r\n"
+                                    + b"HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n"
+                                    + b"HTTP/1.1 200 OK\r\n\r\nuntil close"),
+        "framing_fields_in_trailers": seed(te_head + b"0\r\nTransfer-Encoding: gzip\r\n"
+                                           b"Content-Length: 5\r\n\r\n" + get),
+        "response_empty_until_close": seed(b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n"),
+        "response_smuggled_second": seed(ok + b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nbad", byte_reads),
+    }
+
+
 if __name__ == "__main__":
     write("frame_scanner", frame_scanner_seeds())
     write("request", request_seeds())
     write("response", response_seeds())
     write("proxy_header", proxy_header_seeds())
+    write("http_stream", http_stream_seeds())
