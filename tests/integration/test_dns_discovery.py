@@ -113,9 +113,10 @@ class DnsTest(unittest.TestCase):
             b.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def start_switchboard(self, backends, **kwargs):
-        self.sb = Switchboard(dns_config(backends, self.dns.port, **kwargs),
-                              listeners=("admin", "public"))
+    def start_switchboard(self, backends, listen_timeout=10.0, **kwargs):
+        self.sb = Switchboard(dns_config(backends, self.dns.port, **kwargs), wait=False)
+        for name in ("admin", "public"):
+            self.sb.wait_listening(name, timeout=listen_timeout)
         return self.sb
 
     def room_url(self, room):
@@ -402,7 +403,9 @@ class SrvTest(DnsTest):
         hosts = [(f"127.2.0.{i + 1}", f"t{i}.test") for i in range(5)]
         five = [("_ws._tcp.heavy.test", f"t{i}.test", 1000 + i, 0, 65535) for i in range(5)]
         self.dns = Dnsmasq(self.dir, hosts=hosts, srv=five)
-        sb = self.start_switchboard('{ srv = "_ws._tcp.heavy.test" }')
+        # Startup waits for the first lookups, then builds that ring: under ASan on a
+        # busy machine, longer than the usual 10 s before "listening".
+        sb = self.start_switchboard('{ srv = "_ws._tcp.heavy.test" }', listen_timeout=45.0)
         wait_for(lambda: len(status_pool(sb)["backends"]) == 5, timeout=30, interval=0.2,
                  what="5 backends")
         worst = [0.0]
