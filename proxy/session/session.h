@@ -24,14 +24,22 @@
 //                     Closed ── both Endpoints closed ──▶ freed
 //
 //   ReadingRequest    → ConnectingBackend (head valid, routed, placed)
-//                     → Closing (refused with an HTTP answer) | Closed (timeout, abort)
-//   ConnectingBackend → ConnectingBackend (connect failed: next backend, up to retries)
-//                     → AwaitingResponse (connected, TLS done, request written)
+//                     → Closing (refused with an HTTP answer) | Closed (timeout, abort;
+//                       between HTTP requests: keepalive_timeout, the client left)
+//   ConnectingBackend → ConnectingBackend (connect failed: next backend, up to retries;
+//                       or the previous request's connection is still closing)
+//                     → AwaitingResponse (connected, TLS done, request written; plain
+//                       HTTP: or a kept connection taken, the request written)
 //                     → Closing (no backend: 502/503) | Closed
 //   AwaitingResponse  → AwaitingResponse (an interim 1xx passed to the client)
 //                     → Relaying (a valid 101, or another final answer passed through)
+//                     → ConnectingBackend (plain HTTP: a reused connection failed before
+//                       any answer byte; an idempotent request goes out on a new one)
 //                     → Closing (garbage, a bad 101, timeout: 502/504) | Closed
-//   Relaying          → Closing (a proxy close, a peer lost) | Closed (both sides done)
+//   Relaying          → ReadingRequest (plain HTTP: the answer ended, the client is kept
+//                       alive: session_http.cpp)
+//                     → Closing (a proxy close, a peer lost, an answer that said
+//                       Connection: close is out) | Closed (both sides done)
 //   Closing           → Closed (peers answered or hung up, or the linger deadline)
 //
 // Endpoint events (endpoint.h): bytes and end-of-stream for the handshake reader,
