@@ -152,7 +152,14 @@ void Worker::use_generation(pool::GenerationPtr generation, std::map<std::string
     // workers do after a reload.
     std::vector<session::Session*> http;
     for (auto* s = context_->sessions.first(); s != nullptr; s = session::SessionList::next(s)) {
-        if (s->serves_http() && &s->generation() != generation_.get()) http.push_back(s);
+        if (&s->generation() == generation_.get()) continue;
+        if (s->serves_http()) {
+            http.push_back(s);
+        } else if (s->state() == session::SessionState::ReadingRequest) {
+            // A head still arriving: that request is served as it began, then the
+            // connection ends (a plain request's answer says Connection: close).
+            s->close_after_request();
+        }
     }
     if (!http.empty()) {
         pace_close(std::move(http), metrics::CloseReason::Reload, ws::kGoingAway, spread, deadline);

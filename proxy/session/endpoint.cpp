@@ -224,13 +224,15 @@ void Endpoint::start_reading() {
 }
 
 void Endpoint::pause() {
-    // Lazily: the socket stays watched until something arrives while paused (on_read
-    // then holds it and stops). A uv_read_stop and the uv_read_start that follows cost
-    // two epoll_ctl calls, and most pauses see nothing arrive: an HTTP client waiting
-    // for its answer, a Pipe whose destination drains within the tick. At most one
-    // block is ever held, as before: with one held already, reading stops now.
+    // Lazily (plain sockets): the socket stays watched until something arrives while
+    // paused (on_read then holds it and stops). A uv_read_stop and the uv_read_start that follows
+    // cost two epoll_ctl calls, and most pauses see nothing arrive: an HTTP client waiting for its
+    // answer, a Pipe whose destination drains within the tick. At most one block is ever held, as
+    // before: with one held already, reading stops now.
     wanted_ = false;
-    if (held_ != nullptr) stop_reading();
+    // A TLS side stops at once: the TLS layer keeps the ciphertext of the read it is
+    // in the middle of, and a next read would take its place.
+    if (held_ != nullptr || tls_) stop_reading();
 }
 
 void Endpoint::stop_reading() {

@@ -117,6 +117,9 @@ class Session : private uv::Deadline {
     // is closed once its exchange is over, so that its next request meets the new
     // configuration on a new connection.
     bool serves_http() const;
+    // A reload came while this connection's request head was arriving: that request is
+    // served under the configuration it began with, and the connection ends with it.
+    void close_after_request();
     uint64_t id() const { return id_; }
     const pool::Generation& generation() const { return *generation_; }
 

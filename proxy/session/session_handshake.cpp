@@ -56,6 +56,13 @@ void Session::on_handshake_bytes(Endpoint& side, uv::Block* block, char* data, s
 }
 
 void Session::on_handshake_end(Endpoint& side, int status) {
+    if (!side.client_side() && state_ == SessionState::ReadingRequest && handshake_ &&
+        handshake_->kept != nullptr) {
+        // The backend connection kept for this client's next request closed or failed
+        // meanwhile: dropped; that request will go on another.
+        drop_kept_connection();
+        return;
+    }
     if (side.client_side()) {
         if (state_ == SessionState::Relaying && !websocket_) {
             finish(reason_);  // the client left while an answer was passed through

@@ -24,6 +24,10 @@
 
 namespace sb::session {
 
+void Session::close_after_request() {
+    close_after_exchange_ = true;
+}
+
 bool Session::serves_http() const {
     return !websocket_ && state_ != SessionState::Closing && state_ != SessionState::Closed &&
            (between_requests_ || (handshake_ && handshake_->http));
@@ -153,15 +157,16 @@ void Session::park_kept_connection() {
     hs.kept = nullptr;
     hs.kept_pool = nullptr;
     if (kept != nullptr) ctx().idle.give_back(kept->address());
-    if (kept == nullptr || pool == nullptr || !shares_connections(*pool) ||
+    // It has been idle since the exchange: only the rest of its idle_timeout is left.
+    uint64_t now = uv_now(ctx().loop);
+    if (kept == nullptr || pool == nullptr || !shares_connections(*pool) || hs.kept_until <= now ||
         !backend_connection_clean() || !silent(backend_side_.fd())) {
         return;
     }
     int fd = ::dup(backend_side_.fd());
     if (fd < 0) return;
-    const auto& c = pool->config().http;
-    ctx().idle.put(kept->address(), fd, c.max_idle_connections,
-                   static_cast<uint64_t>(c.idle_timeout.count()));
+    ctx().idle.put(kept->address(), fd, pool->config().http.max_idle_connections,
+                   hs.kept_until - now);
 }
 
 bool Session::retry_on_new_connection(std::string_view why) {
@@ -366,6 +371,10 @@ void Session::end_http_exchange() {
         backend_connection_clean() && backend_->is_up() &&
         ctx().idle.lend(backend_->address(), pool_->config().http.max_idle_connections)) {
         keep = backend_;
+        // Nothing is expected from it until the next request: what comes meanwhile (a
+        // reset, a stray byte) is the handshake reader's, which leaves the connection
+        // unfit for reuse rather than failing the idle client.
+        backend_side_.deliver_to(Endpoint::Consumer::Handshake);
         backend_side_.pause();
     } else {
         keep_backend_connection();
