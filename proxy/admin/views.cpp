@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <string_view>
 #include <vector>
-#include <nlohmann/json.hpp>
 
 #include "admin/json_text.h"
 #include "config/units.h"
@@ -123,8 +123,7 @@ Json largest_rooms(pool::RoomTable& table, size_t limit = kListedRooms) {
     table.for_each([&](const std::string& key, const pool::Room& room) {
         if (limit == 0) return;
         if (heap.size() == limit) {
-            if (!better(room.connections, key, heap.front().connections, heap.front().key))
-                return;
+            if (!better(room.connections, key, heap.front().connections, heap.front().key)) return;
             std::pop_heap(heap.begin(), heap.end(), heap_order);
             heap.pop_back();
         }

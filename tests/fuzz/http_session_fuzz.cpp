@@ -37,11 +37,20 @@ std::string chunked(FuzzedDataProvider& in, size_t total) {
         size_t n = in.ConsumeIntegralInRange<size_t>(1, left);
         std::string line = hex(n);
         switch (in.ConsumeIntegralInRange<int>(0, 15)) {
-            case 0: line += ";ext=" + std::string(in.ConsumeIntegralInRange<size_t>(1, 5000), 'e'); break;
-            case 1: line = "-" + line; break;
-            case 2: line = "fffffffffffffffff"; break;
-            case 3: line += " "; break;
-            default: break;
+            case 0:
+                line += ";ext=" + std::string(in.ConsumeIntegralInRange<size_t>(1, 5000), 'e');
+                break;
+            case 1:
+                line = "-" + line;
+                break;
+            case 2:
+                line = "fffffffffffffffff";
+                break;
+            case 3:
+                line += " ";
+                break;
+            default:
+                break;
         }
         out += line + (in.ConsumeIntegralInRange<int>(0, 15) == 0 ? "\n" : "\r\n");
         out += std::string(n, 'c');
@@ -61,12 +70,14 @@ std::string request(FuzzedDataProvider& in) {
     out += in.ConsumeIntegralInRange<int>(0, 7) == 0 ? " HTTP/1.0\r\n" : " HTTP/1.1\r\n";
     if (in.ConsumeIntegralInRange<int>(0, 15) != 0) out += "Host: chat.example\r\n";
     if (in.ConsumeIntegralInRange<int>(0, 7) == 0) out += "Connection: close\r\n";
-    if (in.ConsumeIntegralInRange<int>(0, 7) == 0) out += "Connection: keep-alive, X-A\r\nX-A: 1\r\n";
+    if (in.ConsumeIntegralInRange<int>(0, 7) == 0)
+        out += "Connection: keep-alive, X-A\r\nX-A: 1\r\n";
     if (in.ConsumeIntegralInRange<int>(0, 15) == 0) {
         // An upgrade after the plain requests (the harness backend answers it as it
         // answers everything: with the fuzzed answer).
-        out += "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
+        out +=
+            "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
         return out;
     }
     size_t body = in.ConsumeIntegralInRange<size_t>(0, 3000);
@@ -122,7 +133,8 @@ std::string answer(FuzzedDataProvider& in) {
             break;
     }
     // A second answer glued behind the first: never the client's.
-    if (in.ConsumeIntegralInRange<int>(0, 3) == 0) out += "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+    if (in.ConsumeIntegralInRange<int>(0, 3) == 0)
+        out += "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
     if (in.ConsumeIntegralInRange<int>(0, 7) == 0) out = in.ConsumeRandomLengthString(300);
     return out;
 }
@@ -147,9 +159,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     options.script.raw_answer = answer(in);
     // Short deadlines: every wait the session can be left in ends quickly.
     options.listener_toml = "keepalive_timeout = \"40ms\"\nhandshake_timeout = \"80ms\"\n";
-    options.pool_toml = "\n[pools.chat.http]\nresponse_timeout = \"40ms\"\n"
-                        "max_request_body = \"2KiB\"\nmax_idle_connections = " +
-                        std::to_string(in.ConsumeIntegralInRange<int>(0, 2)) + "\n";
+    options.pool_toml =
+        "\n[pools.chat.http]\nresponse_timeout = \"40ms\"\n"
+        "max_request_body = \"2KiB\"\nmax_idle_connections = " +
+        std::to_string(in.ConsumeIntegralInRange<int>(0, 2)) + "\n";
     std::string wire;
     size_t n = in.ConsumeIntegralInRange<size_t>(1, 4);
     for (size_t i = 0; i < n; ++i)
@@ -178,7 +191,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
                 std::chrono::milliseconds(1500));
 
     const std::string& got = client->received();
-    if (!got.empty() && got.rfind("HTTP/1.1 ", 0) != 0) fail("not an HTTP answer", got.substr(0, 80));
+    if (!got.empty() && got.rfind("HTTP/1.1 ", 0) != 0)
+        fail("not an HTTP answer", got.substr(0, 80));
     auto report = h.teardown();
     if (!report.clean()) fail("teardown", report.describe());
     return 0;
