@@ -82,14 +82,16 @@ int IdleConnections::take(const std::string& key) {
         Entry* e = list.back();
         int fd = e->fd;
         drop(e, false);
-        // Still open and silent? A byte waiting or an EOF means the backend closed it
-        // (or broke the protocol) while it was idle.
-        char c;
-        ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return fd;
+        if (silent(fd)) return fd;
         ::close(fd);
     }
     return -1;
+}
+
+bool IdleConnections::silent(int fd) {
+    char c;
+    ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
 }
 
 void IdleConnections::drop(Entry* e, bool close_fd) {

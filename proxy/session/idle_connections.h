@@ -60,6 +60,11 @@ class IdleConnections {
 
     size_t size() const { return count_; }
 
+    // Nothing waits on a connection kept between requests: a byte or an EOF there
+    // means the backend closed it (or broke the protocol) while it was idle. A peek,
+    // which reads nothing.
+    static bool silent(int fd);
+
   private:
     struct Entry;
     using List = std::list<Entry*>;

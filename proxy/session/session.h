@@ -238,6 +238,11 @@ class Session : private uv::Deadline {
     void next_http_request(pool::Backend* kept, const pool::Pool* kept_pool);
     static bool shares_connections(const pool::Pool& pool);
     bool take_idle_connection();
+    // The request goes out on the connection the backend Endpoint holds (kept or
+    // adopted): no connect.
+    void send_on_reused_connection();
+    // A dup of the backend connection goes to the worker's idle set for `idle_ms`.
+    void hand_to_idle_set(const pool::Backend& backend, const pool::Pool& pool, uint64_t idle_ms);
     void keep_backend_connection();
     bool reuse_kept_connection();
     void drop_kept_connection();

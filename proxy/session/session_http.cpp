@@ -10,10 +10,7 @@
 // reading holds at most one answer's worth of buffers.
 #include <unistd.h>
 
-#include <sys/socket.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstring>
 
 #include "http/forward.h"
@@ -80,29 +77,28 @@ bool Session::take_idle_connection() {
     if (!shares_connections(*pool_) || handshake_->http->retried) return false;
     int fd = ctx().idle.take(backend_->address());
     if (fd < 0) return false;
-    enter(SessionState::ConnectingBackend);
     if (!backend_side_.adopt_connected(ctx().loop, fd)) {
         refuse(CloseReason::InternalError, "cannot adopt a kept backend connection");
         return true;
     }
-    handshake_->http->reused = true;
-    backend_side_.deliver_to(Endpoint::Consumer::Handshake);
-    backend_side_.resume();
-    on_http_backend_ready();
+    send_on_reused_connection();
     return true;
 }
 
-namespace {
-
-// Nothing waits on a connection kept between requests: a byte or an EOF there means
-// the backend closed it (or broke the protocol) while it was idle.
-bool silent(int fd) {
-    char c;
-    ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+void Session::send_on_reused_connection() {
+    handshake_->http->reused = true;
+    enter(SessionState::ConnectingBackend);
+    backend_side_.deliver_to(Endpoint::Consumer::Handshake);
+    backend_side_.resume();
+    on_http_backend_ready();
 }
 
-}  // namespace
+void Session::hand_to_idle_set(const pool::Backend& backend, const pool::Pool& pool,
+                               uint64_t idle_ms) {
+    int fd = ::dup(backend_side_.fd());
+    if (fd < 0) return;
+    ctx().idle.put(backend.address(), fd, pool.config().http.max_idle_connections, idle_ms);
+}
 
 bool Session::backend_connection_clean() const {
     // Only a connection whose last answer ended exactly where its framing said, with
@@ -119,11 +115,8 @@ void Session::keep_backend_connection() {
         !backend_connection_clean() || !backend_->is_up()) {
         return;
     }
-    int fd = ::dup(backend_side_.fd());
-    if (fd < 0) return;
-    const auto& c = pool_->config().http;
-    ctx().idle.put(backend_->address(), fd, c.max_idle_connections,
-                   static_cast<uint64_t>(c.idle_timeout.count()));
+    hand_to_idle_set(*backend_, *pool_,
+                     static_cast<uint64_t>(pool_->config().http.idle_timeout.count()));
 }
 
 void Session::drop_kept_connection() {
@@ -141,12 +134,8 @@ bool Session::reuse_kept_connection() {
     auto& hs = *handshake_;
     ctx().idle.give_back(hs.kept->address());
     hs.kept = nullptr;
-    if (!backend_connection_clean() || !silent(backend_side_.fd())) return false;
-    hs.http->reused = true;
-    enter(SessionState::ConnectingBackend);
-    backend_side_.deliver_to(Endpoint::Consumer::Handshake);
-    backend_side_.resume();
-    on_http_backend_ready();
+    if (!backend_connection_clean() || !IdleConnections::silent(backend_side_.fd())) return false;
+    send_on_reused_connection();
     return true;
 }
 
@@ -160,13 +149,10 @@ void Session::park_kept_connection() {
     // It has been idle since the exchange: only the rest of its idle_timeout is left.
     uint64_t now = uv_now(ctx().loop);
     if (kept == nullptr || pool == nullptr || !shares_connections(*pool) || hs.kept_until <= now ||
-        !backend_connection_clean() || !silent(backend_side_.fd())) {
+        !backend_connection_clean() || !IdleConnections::silent(backend_side_.fd())) {
         return;
     }
-    int fd = ::dup(backend_side_.fd());
-    if (fd < 0) return;
-    ctx().idle.put(kept->address(), fd, pool->config().http.max_idle_connections,
-                   hs.kept_until - now);
+    hand_to_idle_set(*kept, *pool, hs.kept_until - now);
 }
 
 bool Session::retry_on_new_connection(std::string_view why) {
