@@ -121,6 +121,12 @@ bool take_keys(RecordCrypto& crypto, SSL* ssl, const KeylogSecrets& secrets,
         why = "OpenSSL holds unread record bytes";
         return false;
     }
+    // 0-RTT data would put EndOfEarlyData and the early key in the read counts; the
+    // proxy does not accept early data, and a connection that did stays on OpenSSL.
+    if (SSL_get_early_data_status(ssl) == SSL_EARLY_DATA_ACCEPTED) {
+        why = "early data was accepted";
+        return false;
+    }
     if (!read.at_boundary() || !written.at_boundary()) {
         why = "a record is partly read or written";
         return false;

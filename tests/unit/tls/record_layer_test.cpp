@@ -179,7 +179,11 @@ std::string pattern(size_t n, unsigned seed = 1) {
 
 // A handshake whose server end is then on the record layer.
 struct Switched {
-    explicit Switched(TlsPair::Options o, const std::string& client_first = "") : pair(o) {
+    explicit Switched(TlsPair::Options o, const std::string& client_first = "",
+                      SSL_CTX* server_ctx = nullptr, SSL_CTX* client_ctx = nullptr,
+                      SSL_SESSION* resume = nullptr)
+        : pair(o, server_ctx, client_ctx) {
+        if (resume != nullptr) SSL_set_session(pair.client(), resume);
         EXPECT_TRUE(pair.handshake(client_first));
         std::string why;
         ok = pair.switch_server(crypto, keys, unread, why);
@@ -339,6 +343,33 @@ TEST_P(RecordRoundTrip, SealingReportsTheKeyLimit) {
     uint8_t buf[64];
     EXPECT_EQ(seal_key_update(s.crypto, s.keys.write, false, buf, sizeof(buf)).status,
               tls13() ? SealStatus::Exhausted : SealStatus::Error);
+}
+
+TEST_P(RecordRoundTrip, ResumedHandshake) {
+    // An abbreviated handshake changes keys at other points of the flights (TLS 1.2:
+    // the server's change_cipher_spec and Finished come first).
+    SSL_CTX* server_ctx = TlsPair::make_context(options(), true);
+    SSL_CTX* client_ctx = TlsPair::make_context(options(), false);
+    SSL_SESSION* session = nullptr;
+    {
+        Switched first(options(), "", server_ctx, client_ctx);
+        ASSERT_TRUE(first.ok);
+        EXPECT_EQ(first.server_to_client("ticket"), "ticket");  // reads the tickets
+        session = SSL_get1_session(first.pair.client());
+        // As after a clean close: SSL_free would otherwise mark the session unresumable.
+        SSL_set_shutdown(first.pair.client(), SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
+    }
+    ASSERT_NE(session, nullptr);
+    {
+        Switched again(options(), "", server_ctx, client_ctx, session);
+        ASSERT_TRUE(again.ok);
+        EXPECT_EQ(SSL_session_reused(again.pair.client()), 1);
+        EXPECT_EQ(again.server_to_client("resumed"), "resumed");
+        EXPECT_EQ(again.client_to_server("and back").data, "and back");
+    }
+    SSL_SESSION_free(session);
+    SSL_CTX_free(server_ctx);
+    SSL_CTX_free(client_ctx);
 }
 
 INSTANTIATE_TEST_SUITE_P(
