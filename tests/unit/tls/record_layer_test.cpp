@@ -400,6 +400,37 @@ TEST(RecordLayerTls13, ClientDataInTheReadWithItsFinished) {
     EXPECT_EQ(s.keys.read.seq, 1u);
 }
 
+TEST(RecordLayerTls13, RecordsOpenSslProtectedBeforeTheSwitchCount) {
+    // Data OpenSSL read and wrote under the application keys before the switch (what
+    // an Endpoint that switches late would see) moves both sequence numbers on.
+    TlsPair pair(tls13_options());
+    ASSERT_TRUE(pair.handshake("first"));
+    char buf[64];
+    size_t n = 0;
+    ASSERT_EQ(SSL_read_ex(pair.server(), buf, sizeof(buf), &n), 1);
+    EXPECT_EQ(std::string(buf, n), "first");
+    ASSERT_EQ(SSL_write_ex(pair.server(), "from OpenSSL", 12, &n), 1);
+    RecordCrypto crypto;
+    RecordKeys keys;
+    std::string unread, why;
+    ASSERT_TRUE(pair.switch_server(crypto, keys, unread, why)) << why;
+    EXPECT_EQ(keys.read.seq, 1u);
+    EXPECT_EQ(keys.write.seq, 3u);  // two tickets and the data
+    EXPECT_TRUE(unread.empty());
+    std::vector<uint8_t> rec(64);
+    std::memcpy(rec.data() + seal_prefix(keys.write), "from us", 7);
+    Sealed sealed =
+        seal(crypto, keys.write, ContentType::ApplicationData, rec.data(), 7, rec.size());
+    ASSERT_EQ(sealed.status, SealStatus::Ok);
+    pair.give_client(rec.data(), sealed.size);
+    std::string got;
+    EXPECT_EQ(pair.client_read(got), SSL_ERROR_WANT_READ);
+    EXPECT_EQ(got, "from OpenSSLfrom us");
+    ASSERT_TRUE(pair.client_write("to us"));
+    RecordReader reader;
+    EXPECT_EQ(open_stream(crypto, keys.read, reader, pair.take_client_output()).data, "to us");
+}
+
 TEST(RecordLayerTls13, NoTickets) {
     Switched s(tls13_options(0));
     ASSERT_TRUE(s.ok);
