@@ -1,10 +1,12 @@
 #include "app/cli.h"
 
 #include <cstdio>
+#include <cstdlib>
 
 #include "app/server.h"
 #include "config/loader.h"
 #include "pool/generation.h"
+#include "session/context.h"
 #include "version.h"
 
 namespace sb::app {
@@ -28,6 +30,8 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
                 return cl;
             }
             cl.config_path = a.substr(9);
+        } else if (a.rfind("--debug-record-key-update=", 0) == 0) {
+            cl.record_key_update = std::strtoull(a.c_str() + 26, nullptr, 10);
         } else if (a == "--check" || a == "-t") {
             check = true;
         } else if (a == "--version" || a == "-v") {
@@ -104,6 +108,7 @@ int run(int argc, char** argv) {
         case CommandLine::Action::Run:
             break;
     }
+    session::WorkerContext::record_key_update_for_test = cl.record_key_update;
     Server server(cl.config_path);
     return server.run();
 }

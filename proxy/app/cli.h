@@ -13,6 +13,9 @@ struct CommandLine {
     Action action = Action::Run;
     std::string config_path = kDefaultConfigPath;
     std::string error;  // for Action::Usage
+    // --debug-record-key-update=N, for tests and not in --help: the client side's TLS
+    // keys are due for a KeyUpdate after N records (0: RFC 8446 §5.5's limits).
+    uint64_t record_key_update = 0;
 };
 
 CommandLine parse_command_line(const std::vector<std::string>& args);

@@ -16,6 +16,7 @@
 #include "net/splice_pipe.h"
 #include "session/idle_connections.h"
 #include "session/session_list.h"
+#include "tls/record_keys.h"
 #include "uv/block_pool.h"
 #include "uv/timer_heap.h"
 
@@ -31,12 +32,24 @@ struct WorkerContext {
           timers(l, &fire_session_deadline),
           idle(l),
           stats(s),
-          rng(std::random_device{}()) {}
+          rng(std::random_device{}()) {
+        if (record_key_update_for_test > 0) {
+            for (auto aead :
+                 {tls::Aead::Aes128Gcm, tls::Aead::Aes256Gcm, tls::Aead::Chacha20Poly1305}) {
+                record_crypto.set_limits_for_test(
+                    aead, {record_key_update_for_test, record_crypto.limits(aead).max_records});
+            }
+        }
+    }
     WorkerContext(const WorkerContext&) = delete;
     WorkerContext& operator=(const WorkerContext&) = delete;
 
     // The context of the worker running on this thread (set by the Worker).
     static thread_local WorkerContext* current;
+    // Tests only (the hidden --debug-record-key-update=N): the record layer's keys are
+    // due for a KeyUpdate after N records instead of RFC 8446 §5.5's millions. Set
+    // before the workers start.
+    static inline uint64_t record_key_update_for_test = 0;
 
     uv_loop_t* loop;
     unsigned index;
@@ -54,6 +67,9 @@ struct WorkerContext {
     unsigned handshakes_since_trim = 0;
     std::function<void()> on_handshake_burst_end;
     std::mt19937_64 rng;  // jitter (max_lifetime), not security
+    // The record layer's ciphers and scratch contexts, for every client connection of
+    // this worker that left OpenSSL after its handshake (Endpoint::switch_to_records).
+    tls::RecordCrypto record_crypto;
     // Called (on this worker's thread) when a connect succeeds to a backend that was
     // marked down: the main thread may then move rooms back to it (rehome).
     std::function<void(const std::string& pool)> on_backend_up;

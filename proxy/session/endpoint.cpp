@@ -6,6 +6,7 @@
 #include <cstring>
 #include <vector>
 
+#include "log/logger.h"
 #include "session/context.h"
 #include "session/session.h"
 
@@ -22,11 +23,22 @@ uv::Block* block_of_write(uv_write_t* req) {
     return reinterpret_cast<uv::Block*>(req);
 }
 
+tls::RecordCrypto& record_crypto() {
+    return WorkerContext::current->record_crypto;
+}
+
+// `p` lies in `block`'s buffer.
+bool inside(uv::Block* block, const void* p) {
+    const char* c = static_cast<const char*>(p);
+    return block != nullptr && c >= block->data() && c < block->data() + block->capacity;
+}
+
 }  // namespace
 
 Endpoint::~Endpoint() {
     // By now libuv has closed the handle and cancelled every request.
     if (held_ != nullptr) blocks().give(held_);
+    if (records_ && records_->in != nullptr) blocks().give(records_->in);
 }
 
 uv::BlockPool& Endpoint::blocks() const {
@@ -105,6 +117,10 @@ void Endpoint::on_close(uv_handle_t* handle) noexcept {
     // libuv has called back every request of the handle by now (the connect request
     // included, which its owner may now free or reuse for a next attempt).
     e->tls_.reset();
+    if (e->records_) {
+        if (e->records_->in != nullptr) e->blocks().give(e->records_->in);
+        e->records_.reset();
+    }
     if (e->held_ != nullptr) {
         e->blocks().give(e->held_);
         e->held_ = nullptr;
@@ -144,7 +160,103 @@ bool Endpoint::step_handshake() {
         session().on_tls_failed(*this);
         return false;
     }
+    if (client_side_) switch_to_records();
     session().on_tls_ready(*this);
+    return true;
+}
+
+void Endpoint::switch_to_records() {
+    // Before any SSL_read: OpenSSL has processed no KeyUpdate yet (record_handoff.h),
+    // and the tickets it wrote are out (flush_tls), counted by the written counter.
+    tls::RecordCrypto& crypto = record_crypto();
+    if (!crypto.ok() || tls_->has_output()) return;
+    auto r = std::make_unique<Records>();
+    std::string why;
+    if (!tls_->take_record_keys(crypto, r->keys, why)) {
+        log::debug("client TLS stays on OpenSSL", {{"detail", why}});
+        return;
+    }
+    // What the client sent after its Finished (its first records) is opened by the
+    // record layer, from where OpenSSL stopped.
+    size_t offset = 0;
+    size_t len = 0;
+    r->in = tls_->take_input(offset, len);
+    r->in_offset = static_cast<uint32_t>(offset);
+    r->in_len = static_cast<uint32_t>(len);
+    tls_.reset();  // the SSL object: the memory this switch is for
+    records_ = std::move(r);
+    log::debug("client TLS handed to the record layer");
+}
+
+bool Endpoint::read_records() {
+    Records& r = *records_;
+    if (r.plain_len > 0) return deliver_plaintext();
+    if (r.in == nullptr) return false;
+    auto* in = reinterpret_cast<uint8_t*>(r.in->data()) + r.in_offset;
+    auto e = r.reader.next(record_crypto(), r.keys.read, in, r.in_len);
+    r.in_offset += static_cast<uint32_t>(e.consumed);
+    r.in_len -= static_cast<uint32_t>(e.consumed);
+    if (e.kind == tls::RecordReader::Kind::Data) {
+        r.plain = e.data;
+        r.plain_len = static_cast<uint32_t>(e.size);
+    }
+    // The read block goes back once opened, unless the plaintext still lies in it.
+    if (r.in_len == 0 && (r.plain_len == 0 || !inside(r.in, r.plain))) {
+        blocks().give(r.in);
+        r.in = nullptr;
+    }
+    using Kind = tls::RecordReader::Kind;
+    switch (e.kind) {
+        case Kind::NeedMore:
+            return false;
+        case Kind::Data:
+            return true;
+        case Kind::KeyUpdate:
+            // RFC 8446 §4.6.3: ours goes out before any more of our data.
+            return !e.update_requested || write_key_update(false);
+        case Kind::Renegotiation:
+            return write_alert(tls::alert::kWarning, tls::alert::kNoRenegotiation);
+        case Kind::CloseNotify:
+            deliver_end(UV_EOF);  // a half-close: our side may go on writing
+            return false;
+        case Kind::PeerAlert:
+            deliver_end(UV_ECONNRESET);
+            return false;
+        case Kind::Fail:
+            write_alert(tls::alert::kFatal, e.alert);
+            if (open_ && !ended_) deliver_end(UV_EPROTO);
+            return false;
+    }
+    return false;
+}
+
+bool Endpoint::deliver_plaintext() {
+    Records& r = *records_;
+    char* p = reinterpret_cast<char*>(r.plain);
+    size_t n = r.plain_len;
+    if (r.in != nullptr && r.in_len == 0 && inside(r.in, p) && p >= r.in->data() + kHeadroom) {
+        // The last record of the read block: delivered where it was opened, with the
+        // header and whatever came before as the Pipe's headroom.
+        uv::Block* block = r.in;
+        r.in = nullptr;
+        r.plain = nullptr;
+        r.plain_len = 0;
+        deliver(block, p, n);
+        return true;
+    }
+    // More records follow in the block, or the record was gathered by the reader:
+    // copied into a block of its own (a block at a time).
+    uv::Block* block = blocks().take();
+    if (block == nullptr) {
+        deliver_end(UV_ENOBUFS);
+        return false;
+    }
+    n = std::min<size_t>(n, block->capacity - kHeadroom - kTailroom);
+    std::memcpy(block->data() + kHeadroom, p, n);
+    r.plain += n;
+    r.plain_len -= static_cast<uint32_t>(n);
+    if (r.plain_len == 0) r.plain = nullptr;
+    deliver(block, block->data() + kHeadroom, n);
     return true;
 }
 
@@ -155,7 +267,7 @@ bool Endpoint::read_record() {
         return false;
     }
     size_t n = 0;
-    auto status = tls_->read(block->data() + kHeadroom, block->capacity - kHeadroom, n);
+    auto status = tls_->read(block->data() + kHeadroom, block->capacity - kHeadroom - kTailroom, n);
     if (!flush_tls()) {
         blocks().give(block);
         return false;
@@ -198,6 +310,10 @@ void Endpoint::run_deliveries() {
             if (!read_record()) break;
             continue;
         }
+        if (records_ && (records_->plain_len > 0 || records_->in != nullptr)) {
+            if (!read_records()) break;
+            continue;
+        }
         if (eof_held_) {
             eof_held_ = false;
             delivering_ = false;
@@ -232,7 +348,7 @@ void Endpoint::pause() {
     wanted_ = false;
     // A TLS side stops at once: the TLS layer keeps the ciphertext of the read it is
     // in the middle of, and a next read would take its place.
-    if (held_ != nullptr || tls_) stop_reading();
+    if (held_ != nullptr || encrypted()) stop_reading();
 }
 
 void Endpoint::stop_reading() {
@@ -260,8 +376,9 @@ void Endpoint::on_alloc(uv_handle_t* handle, size_t, uv_buf_t* buf) noexcept {
         // Ciphertext: a whole block, handed to the TLS layer.
         *buf = uv_buf_init(b->data(), b->capacity);
     } else {
-        // Headroom in front, where a Pipe puts back the bytes it held last time.
-        *buf = uv_buf_init(b->data() + kHeadroom, b->capacity - kHeadroom);
+        // Headroom in front, where a Pipe puts back the bytes it held last time, and
+        // tailroom behind, where a record sealed in place puts its tag.
+        *buf = uv_buf_init(b->data() + kHeadroom, b->capacity - kHeadroom - kTailroom);
     }
 }
 
@@ -287,6 +404,17 @@ void Endpoint::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) 
     if (e->tls_) {
         e->tls_->give_input(block, buf->base, static_cast<size_t>(nread));
         if (!e->wanted_) e->stop_reading();  // the TLS layer holds this read's records
+        e->run_deliveries();
+        return;
+    }
+    if (e->records_) {
+        // Reading stops while records of the last read wait (pause(), and the loop
+        // opens them all before it reads again), so there is none here.
+        Records& r = *e->records_;
+        r.in = block;
+        r.in_offset = static_cast<uint32_t>(buf->base - block->data());
+        r.in_len = static_cast<uint32_t>(nread);
+        if (!e->wanted_) e->stop_reading();
         e->run_deliveries();
         return;
     }
@@ -350,6 +478,7 @@ bool Endpoint::write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block
         }
         return write_chain_raw(chain);
     }
+    if (records_) return seal_and_write(owner, bufs, count, extra);
     return write_raw(owner, bufs, count, extra);
 }
 
@@ -368,7 +497,152 @@ bool Endpoint::write_chain(uv::Block* chain) {
         }
         return write_chain_raw(out);
     }
+    if (records_) {
+        size_t count = 0;
+        for (uv::Block* b = chain; b != nullptr; b = b->next)
+            ++count;
+        std::vector<uv_buf_t> bufs;
+        bufs.reserve(count);
+        for (uv::Block* b = chain; b != nullptr; b = b->next)
+            bufs.push_back(uv_buf_init(b->data(), b->size));
+        return seal_and_write(chain, bufs.data(), static_cast<unsigned>(count), nullptr);
+    }
     return write_chain_raw(chain);
+}
+
+bool Endpoint::seal_and_write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra) {
+    tls::RecordCrypto& crypto = record_crypto();
+    tls::TrafficKeys& keys = records_->keys.write;
+    const size_t prefix = tls::seal_prefix(keys);
+    const size_t suffix = tls::seal_suffix(keys, 0);
+    if (!open_ || notify_sent_) {
+        tls::release_chain(blocks(), owner);
+        tls::release_chain(blocks(), extra);
+        return false;
+    }
+    // The usual relayed read: one range of one block, with the headroom and tailroom
+    // every read leaves around it. Sealed where it lies, no copy.
+    if (count == 1 && extra == nullptr && owner->next == nullptr && bufs[0].len > 0 &&
+        bufs[0].len <= tls::kMaxPlaintext && inside(owner, bufs[0].base) &&
+        bufs[0].base >= owner->data() + prefix &&
+        bufs[0].base + bufs[0].len + suffix <= owner->data() + owner->capacity) {
+        auto* start = reinterpret_cast<uint8_t*>(bufs[0].base - prefix);
+        size_t cap = static_cast<size_t>(owner->data() + owner->capacity - bufs[0].base) + prefix;
+        tls::Sealed sealed =
+            tls::seal(crypto, keys, tls::ContentType::ApplicationData, start, bufs[0].len, cap);
+        if (sealed.status == tls::SealStatus::Exhausted ||
+            sealed.status == tls::SealStatus::Error) {
+            tls::release_chain(blocks(), owner);
+            failed_write(UV_EPROTO);
+            return false;
+        }
+        uv_buf_t out =
+            uv_buf_init(reinterpret_cast<char*>(start), static_cast<unsigned>(sealed.size));
+        return write_raw(owner, &out, 1, nullptr) && after_seal(sealed.status);
+    }
+    // Anything else (several ranges, a chain, a copied head): the plaintext is copied
+    // into fresh blocks, as much as fits in one record per block, and sealed there.
+    uv::Block* chain = nullptr;
+    uv::Block** tail = &chain;
+    uv::Block* cur = nullptr;
+    size_t cur_len = 0;
+    tls::SealStatus worst = tls::SealStatus::Ok;
+    bool ok = true;
+    auto seal_current = [&] {
+        if (cur == nullptr) return;
+        auto* start = reinterpret_cast<uint8_t*>(cur->data());
+        tls::Sealed sealed = tls::seal(crypto, keys, tls::ContentType::ApplicationData, start,
+                                       cur_len, cur->capacity);
+        if (sealed.status == tls::SealStatus::Exhausted ||
+            sealed.status == tls::SealStatus::Error) {
+            ok = false;
+            blocks().give(cur);
+        } else {
+            if (sealed.status == tls::SealStatus::KeyUpdateDue) worst = sealed.status;
+            cur->size = static_cast<uint32_t>(sealed.size);
+            *tail = cur;
+            tail = &cur->next;
+        }
+        cur = nullptr;
+        cur_len = 0;
+    };
+    for (unsigned i = 0; i < count && ok; ++i) {
+        const char* p = bufs[i].base;
+        size_t left = bufs[i].len;
+        while (left > 0 && ok) {
+            if (cur == nullptr) {
+                cur = blocks().take();
+                if (cur == nullptr) {
+                    ok = false;
+                    break;
+                }
+            }
+            size_t room = std::min(tls::kMaxPlaintext, cur->capacity - prefix - suffix) - cur_len;
+            size_t n = std::min(left, room);
+            std::memcpy(cur->data() + prefix + cur_len, p, n);
+            cur_len += n;
+            p += n;
+            left -= n;
+            if (cur_len == std::min(tls::kMaxPlaintext, cur->capacity - prefix - suffix)) {
+                seal_current();
+            }
+        }
+    }
+    if (ok && cur_len > 0) seal_current();
+    if (cur != nullptr) blocks().give(cur);
+    tls::release_chain(blocks(), owner);
+    tls::release_chain(blocks(), extra);
+    if (!ok) {
+        tls::release_chain(blocks(), chain);
+        failed_write(UV_EPROTO);
+        return false;
+    }
+    return write_chain_raw(chain) && after_seal(worst);
+}
+
+bool Endpoint::after_seal(tls::SealStatus status) {
+    if (status != tls::SealStatus::KeyUpdateDue || !open_) return open_;
+    if (records_->keys.write.version == tls::RecordVersion::Tls13) return write_key_update(false);
+    // TLS 1.2 has no KeyUpdate (renegotiation is refused): say goodbye and close
+    // before the key reaches its limit.
+    write_alert(tls::alert::kWarning, tls::alert::kCloseNotify);
+    notify_sent_ = true;
+    failed_write(UV_EPROTO);
+    return false;
+}
+
+bool Endpoint::write_key_update(bool update_requested) {
+    uv::Block* block = blocks().take();
+    if (block == nullptr) {
+        failed_write(UV_ENOBUFS);
+        return false;
+    }
+    auto* out = reinterpret_cast<uint8_t*>(block->data());
+    return write_sealed_control(tls::seal_key_update(record_crypto(), records_->keys.write,
+                                                     update_requested, out, block->capacity),
+                                block);
+}
+
+bool Endpoint::write_alert(uint8_t level, uint8_t description) {
+    uv::Block* block = blocks().take();
+    if (block == nullptr) {
+        failed_write(UV_ENOBUFS);
+        return false;
+    }
+    auto* out = reinterpret_cast<uint8_t*>(block->data());
+    return write_sealed_control(tls::seal_alert(record_crypto(), records_->keys.write, level,
+                                                description, out, block->capacity),
+                                block);
+}
+
+bool Endpoint::write_sealed_control(tls::Sealed sealed, uv::Block* block) {
+    if (sealed.status == tls::SealStatus::Exhausted || sealed.status == tls::SealStatus::Error) {
+        blocks().give(block);
+        failed_write(UV_EPROTO);
+        return false;
+    }
+    block->size = static_cast<uint32_t>(sealed.size);
+    return write_chain_raw(block);
 }
 
 bool Endpoint::write_copy(std::string_view bytes) {
@@ -489,6 +763,11 @@ void Endpoint::maybe_shutdown() {
         notify_sent_ = true;
         tls_->close_notify();
         if (!flush_tls() || writes_in_flight_ > 0) return;  // the FIN follows on_write
+    }
+    if (records_ && !notify_sent_) {
+        if (!write_alert(tls::alert::kWarning, tls::alert::kCloseNotify)) return;
+        notify_sent_ = true;
+        if (writes_in_flight_ > 0) return;  // the FIN follows on_write
     }
     shutdown_sent_ = true;
     auto* req = new uv_shutdown_t;

@@ -17,6 +17,11 @@
 //    in order; the Session hears when everything queued is written (on_drained), so a
 //    Pipe can stop reading its source meanwhile. Through TLS, plaintext is encrypted
 //    at once and the ciphertext blocks are written the same way.
+//  - The record layer (issue 17): once the client side's handshake is done, OpenSSL
+//    hands its keys over (tls/record_handoff.h) and the SSL object is freed; records
+//    are then opened in the read blocks and sealed in the written ones (in place when
+//    the bytes have room around them, else into fresh blocks). A connection OpenSSL
+//    cannot hand over (another cipher, early data...) stays on OpenSSL.
 //  - Closing: close() closes the socket; its close callback is where the connect
 //    request is freed (libuv cancels it there, and may touch it until then).
 //
@@ -32,6 +37,8 @@
 #include <string_view>
 
 #include "tls/connection.h"
+#include "tls/record_handoff.h"
+#include "tls/record_layer.h"
 #include "uv/block_pool.h"
 
 namespace sb::session {
@@ -50,6 +57,9 @@ class Endpoint {
     // Room before the data in every block this side delivers, where a Pipe puts back
     // the bytes it held from the previous delivery (Pipe::Carry).
     static constexpr uint32_t kHeadroom = 32;
+    // Room left after the data of every block read from a socket: a record sealed in
+    // place needs its content type and tag there (tls::seal_suffix).
+    static constexpr uint32_t kTailroom = 32;
 
     // The handle's `data` points at the Session from the start (libuv never touches
     // it), which is how the Endpoint finds its Session without a member of its own.
@@ -92,6 +102,10 @@ class Endpoint {
     tls::Connection* tls() const { return tls_.get(); }
     // Drops the TLS layer (a plain HTTP request to a TLS port is answered in plain).
     void drop_tls() { tls_.reset(); }
+    // The client side left OpenSSL for the record layer after its handshake.
+    bool on_records() const { return records_ != nullptr; }
+    // Bytes on the wire are not the bytes delivered or written (OpenSSL or records).
+    bool encrypted() const { return tls_ != nullptr || records_ != nullptr; }
 
     // ---- reading ----
 
@@ -151,6 +165,22 @@ class Endpoint {
     // now (more ciphertext needed, the stream ended, an error).
     bool read_record();
     bool flush_tls();
+    // Handshake done (client side): takes OpenSSL's keys and frees the SSL object, or
+    // leaves the connection on OpenSSL if it cannot be handed over.
+    void switch_to_records();
+    // One step of the record layer's reading: delivers opened plaintext, or opens the
+    // next record of the read block; false when nothing more can come out now.
+    bool read_records();
+    bool deliver_plaintext();
+    // Seals `bufs` as application data records and writes them.
+    bool seal_and_write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
+    // Seals and writes a KeyUpdate or an alert.
+    bool write_key_update(bool update_requested);
+    bool write_alert(uint8_t level, uint8_t description);
+    bool write_sealed_control(tls::Sealed sealed, uv::Block* block);
+    // After sealing: a KeyUpdate due (TLS 1.3) goes out now; TLS 1.2 cannot rekey and
+    // closes. False if the connection is closing.
+    bool after_seal(tls::SealStatus status);
     // Writes as they are, with no TLS layer in between (ciphertext, or a plain side).
     bool write_raw(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
     bool write_chain_raw(uv::Block* chain);
@@ -168,8 +198,22 @@ class Endpoint {
     static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
     static void on_close(uv_handle_t* handle) noexcept;
 
+    // The record layer's state: the keys, the reader, the read block being opened and
+    // the plaintext opened but not yet delivered (in that block or the reader's). A
+    // few hundred bytes instead of OpenSSL's SSL object.
+    struct Records {
+        tls::RecordKeys keys;
+        tls::RecordReader reader;
+        uv::Block* in = nullptr;  // ciphertext from in->data() + in_offset, in_len bytes
+        uint32_t in_offset = 0;
+        uint32_t in_len = 0;
+        uint8_t* plain = nullptr;
+        uint32_t plain_len = 0;
+    };
+
     uv_tcp_t tcp_;
     std::unique_ptr<tls::Connection> tls_;
+    std::unique_ptr<Records> records_;
     uv::Block* held_ = nullptr;  // bytes given back with unread(); one block at most
     uint16_t held_offset_ = 0;   // ...from held_->data() + held_offset_
     uint16_t held_len_ = 0;

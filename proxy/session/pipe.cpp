@@ -340,7 +340,7 @@ bool Pipe::may_splice() const {
            carry_.size() == 0 && !holding_pong_ && !shutdown_wanted_ && !stopped_ &&
            !src().paused() && !scanner_.current().is_control() &&
            scanner_.partial_header_bytes() == 0 && scanner_.payload_remaining() > kSpliceMin &&
-           src().tls() == nullptr && dst().tls() == nullptr;
+           !src().encrypted() && !dst().encrypted();
 }
 
 void Pipe::splice_payload() {

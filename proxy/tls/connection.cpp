@@ -71,7 +71,8 @@ Connection::Connection(SSL* ssl, uv::BlockPool& pool) : ssl_(ssl), pool_(pool) {
     BIO* bio = BIO_new(method());
     BIO_set_data(bio, this);
     BIO_set_init(bio, 1);
-    SSL_set_bio(ssl_, bio, bio);  // the SSL owns the BIO from here on
+    SSL_set_bio(ssl_, bio, bio);   // the SSL owns the BIO from here on
+    SSL_set_app_data(ssl_, this);  // for on_keylog
 }
 
 Connection::~Connection() {
@@ -124,6 +125,8 @@ int Connection::bio_read(BIO* bio, char* out, int len) {
     }
     size_t n = std::min(self->in_left_, static_cast<size_t>(len));
     std::memcpy(out, self->in_, n);
+    // Exactly the bytes OpenSSL takes: the records it has read are counted here.
+    self->read_counter_.feed(reinterpret_cast<const uint8_t*>(self->in_), n);
     self->in_ += n;
     self->in_left_ -= n;
     if (self->in_left_ == 0 && self->in_block_ != nullptr) {
@@ -137,6 +140,7 @@ int Connection::bio_read(BIO* bio, char* out, int len) {
 int Connection::bio_write(BIO* bio, const char* in, int len) {
     auto* self = static_cast<Connection*>(BIO_get_data(bio));
     BIO_clear_retry_flags(bio);
+    self->written_counter_.feed(reinterpret_cast<const uint8_t*>(in), static_cast<size_t>(len));
     size_t left = static_cast<size_t>(len);
     while (left > 0) {
         uv::Block* tail = self->out_tail_;
@@ -213,6 +217,41 @@ bool Connection::write(const char* data, size_t len) {
 void Connection::close_notify() {
     ERR_clear_error();
     SSL_shutdown(ssl_);
+}
+
+bool Connection::take_record_keys(RecordCrypto& crypto, RecordKeys& out, std::string& why) {
+    bool ok = take_keys(crypto, ssl_, secrets_, read_counter_, written_counter_, out, why);
+    secrets_.clear();
+    return ok;
+}
+
+uv::Block* Connection::take_input(size_t& offset, size_t& len) {
+    uv::Block* block = in_block_;
+    offset = block != nullptr ? static_cast<size_t>(in_ - block->data()) : 0;
+    len = in_left_;
+    in_block_ = nullptr;
+    in_ = nullptr;
+    in_left_ = 0;
+    if (block != nullptr && len == 0) {
+        pool_.give(block);
+        return nullptr;
+    }
+    return block;
+}
+
+void Connection::on_keylog(const SSL* ssl, const char* line) {
+    auto* self = static_cast<Connection*>(SSL_get_app_data(ssl));
+    if (self == nullptr) return;
+    switch (self->secrets_.take(line)) {
+        case KeylogSecrets::Line::ClientTraffic:
+            self->read_counter_.restart();
+            break;
+        case KeylogSecrets::Line::ServerTraffic:
+            self->written_counter_.restart();
+            break;
+        case KeylogSecrets::Line::Other:
+            break;
+    }
 }
 
 uv::Block* Connection::take_output() {

@@ -16,6 +16,7 @@
 #include <memory>
 #include <string>
 
+#include "tls/record_handoff.h"
 #include "uv/block_pool.h"
 
 namespace sb::tls {
@@ -61,6 +62,17 @@ class Connection {
     uv::Block* take_output();
     bool has_output() const { return out_head_ != nullptr; }
 
+    // Server side, handshake done and its output taken: the keys for the record layer
+    // (take_keys, record_handoff.h). False (`why` says why) if this connection must
+    // stay on OpenSSL. The SSL object may be freed after a success.
+    [[nodiscard]] bool take_record_keys(RecordCrypto& crypto, RecordKeys& out, std::string& why);
+    // Takes the ciphertext OpenSSL has not read (nullptr if none): the block holds
+    // `len` bytes from block->data() + offset; the caller owns it from now on.
+    uv::Block* take_input(size_t& offset, size_t& len);
+    // The key-log callback of server contexts (context.cpp): keeps the traffic secrets
+    // and restarts the record counters where OpenSSL changes keys.
+    static void on_keylog(const SSL* ssl, const char* line);
+
     // What went wrong, from OpenSSL's error queue and the verification result.
     const std::string& error() const { return error_; }
     bool resumed() const { return SSL_session_reused(ssl_) != 0; }
@@ -85,6 +97,11 @@ class Connection {
     uv::Block* out_head_ = nullptr;
     uv::Block* out_tail_ = nullptr;
     std::string error_;
+    // The hand-off to the record layer (server side): what OpenSSL read from and wrote
+    // to the BIO, and the TLS 1.3 secrets from the key log.
+    RecordCounter read_counter_;
+    RecordCounter written_counter_;
+    KeylogSecrets secrets_;
 };
 
 // Gives a chain of blocks (linked by Block::next) back to the pool.

@@ -10,6 +10,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "tls/connection.h"
+
 // OpenSSL's API is largely C macros with C casts inside (SSL_CTX_set_mode,
 // SSL_set_tlsext_host_name...): the warning is about their expansion, not our code.
 #pragma GCC diagnostic ignored "-Wold-style-cast"
@@ -125,6 +127,9 @@ std::shared_ptr<ServerContext> ServerContext::load(const config::ListenerTlsConf
         // handshake a key derivation, an encryption and a record (about 5 % of it).
         SSL_CTX_set_num_tickets(ctx, 1);
         SSL_CTX_set_alpn_select_cb(ctx, &select_alpn, nullptr);
+        // The traffic secrets for the record layer that takes over after the handshake
+        // (Connection::take_record_keys); they stay in the connection, never logged.
+        SSL_CTX_set_keylog_callback(ctx, &Connection::on_keylog);
         if (!readable(files.certificate, error) || !readable(files.private_key, error)) {
             return nullptr;
         }
