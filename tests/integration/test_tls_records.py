@@ -1,0 +1,493 @@
+"""The client side's record layer through the real binary (issue 17): once a client's
+TLS handshake is done, switchboard frees OpenSSL's SSL object and seals and opens the
+records itself. Independent clients must not notice: `openssl s_client` asking for
+KeyUpdates (`K`, `k`) mid-stream, Python's ssl with python3-websockets and Node's `ws`,
+over TLS 1.3 and 1.2 and each AEAD the listener offers; switchboard's own KeyUpdates
+when its key-usage limit is lowered (the hidden --debug-record-key-update=N, which only
+a record layer obeys: it proves the switch happened); a client's close_notify as a
+half-close; renegotiation refused. Backend TLS stays on OpenSSL (test_tls.py)."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import unittest
+
+import websockets
+
+from sbtest import (PyBackend, RawBackend, Switchboard, TestPki, accept_upgrade, decode_frame,
+                    encode_frame, read_head, run, upgrade_request, wait_for)
+from test_tls import tls_config
+
+
+class SClient:
+    """`openssl s_client` kept open: stdin takes bytes and its `K`/`k` commands, and
+    stdout and stderr (with -msg's protocol messages) are collected as they come."""
+
+    def __init__(self, port, *args):
+        self.proc = subprocess.Popen(
+            ["openssl", "s_client", "-connect", f"127.0.0.1:{port}", "-msg", *args],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self.out = b""
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self):
+        while True:
+            chunk = self.proc.stdout.read1(65536)
+            if not chunk:
+                return
+            with self._lock:
+                self.out += chunk
+
+    def text(self):
+        with self._lock:
+            return self.out.decode("latin-1")
+
+    def send(self, data):
+        self.proc.stdin.write(data)
+        self.proc.stdin.flush()
+
+    def wait_for(self, pattern, count=1, timeout=10.0):
+        wait_for(lambda: len(re.findall(pattern, self.text())) >= count, timeout=timeout,
+                 what=f"{pattern!r} x{count} in s_client's output")
+
+    def close(self):
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+        self._thread.join(timeout=5)
+
+
+def s_client_frame(opcode, payload):
+    """A client frame for s_client's stdin, masked with a zero key so that no byte of it
+    but the payload's own can start a read with a command letter (Q, R, K, k...)."""
+    n = len(payload)
+    if n < 126:
+        head = bytes([0x80 | opcode, 0x80 | n])
+    elif n < 65536:
+        head = bytes([0x80 | opcode, 0x80 | 126]) + n.to_bytes(2, "big")
+    else:
+        head = bytes([0x80 | opcode, 0x80 | 127]) + n.to_bytes(8, "big")
+    return head + b"\0\0\0\0" + payload
+
+
+# -msg's lines for KeyUpdate messages: received from switchboard, sent by the client.
+KEY_UPDATE_IN = r"<<< TLS 1.3, Handshake \[length 0005\], KeyUpdate"
+KEY_UPDATE_OUT = r">>> TLS 1.3, Handshake \[length 0005\], KeyUpdate"
+
+
+class MemTlsClient:
+    """A TLS client on Python's ssl over memory BIOs: every record it sends is
+    explicit, so it can send a close_notify and keep reading (a half-close)."""
+
+    def __init__(self, port, context, server_hostname):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.tls = context.wrap_bio(self.incoming, self.outgoing,
+                                    server_hostname=server_hostname)
+        self.eof = False
+        while True:
+            try:
+                self.tls.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                self._flush()
+                self._fill()
+        self._flush()
+
+    def _flush(self):
+        data = self.outgoing.read()
+        if data:
+            self.sock.sendall(data)
+
+    def _fill(self):
+        data = self.sock.recv(65536)
+        if data:
+            self.incoming.write(data)
+        else:
+            self.incoming.write_eof()
+            self.eof = True
+
+    def send(self, data):
+        self.tls.write(data)
+        self._flush()
+
+    def read(self):
+        """Plaintext available, reading the socket if there is none; b"" once the
+        peer's close_notify came (then self.closed is set)."""
+        while True:
+            try:
+                return self.tls.read(65536)
+            except ssl.SSLWantReadError:
+                if self.eof:
+                    raise ConnectionError("TCP end without close_notify")
+                self._flush()
+                self._fill()
+            except ssl.SSLZeroReturnError:
+                return b""
+
+    def close_notify(self):
+        try:
+            self.tls.unwrap()
+        except ssl.SSLWantReadError:
+            pass  # sent; the peer's comes later
+        self._flush()
+
+    def close(self):
+        self.sock.close()
+
+
+def ws_upgrade(client, host="rsa.test"):
+    client.send(upgrade_request("/", host=host))
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = client.read()
+        if not chunk:
+            raise AssertionError("closed before the 101")
+        head += chunk
+    head, _, rest = head.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return rest
+
+
+def read_frames(client, buffered, count):
+    frames = []
+    data = buffered
+    while len(frames) < count:
+        f = decode_frame(data)
+        if f is None:
+            chunk = client.read()
+            if not chunk:
+                break
+            data += chunk
+            continue
+        frames.append(f)
+        data = data[f[3]:]
+    return frames, data
+
+
+class RecordLayerTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.rsa = cls.pki.leaf("rsa.test", dns=["rsa.test", "localhost"], ips=["127.0.0.1"])
+        cls.backend = PyBackend("secure")
+        # At debug level, each client connection says whether it left OpenSSL.
+        cls.sb = Switchboard('[log]\nlevel = "debug"\n' +
+                             tls_config([cls.rsa], [cls.backend.address]))
+        # The same, with keys due for a KeyUpdate every 4 records.
+        cls.rekey = Switchboard(tls_config([cls.rsa], [cls.backend.address]),
+                                extra_args=["--debug-record-key-update=4"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+        cls.rekey.stop()
+        cls.backend.stop()
+
+    def switches(self):
+        err = "\n".join(self.sb.output("err"))
+        return (err.count("client TLS handed to the record layer"),
+                err.count("client TLS stays on OpenSSL"))
+
+    def assert_switched(self, before):
+        """Every client connection since `before` (switches()) left OpenSSL."""
+        wait_for(lambda: self.switches()[0] > before[0], what="a switch to the record layer")
+        self.assertEqual(self.switches()[1], before[1], self.sb.output("err")[-20:])
+
+    def context(self, version=None, ciphers=None):
+        ctx = self.pki.client_context()
+        if version is not None:
+            ctx.minimum_version = ctx.maximum_version = version
+        if ciphers is not None:
+            ctx.set_ciphers(ciphers)
+        return ctx
+
+    def echo_both_ways(self, port, ctx, sizes=(0, 1, 125, 16384, 70000, 1 << 20), rounds=1):
+        async def go():
+            async with websockets.connect(f"wss://127.0.0.1:{port}/", ssl=ctx,
+                                          server_hostname="rsa.test", max_size=None,
+                                          compression=None) as ws:
+                for _ in range(rounds):
+                    for size in sizes:
+                        data = os.urandom(size)
+                        await ws.send(data)
+                        self.assertEqual(await ws.recv(), data[::-1])
+                    await ws.send("hello")
+                    self.assertEqual(await ws.recv(), "secure:hello")
+                return ws.transport.get_extra_info("ssl_object").version()
+        return run(go(), timeout=90)
+
+    # ---- s_client: KeyUpdates asked for by the client ----
+
+    def s_client_exchange(self, port, *args, key_updates=("K", "k")):
+        before = self.switches()
+        c = SClient(port, "-servername", "rsa.test", *args)
+        try:
+            c.send(upgrade_request("/", host="rsa.test"))
+            c.wait_for(r"HTTP/1.1 101")
+            c.send(s_client_frame(0x1, b"first"))
+            c.wait_for(r"secure:first")
+            for i, command in enumerate(key_updates):
+                c.send(command.encode() + b"\n")
+                c.wait_for(r"KEYUPDATE", count=i + 1)
+                c.wait_for(KEY_UPDATE_OUT, count=i + 1)
+                # Data both ways under the new keys: a large message (several records
+                # each way) and a small one.
+                big = bytes(0x80 | b for b in os.urandom(40000))  # no command letter
+                c.send(s_client_frame(0x2, big))
+                c.send(s_client_frame(0x1, f"after-{i}".encode()))
+                c.wait_for(rf"secure:after-{i}")
+            if port == self.sb.port():
+                self.assert_switched(before)
+            return c.text()
+        finally:
+            c.close()
+
+    def test_s_client_key_updates_requested_and_not_mid_stream(self):
+        out = self.s_client_exchange(self.sb.port(), "-tls1_3", key_updates=("K", "k", "K"))
+        # Two requested: switchboard answered each with its own KeyUpdate; `k` asked
+        # for none.
+        self.assertEqual(len(re.findall(KEY_UPDATE_OUT, out)), 3, out[-3000:])
+        self.assertEqual(len(re.findall(KEY_UPDATE_IN, out)), 2, out[-3000:])
+
+    def test_s_client_each_tls13_suite(self):
+        for suite in ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
+                      "TLS_CHACHA20_POLY1305_SHA256"):
+            with self.subTest(suite=suite):
+                out = self.s_client_exchange(self.sb.port(), "-tls1_3", "-ciphersuites", suite,
+                                             key_updates=("K",))
+                self.assertIn(suite, out)
+                self.assertEqual(len(re.findall(KEY_UPDATE_IN, out)), 1, out[-3000:])
+
+    def test_s_client_tls12_each_suite_and_renegotiation_refused(self):
+        for suite in ("ECDHE-RSA-AES128-GCM-SHA256", "ECDHE-RSA-AES256-GCM-SHA384",
+                      "ECDHE-RSA-CHACHA20-POLY1305"):
+            with self.subTest(suite=suite):
+                out = self.s_client_exchange(self.sb.port(), "-tls1_2", "-cipher", suite,
+                                             key_updates=())
+                self.assertIn(suite, out)
+        c = SClient(self.sb.port(), "-servername", "rsa.test", "-tls1_2")
+        try:
+            c.send(upgrade_request("/", host="rsa.test"))
+            c.wait_for(r"HTTP/1.1 101")
+            c.send(b"R\n")
+            c.wait_for(r"<<< TLS 1.2, Alert \[length 0002\], warning no_renegotiation")
+        finally:
+            c.close()
+
+    # ---- switchboard's own KeyUpdates ----
+
+    def test_switchboard_updates_its_keys_at_the_lowered_limit(self):
+        c = SClient(self.rekey.port(), "-servername", "rsa.test", "-tls1_3")
+        try:
+            c.send(upgrade_request("/", host="rsa.test"))
+            c.wait_for(r"HTTP/1.1 101")
+            for i in range(12):
+                c.send(s_client_frame(0x1, f"m{i}-".encode() + b"x" * 100))
+                c.wait_for(rf"secure:m{i}-")
+            # 13 records out (the 101 and 12 answers, plus the ticket before): a
+            # KeyUpdate after every 4th, none asked for.
+            c.wait_for(KEY_UPDATE_IN, count=3)
+            self.assertEqual(len(re.findall(KEY_UPDATE_OUT, c.text())), 0)
+        finally:
+            c.close()
+
+    def test_python_websockets_across_many_key_updates(self):
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version=version):
+                if version == ssl.TLSVersion.TLSv1_2:
+                    # TLS 1.2 cannot rekey: at its limit switchboard says goodbye.
+                    with self.assertRaises(websockets.ConnectionClosed):
+                        self.echo_both_ways(self.rekey.port(), self.context(version),
+                                            sizes=(10,), rounds=20)
+                else:
+                    self.assertEqual(
+                        self.echo_both_ways(self.rekey.port(), self.context(version), rounds=3),
+                        "TLSv1.3")
+
+    # ---- other independent clients ----
+
+    def test_python_websockets_tls13_and_tls12(self):
+        for version, ciphers in ((ssl.TLSVersion.TLSv1_3, None),
+                                 (ssl.TLSVersion.TLSv1_2, "ECDHE-RSA-AES128-GCM-SHA256"),
+                                 (ssl.TLSVersion.TLSv1_2, "ECDHE-RSA-AES256-GCM-SHA384"),
+                                 (ssl.TLSVersion.TLSv1_2, "ECDHE-RSA-CHACHA20-POLY1305")):
+            with self.subTest(version=version, ciphers=ciphers):
+                before = self.switches()
+                got = self.echo_both_ways(self.sb.port(), self.context(version, ciphers))
+                self.assertEqual(got, "TLSv1.3" if version == ssl.TLSVersion.TLSv1_3
+                                 else "TLSv1.2")
+                self.assert_switched(before)
+
+    @unittest.skipUnless(shutil.which("node"), "node is not installed")
+    def test_node_ws(self):
+        script = r"""
+const WebSocket = require('ws');
+const [url, version] = process.argv.slice(1);
+const ws = new WebSocket(url, { ca: require('fs').readFileSync(process.env.CA),
+                                servername: 'rsa.test', minVersion: version,
+                                maxVersion: version });
+const sizes = [0, 5, 16384, 100000, 1 << 20];
+const got = [];
+let i = 0;
+const next = () => {
+  if (i === sizes.length) { ws.send('hello'); return; }
+  ws.send(Buffer.alloc(sizes[i], i + 1));
+};
+ws.on('open', next);
+ws.on('message', (data, binary) => {
+  if (!binary) { got.push(data.toString()); console.log(JSON.stringify(got)); ws.close(1000); return; }
+  got.push(data.length === sizes[i] && data.every((b) => b === i + 1));
+  i += 1;
+  next();
+});
+ws.on('error', (e) => { console.log(JSON.stringify({ error: String(e) })); process.exit(1); });
+"""
+        env = dict(os.environ, NODE_PATH="/usr/share/nodejs", CA=self.pki.ca)
+        for port, version in ((self.sb.port(), "TLSv1.3"), (self.sb.port(), "TLSv1.2"),
+                              (self.rekey.port(), "TLSv1.3")):
+            with self.subTest(port=port, version=version):
+                r = subprocess.run(["node", "-e", script, f"wss://127.0.0.1:{port}/", version],
+                                   env=env, capture_output=True, timeout=60)
+                out = r.stdout.decode()
+                self.assertEqual(r.returncode, 0, out + r.stderr.decode())
+                self.assertEqual(json.loads(out.strip().splitlines()[-1]),
+                                 [True] * 5 + ["secure:hello"])
+
+
+class SlowBackendTest(unittest.TestCase):
+    """Many small records in each read while the backend does not read: the relay
+    pauses in the middle of a read block's records, and resumes where it stopped."""
+
+    COUNT = 12000
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.rsa = cls.pki.leaf("rsa.test", dns=["rsa.test"])
+        cls.received = []
+
+        def behaviour(conn):
+            accept_upgrade(conn)
+            time.sleep(1.5)  # the kernel's buffers fill, then switchboard's pause
+            conn.settimeout(20)
+            data = b""
+            got = 0
+            while got < cls.COUNT:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+                while True:
+                    f = decode_frame(data)
+                    if f is None:
+                        break
+                    cls.received.append(f[2])
+                    got += 1
+                    data = data[f[3]:]
+            conn.sendall(encode_frame(0x1, b"done %d" % got, masked=False))
+            time.sleep(0.5)
+            conn.close()
+
+        cls.backend = RawBackend(behaviour)
+        cls.sb = Switchboard(tls_config([cls.rsa], [cls.backend.address]))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+        cls.backend.stop()
+
+    def test_records_of_a_paused_read_are_all_relayed_in_order(self):
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version=version):
+                self.received.clear()
+                ctx = self.pki.client_context()
+                ctx.minimum_version = ctx.maximum_version = version
+                c = MemTlsClient(self.sb.port(), ctx, "rsa.test")
+                try:
+                    rest = ws_upgrade(c)
+                    # One record per frame (s_client_frame: a zero mask, so the
+                    # payload is as written), many records per TCP segment.
+                    for i in range(self.COUNT):
+                        c.tls.write(s_client_frame(0x2, i.to_bytes(4, "big") * 250))
+                        if i % 64 == 63:
+                            c._flush()
+                    c._flush()
+                    frames, _ = read_frames(c, rest, 1)
+                    self.assertEqual(frames[0][2], b"done %d" % self.COUNT)
+                finally:
+                    c.close()
+                self.assertEqual(len(self.received), self.COUNT)
+                for i, payload in enumerate(self.received):
+                    self.assertEqual(payload, i.to_bytes(4, "big") * 250)
+
+
+class HalfCloseTest(unittest.TestCase):
+    """A client's close_notify ends its direction only: the backend sees the end (FIN)
+    and what it sends after still reaches the client, then switchboard's close_notify."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.rsa = cls.pki.leaf("rsa.test", dns=["rsa.test"])
+        cls.seen = []
+
+        def behaviour(conn):
+            accept_upgrade(conn)
+            data = b""
+            conn.settimeout(10)
+            while True:
+                chunk = conn.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+            cls.seen.append(data)
+            conn.sendall(encode_frame(0x1, b"after your end", masked=False))
+            conn.close()
+
+        cls.backend = RawBackend(behaviour)
+        cls.sb = Switchboard(tls_config([cls.rsa], [cls.backend.address]))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+        cls.backend.stop()
+
+    def test_close_notify_is_a_half_close(self):
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version=version):
+                ctx = self.pki.client_context()
+                ctx.minimum_version = ctx.maximum_version = version
+                c = MemTlsClient(self.sb.port(), ctx, "rsa.test")
+                try:
+                    rest = ws_upgrade(c)
+                    c.send(encode_frame(0x1, b"last words"))
+                    c.close_notify()
+                    frames, rest = read_frames(c, rest, 1)
+                    self.assertEqual([f[2] for f in frames], [b"after your end"])
+                    # Then switchboard's close_notify (read() gives b""), not a bare FIN.
+                    self.assertEqual(c.read(), b"")
+                finally:
+                    c.close()
+                wait_for(lambda: len(self.seen) >= 1)
+                got = decode_frame(self.seen.pop())
+                self.assertEqual(got[2], b"last words")
+
+
+if __name__ == "__main__":
+    unittest.main()
