@@ -213,7 +213,7 @@ bool Endpoint::read_records() {
             return true;
         case Kind::KeyUpdate:
             // RFC 8446 §4.6.3: ours goes out before any more of our data.
-            return !e.update_requested || write_key_update(false);
+            return !e.update_requested || notify_sent_ || write_key_update(false);
         case Kind::Renegotiation:
             return write_alert(tls::alert::kWarning, tls::alert::kNoRenegotiation);
         case Kind::CloseNotify:
@@ -498,14 +498,21 @@ bool Endpoint::write_chain(uv::Block* chain) {
         return write_chain_raw(out);
     }
     if (records_) {
+        // A head or a proxy frame: a block or two, copied into records.
+        uv_buf_t stack_bufs[16];
+        std::vector<uv_buf_t> heap_bufs;
+        uv_buf_t* bufs = stack_bufs;
         size_t count = 0;
         for (uv::Block* b = chain; b != nullptr; b = b->next)
             ++count;
-        std::vector<uv_buf_t> bufs;
-        bufs.reserve(count);
+        if (count > std::size(stack_bufs)) {
+            heap_bufs.resize(count);
+            bufs = heap_bufs.data();
+        }
+        size_t i = 0;
         for (uv::Block* b = chain; b != nullptr; b = b->next)
-            bufs.push_back(uv_buf_init(b->data(), b->size));
-        return seal_and_write(chain, bufs.data(), static_cast<unsigned>(count), nullptr);
+            bufs[i++] = uv_buf_init(b->data(), b->size);
+        return seal_and_write(chain, bufs, static_cast<unsigned>(count), nullptr);
     }
     return write_chain_raw(chain);
 }
