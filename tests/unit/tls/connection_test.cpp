@@ -13,11 +13,13 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "tls/context.h"
+#include "tls/record_layer.h"
 #include "tls_test_util.h"
 #include "uv/block_pool.h"
 
@@ -251,6 +253,79 @@ TEST_P(TlsVersionTest, OneMebibyteWrittenAtOnceArrivesIntact) {
     ASSERT_TRUE(server_->write(payload.data(), payload.size())) << server_->error();
     pump();
     EXPECT_TRUE(client_received_ == payload) << "got " << client_received_.size() << " bytes";
+}
+
+// The hand-off the client side's Endpoint makes (issue 17): the server never calls
+// SSL_read; its key-log callback (installed by ServerContext::load) and its BIO's
+// record counters let take_record_keys derive both directions' keys, the client's
+// first record (glued to its Finished in TLS 1.3) comes back from take_input, and
+// after the SSL object is freed the record layer and OpenSSL's client agree both ways.
+TEST_P(TlsVersionTest, TheServerHandsItsKeysAndUnreadInputToTheRecordLayer) {
+    start();
+    const std::string up = "first data, right behind the client's handshake";
+    bool wrote = false;
+    for (int i = 0; i < 1000 && !(server_->handshake_done() && wrote); ++i) {
+        to_server_.deliver(*server_);
+        to_client_.deliver(*client_);
+        client_->handshake();
+        if (client_->handshake_done() && !wrote) {
+            ASSERT_TRUE(client_->write(up.data(), up.size()));
+            wrote = true;
+        }
+        server_->handshake();
+        to_server_.collect(*client_);
+        to_client_.collect(*server_);
+    }
+    ASSERT_TRUE(server_->handshake_done() && wrote);
+
+    RecordCrypto crypto;
+    ASSERT_TRUE(crypto.ok());
+    RecordKeys keys;
+    std::string why;
+    ASSERT_TRUE(server_->take_record_keys(crypto, keys, why)) << why;
+    std::string in;
+    size_t offset = 0;
+    size_t len = 0;
+    if (uv::Block* b = server_->take_input(offset, len)) {
+        in.assign(b->data() + offset, len);
+        pool_.give(b);
+    }
+    in += to_server_.bytes().substr(to_server_.bytes().size() - to_server_.size());
+    server_.reset();  // what the switch is for
+
+    RecordReader reader;
+    std::string got;
+    auto* p = reinterpret_cast<uint8_t*>(in.data());
+    size_t left = in.size();
+    while (left > 0) {
+        auto e = reader.next(crypto, keys.read, p, left);
+        p += e.consumed;
+        left -= e.consumed;
+        if (e.kind == RecordReader::Kind::NeedMore) break;
+        ASSERT_EQ(e.kind, RecordReader::Kind::Data);
+        got.append(reinterpret_cast<const char*>(e.data), e.size);
+    }
+    EXPECT_EQ(got, up);
+
+    const std::string down = "the answer, sealed by the record layer";
+    std::vector<uint8_t> record(seal_prefix(keys.write) + down.size() + seal_suffix(keys.write, 0));
+    std::memcpy(record.data() + seal_prefix(keys.write), down.data(), down.size());
+    Sealed sealed = seal(crypto, keys.write, ContentType::ApplicationData, record.data(),
+                         down.size(), record.size());
+    ASSERT_EQ(sealed.status, SealStatus::Ok);
+    // Behind the tickets OpenSSL wrote before the switch.
+    to_client_.bytes().append(reinterpret_cast<const char*>(record.data()), sealed.size);
+    std::vector<char> buf(kSessionReadCap);
+    for (int i = 0; i < 100 && client_received_.size() < down.size(); ++i) {
+        to_client_.deliver(*client_);
+        while (client_->has_pending()) {
+            size_t n = 0;
+            auto status = client_->read(buf.data(), buf.size(), n);
+            client_received_.append(buf.data(), n);
+            if (status != Status::Ok) break;
+        }
+    }
+    EXPECT_EQ(client_received_, down);
 }
 
 INSTANTIATE_TEST_SUITE_P(Versions, TlsVersionTest,
