@@ -320,6 +320,22 @@ class RecordLayerTest(unittest.TestCase):
                         self.echo_both_ways(self.rekey.port(), self.context(version), rounds=3),
                         "TLSv1.3")
 
+    def test_a_record_that_fails_to_open_ends_the_connection_with_bad_record_mac(self):
+        for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+            with self.subTest(version=version):
+                before = self.switches()
+                c = MemTlsClient(self.sb.port(), self.context(version), "rsa.test")
+                try:
+                    ws_upgrade(c)
+                    self.assert_switched(before)
+                    # An application_data record of the right shape whose tag is wrong.
+                    c.sock.sendall(b"\x17\x03\x03\x00\x40" + os.urandom(64))
+                    with self.assertRaisesRegex(ssl.SSLError, "BAD_RECORD_MAC|bad record mac"):
+                        while c.read():
+                            pass
+                finally:
+                    c.close()
+
     # ---- other independent clients ----
 
     def test_python_websockets_tls13_and_tls12(self):
