@@ -8,9 +8,10 @@
 // expire, so the table holds only the addresses that connected in the last second.
 //
 // Memory is bounded under a flood of distinct addresses: a shard holds at most
-// kShardCapacity entries. A full shard first drops its expired entries; if every
-// entry is still live, the one closest to expiry (the least information lost) makes
-// room. The table never refuses for want of room.
+// kShardCapacity entries. A full shard first drops its expired entries; if nearly
+// every entry is still live, the eighth closest to expiry (the least information
+// lost) makes room, so that a flood costs O(1) per connection, amortised. The table
+// never refuses for want of room.
 #pragma once
 
 #include <array>

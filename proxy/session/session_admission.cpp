@@ -73,12 +73,13 @@ void Session::shed(CloseReason reason) {
         refuse(reason, why, seconds);
         return;
     }
-    // shed = "close_1013": the upgrade is ours to complete. No backend is contacted
-    // (a kept HTTP connection, if any, is closed as refuse() would).
+    // shed = "close_1013": the upgrade is ours to complete. No backend is contacted;
+    // a connection kept from an earlier request of this client serves other clients.
     decide(reason);
     status_ = 101;
     close_code_ = ws::kTryAgainLater;
     log_event("shed", std::string(metrics::info(reason).log_reason) + ": " + why);
+    if (hs.kept != nullptr) park_kept_connection();
     backend_side_.close();
     enter(SessionState::Closing);
     state_due_ = uv_now(ctx().loop) + kShedLingerMs;
