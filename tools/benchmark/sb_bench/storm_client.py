@@ -14,7 +14,8 @@ would cost the load core more than the proxies' answers do):
                         switchboard shedding with close_1013 answers 101 itself and
                         then sends Close 1013)
   101, then Close 1013  refused; wait N s when the reason says `retry after N s`
-  503 / 429             refused; wait Retry-After seconds when the answer has one
+  another status        refused (http_<status>); wait Retry-After seconds when the
+                        answer has one (503, 429)
   anything else         refused (a refused or reset connection, EOF before an
                         answer, another status) or an error (no answer within the
                         handshake timeout, a malformed answer): exponential backoff
@@ -57,11 +58,15 @@ FILL_CONCURRENCY = 256
 MAX_HEAD = 16 * 1024
 RETRY_AFTER_REASON = re.compile(rb"retry after (\d+) ?s")
 
-# Attempt outcomes. REFUSED ones make a client "refused at least once"; ERRORS are
-# failures of another kind.
-REFUSED = {"close_1013", "close_other", "http_503", "http_429", "http_other", "refused",
-           "reset"}
+# Attempt outcomes besides "open": refusals make a client "refused at least once"
+# (these, and http_<status> for any answer other than 101); ERRORS are failures of
+# another kind.
+REFUSED = {"close_1013", "close_other", "refused", "reset"}
 ERRORS = {"timeout", "malformed"}
+
+
+def is_refused(kind):
+    return kind in REFUSED or kind.startswith("http_")
 
 
 class Attempt(asyncio.Protocol):
@@ -134,8 +139,7 @@ class Attempt(asyncio.Protocol):
         if status != 101:
             retry = headers.get("retry-after", "")
             wait = int(retry) if retry.isdigit() else None
-            kind = {503: "http_503", 429: "http_429"}.get(status, "http_other")
-            self.decide(kind, wait)
+            self.decide(f"http_{status}", wait)
             self.state = "done"
             self.transport.close()
             return
