@@ -4,12 +4,12 @@ every client is connected again?
 
 One measurement of one variant: four sb-echo-backends (b0..b3, on the load CPU, each
 writing the time of every 101 it sends to an accept log), the target in front of
-them (on the proxy CPU) with the variant's configuration, and storm_client.py (on
-the load CPU) with N clients, a room each. Once all N are open and SETTLE seconds
+them (on the proxy CPU) with the variant's configuration, and sb-storm (on the load
+CPU, tools/storm) with N clients, a room each. Once all N are open and SETTLE seconds
 have passed (the rate limiters' buckets and windows are full again), b0 gets
 SIGKILL: a crash, no Close frames. Its clients reconnect with the client libraries'
-policy (storm_client.py); the client reports once all N are open again, or after
-the scenario's deadline. The survivors are then stopped (which flushes their logs).
+policy (tools/storm/storm_run.h); sb-storm reports once all N are open again, or
+after the scenario's deadline. The survivors are then stopped (which flushes their logs).
 
 Variants, each configured as an operator protecting the backends would (the
 reasoning is in docs/benchmarks.md, "Storm"):
@@ -35,25 +35,31 @@ import math
 import os
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .processes import BenchError, log, tail, wait_for_line
 from .procfs import cpu_seconds
-from .storm_client import ERRORS, is_refused
 from .targets import start_target
 
 BACKENDS = 4
 KILLED = 0  # b0 dies
-CLIENT = Path(__file__).resolve().parent / "storm_client.py"
 # Seconds between "all clients connected" and the kill: the limiters refill (a bucket
 # of BURST at RATE/s takes BURST/RATE s; HAProxy's rate counter covers one second).
 SETTLE = 2.0
 # The variants of the scenario, by the target they run.
 VARIANTS = {"switchboard": ["switchboard", "switchboard+admission"],
             "haproxy": ["haproxy"], "nginx": ["nginx"]}
+# sb-storm's attempt outcomes besides "open": refusals (these, and http_<status> for
+# any answer other than 101) make a client "refused at least once"; ERRORS are
+# failures of another kind.
+REFUSED = {"close_1013", "close_other", "refused", "reset"}
+ERRORS = {"timeout", "malformed"}
+
+
+def is_refused(kind):
+    return kind in REFUSED or kind.startswith("http_")
 
 
 @dataclass
@@ -124,7 +130,7 @@ def _run(variant, size, tools, procs, limits, proxy_cpu, load_cpu, work):
     result = {"address": proxy.address, "clients": size.clients,
               "configs": {p.name: p.read_text() for p in proxy.configs}}
 
-    client = procs.spawn([sys.executable, str(CLIENT), "--address", proxy.address,
+    client = procs.spawn([str(tools.storm), "--address", proxy.address,
                           "--clients", str(size.clients), "--max-seconds",
                           f"{size.fill_timeout + SETTLE + size.deadline:g}"],
                          load_cpu, work / "client.log")
@@ -168,16 +174,16 @@ def unsupported(tools, config_text, work):
 
 
 def wait_for_client(procs, client, deadline):
-    """Waits for storm_client.py's report (it stops by itself at its --max-seconds)."""
+    """Waits for sb-storm's report (it stops by itself at its --max-seconds)."""
     try:
         client.wait(timeout=max(1.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
-        log(f"storm client (pid {client.pid}) ran past its deadline; interrupting it")
+        log(f"sb-storm (pid {client.pid}) ran past its deadline; interrupting it")
         procs.stop(client, sig=signal.SIGINT, grace=10)
     for line in Path(client.log_path).read_text(errors="replace").splitlines():
         if line.startswith("{"):
             return json.loads(line)
-    raise BenchError(f"the storm client printed no report: {tail(client.log_path)}")
+    raise BenchError(f"sb-storm printed no report: {tail(client.log_path)}")
 
 
 def read_accepts(path):
@@ -215,15 +221,26 @@ def figures(report, accepts, kill_at, size, variant):
     all_back = bool(affected) and all(b is not None for b in back)
     refused = sum(1 for c in affected.values()
                   if any(is_refused(a[2]) for a in c["attempts"]))
-    kinds = {}
+    kinds, hints = {}, {}
     for c in affected.values():
         for a in c["attempts"]:
             kinds[a[2]] = kinds.get(a[2], 0) + 1
+            if a[3] is not None and a[2] != "open":
+                # The seconds a refusal told the client to wait (1013's reason, Retry-After).
+                by_kind = hints.setdefault(a[2], {})
+                by_kind[str(a[3])] = by_kind.get(str(a[3]), 0) + 1
     errors = sum(v for k, v in kinds.items() if k in ERRORS)
     survivors = {name: {"accepts_after_kill": sum(1 for t in times if t >= kill_at),
                         "peak_per_100ms": peak_per_bucket(times, kill_at, 0.1),
-                        "max_per_1s_window": max_in_window(times, kill_at, 1.0)}
+                        "max_per_1s_window": max_in_window(times, kill_at, 1.0),
+                        # The fill included: the same limits held from the start.
+                        "max_per_1s_window_whole_run": max_in_window(times, 0.0, 1.0)}
                  for name, times in accepts.items()}
+    # All survivors' new connections per 100 ms from the kill on: the storm's shape.
+    after = sorted(t for times in accepts.values() for t in times if t >= kill_at)
+    timeline = [0] * (int((after[-1] - kill_at) / 0.1) + 1 if after else 0)
+    for t in after:
+        timeline[int((t - kill_at) / 0.1)] += 1
     reconnect = max(back) - kill_at if all_back else None
     fig = {
         "affected": len(affected),
@@ -245,7 +262,8 @@ def figures(report, accepts, kill_at, size, variant):
     client = {k: v for k, v in report.items() if k != "affected"}
     if affected:
         client["first_drop_after_kill_s"] = round(report["first_drop"] - kill_at, 4)
-    out = {"figures": fig, "survivors": survivors, "attempt_kinds": kinds, "client": client,
+    out = {"figures": fig, "survivors": survivors, "attempt_kinds": kinds,
+           "retry_hints": hints, "survivors_per_100ms": timeline, "client": client,
            "kill_at": kill_at}
     if not all_back:
         missing = sum(1 for b in back if b is None)

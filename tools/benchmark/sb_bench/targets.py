@@ -39,6 +39,7 @@ class Tools:
     def __post_init__(self):
         self.echo = self.build_dir / "tools" / "sb-echo-backend"
         self.load = self.build_dir / "tools" / "sb-load"
+        self.storm = self.build_dir / "tools" / "sb-storm"
         self.relay = self.build_dir / "tools" / "benchmark" / "sb-bench-relay"
         self.switchboard = self.build_dir / "proxy" / "switchboard"
         path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
