@@ -252,10 +252,12 @@ def figures(report, accepts, kill_at, size, variant):
         "errors": errors,
         "attempts": sum(kinds.values()),
     }
-    if variant == "switchboard+admission":
+    if variant != "switchboard":
         # SPEC §3 Admission: in any second a backend takes at most rate + burst; the
         # reconnect bound of issue 16 with N = all clients, and with N = the clients
-        # that actually reconnected (the tighter reading).
+        # that actually reconnected (the tighter reading). The peers are held to the
+        # same figures: their limits are set to the same total (3 x RATE, a burst of
+        # 3 x BURST for nginx), only not per backend.
         fig["limit_1s"] = size.rate + (size.burst or size.rate)
         fig["bound_s"] = size.bound(size.clients)
         fig["bound_affected_s"] = size.bound(len(affected))
