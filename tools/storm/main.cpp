@@ -8,6 +8,8 @@
 //   sb-storm --address HOST:PORT --clients N [--max-seconds S] [--handshake-timeout S]
 #include <uv.h>
 
+#include <pthread.h>
+
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -30,7 +32,8 @@ constexpr const char* kUsage =
     "  --handshake-timeout S   an attempt without an answer this long is an error\n"
     "                          (default 10)\n"
     "Prints `connected N` once all clients are open; after the first dropped connection,\n"
-    "prints a JSON report once all are open again (see storm/storm_run.h).\n";
+    "prints a JSON report once all are open again (see storm/storm_run.h), then waits\n"
+    "for SIGTERM or SIGINT.\n";
 
 int usage_error(const std::string& message) {
     std::fprintf(stderr, "sb-storm: %s\n%s", message.c_str(), kUsage);
@@ -115,8 +118,16 @@ int main(int argc, char** argv) {
     std::string report = run.report();
     std::printf("%s\n", report.c_str());
     std::fflush(stdout);
-    // Thousands of sockets and timers are still open: the kernel closes them faster
-    // than a walk of the loop would, and the bench stops the proxy and the backends
-    // next. So no teardown (and no uv_loop_close, which would fail).
+    // Wait for SIGTERM or SIGINT (the bench reads this process's CPU time first), then
+    // leave. Thousands of sockets and timers are still open: the kernel closes them
+    // faster than a walk of the loop would, and the bench stops the proxy and the
+    // backends next. So no teardown (and no uv_loop_close, which would fail).
+    sigset_t wanted;
+    sigemptyset(&wanted);
+    sigaddset(&wanted, SIGTERM);
+    sigaddset(&wanted, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &wanted, nullptr);
+    int received = 0;
+    sigwait(&wanted, &received);
     std::_Exit(0);
 }

@@ -143,7 +143,7 @@ STORM_COLUMNS = [
          if "bound_s" in f else "")),
     ("refused at least once",
      lambda f: "-" if f["refused_share"] is None
-     else f"{100 * f['refused_share']:.{0 if f['refused_share'] >= 0.1 else 1}f}% "
+     else f"{100 * f['refused_share']:.{1 if 0 < f['refused_share'] < 0.1 else 0}f}% "
           f"({f['refused_clients']:,})"),
     ("attempts", lambda f: f"{f['attempts']:,}"),
     ("errors", lambda f: f"{f['errors']:,}"),
