@@ -130,11 +130,11 @@ def notes(results, targets):
 STORM_COLUMNS = [
     ("clients reconnecting", lambda f: f"{f['affected']:,}"),
     ("peak new conns per survivor per 100 ms", lambda f: f"{f['peak_per_100ms']:,}"),
-    ("max new conns per survivor in a 1-s window (limit: rate + burst)",
+    ("max new conns per survivor in any 1-s window ≤ rate + burst",
      lambda f: f"{f['max_per_1s']:,}" + (
          f" ≤ {f['limit_1s']:,} {'met' if f['max_per_1s'] <= f['limit_1s'] else 'MISSED'}"
          if "limit_1s" in f else "")),
-    ("all back after s (bound: N / affected)",
+    ("all back after s ≤ bound with N = all clients / N = reconnecting",
      lambda f: ("not all back" if f["reconnect_s"] is None else f"{f['reconnect_s']:.2f}") + (
          f" ≤ {f['bound_s']:.1f} "
          f"{'met' if f['reconnect_s'] is not None and f['reconnect_s'] <= f['bound_s'] else 'MISSED'}"
