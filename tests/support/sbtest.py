@@ -39,6 +39,19 @@ def wait_for(predicate, timeout=10.0, interval=0.01, what="condition"):
         time.sleep(interval)
 
 
+async def wait_for_async(predicate, timeout=10.0, interval=0.02, what="condition"):
+    """wait_for for coroutines: polls predicate() (a plain function) without blocking
+    the event loop, until it returns a truthy value, or fails after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
 class Process:
     """A child process whose stdout and stderr lines are collected by threads."""
 
