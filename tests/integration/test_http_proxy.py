@@ -1356,34 +1356,7 @@ class BackendAnswersTest(unittest.TestCase):
         self.with_backend(refuse, test)
 
 
-class AdmissionAndTlsTest(unittest.TestCase):
-    def test_requests_on_a_kept_alive_connection_take_no_admission_token(self):
-        # SPEC §3 Admission: a plain request over a pool limit gets 503 with Retry-After;
-        # requests on an existing keep-alive connection take no token.
-        httpd = HttpServerBackend("admitted")
-        try:
-            sb = start([httpd], admin=False, pool_extra="[pools.chat.admission]\n"
-                       "new_connections_per_second = 0.01\nburst = 1\n")
-        except AssertionError as e:
-            httpd.stop()
-            if "not supported yet" in str(e):
-                self.skipTest("[pools.X.admission] is not implemented in this build")
-            raise
-        try:
-            with Conn(sb.port()) as c:
-                for i in range(5):
-                    c.send(get(f"/name?i={i}"))
-                    resp = c.read_response()
-                    self.assertEqual((resp.status, resp.body), (200, b"admitted"), f"request {i}")
-                resp, _ = exchange(sb.port(), get("/name"))
-                self.assertEqual(resp.status, 503, resp)
-                self.assertRegex(resp.header("retry-after") or "", r"^[1-9][0-9]*$", resp)
-                c.send(get("/name?again"))
-                self.assertEqual(c.read_response().status, 200)
-        finally:
-            sb.stop()
-            httpd.stop()
-
+class TlsRequestsTest(unittest.TestCase):
     def test_requests_over_tls(self):
         from sbtest import TestPki
 
