@@ -427,6 +427,40 @@ class RoomAdmissionTest(AdmissionCase):
                 b.stop()
 
 
+    def test_new_rooms_are_shed_only_when_no_backend_has_a_token(self):
+        backends = [PyBackend(f"b{i}", subprotocols=["chat.v1"]) for i in range(2)]
+        names = {b.address: b.name for b in backends}
+        rate, capacity, rooms = 1, 1, 6
+        sb = start(backends, dict(backend_new_connections_per_second=rate, burst=capacity,
+                                  retry_after=f"{self.RETRY_AFTER}s"))
+        try:
+            # Six new rooms that all prefer X: after X's one token, they must walk to Y.
+            x = route(sb, "first-0")["preference"][0]["backend"]
+            keys = [k for k in (f"first-{i}" for i in range(400))
+                    if route(sb, k)["preference"][0]["backend"] == x][:rooms]
+            self.assertEqual(len(keys), rooms)
+            results, _, elapsed = run(burst([sb.url(f"/c?room={k}") for k in keys]))
+            admitted = [r for r in results if r["reply"] is not None]
+            on = {name: sum(1 for r in admitted if r["reply"] == f"{name}:who")
+                  for name in names.values()}
+            # Each backend's bucket: at least its capacity, at most capacity + refill.
+            for name, count in on.items():
+                self.assertAdmittedCount(count, capacity, rate, elapsed, rooms)
+            shed = [r for r in results if r["reply"] is None]
+            for r in shed:
+                self.assertShedClose(r, self.RETRY_AFTER)
+            lines = wait_reason(sb, "shed_backend_rate", len(shed))
+            self.assertEqual(len(lines), len(shed), lines)
+            m = samples(sb)
+            self.assertEqual(metric(m, "switchboard_admission_shed_total", pool="chat",
+                                    reason="backend_rate"), len(shed))
+            self.assertEqual(metric(m, "switchboard_admission_shed_total", reason="pool_rate"), 0)
+        finally:
+            sb.stop()
+            for b in backends:
+                b.stop()
+
+
 class AcceptBackend(Process):
     """tests/support/accept_backend.py: a PyBackend in its own process, printing the
     monotonic time of each accepted connection; killed for real with SIGKILL."""
