@@ -31,9 +31,10 @@ import urllib.parse
 
 import websockets
 
-from sbhttp import HttpServerBackend, metric, parse_metrics
-from sbtest import (Process, PyBackend, Switchboard, admin_get, config, run, split_address,
-                    wait_for, wait_for_async)
+from sbhttp import AiohttpBackend, Conn, HttpServerBackend, get, metric, parse_metrics
+from sbtest import (Process, PyBackend, Switchboard, admin_get, config, decode_frame,
+                    encode_frame, run, split_address, status_of, upgrade_request, wait_for,
+                    wait_for_async)
 
 ADMIN = '[admin]\nlisten = "127.0.0.1:0"\n'
 SUPPORT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support")
@@ -314,6 +315,38 @@ class PlainHttpAdmissionTest(AdmissionCase):
         finally:
             sb.stop()
             httpd.stop()
+
+
+    def test_an_upgrade_after_plain_requests_takes_a_token(self):
+        # The first request took the pool's only token; the upgrade that follows on the
+        # same connection needs one of its own (raw socket: no client library sends
+        # requests and then an upgrade on one connection).
+        aio = AiohttpBackend("aio")
+        sb = start([aio], dict(new_connections_per_second=self.RATE, burst=self.BURST,
+                               retry_after=f"{self.RETRY_AFTER}s"))
+        try:
+            started = time.monotonic()
+            with Conn(sb.port()) as c:
+                c.send(get("/name"))
+                resp = c.read_response()
+                self.assertEqual((resp.status, resp.body), (200, b"aio"), resp)
+                c.send(upgrade_request("/ws"))
+                head = c.read_head()
+                self.assertEqual(status_of(head + b"\r\n\r\n"), 101, head)
+                c.send(encode_frame(1, b"who"))
+                while decode_frame(c.buf) is None:
+                    self.assertTrue(c._fill(), "closed before any frame")
+                _, opcode, payload, _ = decode_frame(c.buf)
+            elapsed = time.monotonic() - started
+            admitted = (opcode, payload) == (1, b"aio:who")
+            self.assertLessEqual(1 + admitted, most_admitted(self.BURST, self.RATE, elapsed),
+                                 "the upgrade took no token")
+            if not admitted:
+                self.assertEqual((opcode, int.from_bytes(payload[:2], "big")), (8, 1013), payload)
+                self.assertRegex(payload[2:].decode(), RETRY_REASON.pattern)
+        finally:
+            sb.stop()
+            aio.stop()
 
 
 class ConnectsPerIpTest(AdmissionCase):
