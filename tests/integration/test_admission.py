@@ -32,7 +32,7 @@ import urllib.parse
 import websockets
 
 from sbhttp import AiohttpBackend, Conn, HttpServerBackend, get, metric, parse_metrics
-from sbtest import (Process, PyBackend, Switchboard, admin_get, config, decode_frame,
+from sbtest import (Process, PyBackend, RawWebSocket, Switchboard, admin_get, config, decode_frame,
                     encode_frame, run, split_address, status_of, upgrade_request, wait_for,
                     wait_for_async)
 
@@ -260,6 +260,36 @@ class PoolRateShedTest(AdmissionCase):
                                         pool="chat", backend="", reason="pool_rate"), len(shed))
             finally:
                 sb.stop()
+
+
+class ShedCloseTest(AdmissionCase):
+    """After its Close 1013 a shed connection ends when the client answers, or 1 s
+    later if it does not (raw sockets: real clients always answer)."""
+
+    def test_a_shed_connection_ends_on_the_clients_close_or_after_one_second(self):
+        backend = PyBackend("b0")
+        sb = start([backend], dict(new_connections_per_second=1, burst=1, retry_after="4s"))
+        try:
+            started = time.monotonic()
+            admitted = RawWebSocket(sb.port(), "/c?room=a")
+            polite = RawWebSocket(sb.port(), "/c?room=b")
+            rude_sent = time.monotonic()
+            rude = RawWebSocket(sb.port(), "/c?room=c")
+            self.assertEqual((admitted.status, polite.status, rude.status), (101, 101, 101))
+            elapsed = time.monotonic() - started
+            # Only the first had a token unless the bucket refilled meanwhile.
+            self.assertEqual(most_admitted(1, 1, elapsed), 1,
+                             f"three handshakes took {elapsed:.2f} s: a token came back")
+            self.assertEqual(polite.recv_close(answer=True), 1013)
+            self.assertIsNone(polite.recv_frame(timeout=5), "open after the client's Close")
+            self.assertEqual(rude.recv_close(answer=False), 1013)
+            self.assertIsNone(rude.recv_frame(timeout=5), "still open 5 s after its Close 1013")
+            self.assertGreaterEqual(time.monotonic() - rude_sent, 1.0,
+                                    "closed before the client's 1 s to answer")
+            admitted.close()
+        finally:
+            sb.stop()
+            backend.stop()
 
 
 class PlainHttpAdmissionTest(AdmissionCase):
