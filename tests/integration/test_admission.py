@@ -32,9 +32,8 @@ import urllib.parse
 import websockets
 
 from sbhttp import AiohttpBackend, Conn, HttpServerBackend, get, metric, parse_metrics
-from sbtest import (Process, PyBackend, RawWebSocket, Switchboard, admin_get, config, decode_frame,
-                    encode_frame, run, split_address, status_of, upgrade_request, wait_for,
-                    wait_for_async)
+from sbtest import (Process, PyBackend, RawWebSocket, Switchboard, admin_get, config, run,
+                    split_address, wait_for, wait_for_async)
 
 ADMIN = '[admin]\nlisten = "127.0.0.1:0"\n'
 SUPPORT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support")
@@ -360,13 +359,9 @@ class PlainHttpAdmissionTest(AdmissionCase):
                 c.send(get("/name"))
                 resp = c.read_response()
                 self.assertEqual((resp.status, resp.body), (200, b"aio"), resp)
-                c.send(upgrade_request("/ws"))
-                head = c.read_head()
-                self.assertEqual(status_of(head + b"\r\n\r\n"), 101, head)
-                c.send(encode_frame(1, b"who"))
-                while decode_frame(c.buf) is None:
-                    self.assertTrue(c._fill(), "closed before any frame")
-                _, opcode, payload, _ = decode_frame(c.buf)
+                self.assertEqual(c.upgrade("/ws"), 101)
+                c.send_text(b"who")
+                opcode, payload = c.read_frame()
             elapsed = time.monotonic() - started
             admitted = (opcode, payload) == (1, b"aio:who")
             self.assertLessEqual(1 + admitted, most_admitted(self.BURST, self.RATE, elapsed),

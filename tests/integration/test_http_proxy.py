@@ -459,14 +459,9 @@ class PipeliningAndUpgradeTest(unittest.TestCase):
                 c.send(get("/name"))
                 resp = c.read_response()
                 self.assertEqual((resp.status, resp.body), (200, b"aio"), resp)
-            c.send(upgrade_request("/ws"))
-            head = c.read_head()
-            self.assertEqual(status_of(head + b"\r\n\r\n"), 101, head)
-            c.send(encode_frame(1, b"after requests"))
-            while decode_frame(c.buf) is None:
-                self.assertTrue(c._fill(), "closed before the echo")
-            fin, opcode, payload, _ = decode_frame(c.buf)
-            self.assertEqual((opcode, payload), (1, b"aio:after requests"))
+            self.assertEqual(c.upgrade("/ws"), 101)
+            c.send_text(b"after requests")
+            self.assertEqual(c.read_frame(), (1, b"aio:after requests"))
 
 
     def test_upgrade_pipelined_behind_a_request(self):
