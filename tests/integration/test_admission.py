@@ -166,6 +166,16 @@ class AdmissionCase(unittest.TestCase):
         self.assertLessEqual(admitted, most_admitted(capacity, rate, elapsed),
                              f"more than capacity {capacity} + {rate}/s over {elapsed:.3f} s")
 
+    def stop(self, sb):
+        """Stops switchboard; once the test's own teardown is done, a cleanup checks
+        that it exited 0 with no sanitizer report (the asan build prints one and exits
+        non-zero on a leak or an error)."""
+        code = sb.stop()
+        reports = [line for line in sb.output("err")
+                   if "Sanitizer" in line or "runtime error" in line]
+        self.addCleanup(self.assertEqual, (code, reports), (0, []),
+                        "switchboard did not exit cleanly")
+
     def assertSpread(self, hints):
         """±50 % jitter per client: a dozen refusals do not all carry the same N (for
         R = 4 s each N in 3..6 has probability 1/4: all equal has odds ~1e-8)."""
@@ -218,7 +228,7 @@ class PoolRateShedTest(AdmissionCase):
             results, _, elapsed = run(burst([sb.url(f"/c?room=py{i}") for i in range(self.CLIENTS)]))
             self.check_close_1013_burst(sb, results, elapsed)
         finally:
-            sb.stop()
+            self.stop(sb)
 
     def test_node_ws_burst_sheds_exactly_the_excess_with_1013(self):
         sb = start(self.backends, self.ADMISSION)
@@ -229,7 +239,7 @@ class PoolRateShedTest(AdmissionCase):
                 self.assertIsNone(r["error"], r)
             self.check_close_1013_burst(sb, results, elapsed)
         finally:
-            sb.stop()
+            self.stop(sb)
 
     def test_http_503_shed_answers_503_with_retry_after(self):
         admission = dict(self.ADMISSION, shed="http_503")
@@ -258,7 +268,7 @@ class PoolRateShedTest(AdmissionCase):
                 self.assertEqual(metric(samples(sb), "switchboard_admission_shed_total",
                                         pool="chat", backend="", reason="pool_rate"), len(shed))
             finally:
-                sb.stop()
+                self.stop(sb)
 
 
 class ShedCloseTest(AdmissionCase):
@@ -287,7 +297,7 @@ class ShedCloseTest(AdmissionCase):
                                     "closed before the client's 1 s to answer")
             admitted.close()
         finally:
-            sb.stop()
+            self.stop(sb)
             backend.stop()
 
 
@@ -342,7 +352,7 @@ class PlainHttpAdmissionTest(AdmissionCase):
             self.assertEqual(sum(1 for x in log if x["reason"] == "shed_pool_rate"
                                  and x["status"] == 503), len(refused), log)
         finally:
-            sb.stop()
+            self.stop(sb)
             httpd.stop()
 
 
@@ -370,7 +380,7 @@ class PlainHttpAdmissionTest(AdmissionCase):
                 self.assertEqual((opcode, int.from_bytes(payload[:2], "big")), (8, 1013), payload)
                 self.assertRegex(payload[2:].decode(), RETRY_REASON.pattern)
         finally:
-            sb.stop()
+            self.stop(sb)
             aio.stop()
 
 
@@ -401,7 +411,7 @@ class ConnectsPerIpTest(AdmissionCase):
                              len(refused))
             self.assertEqual(len(backend.handshakes), len(admitted))
         finally:
-            sb.stop()
+            self.stop(sb)
             backend.stop()
 
 
@@ -480,7 +490,7 @@ class RoomAdmissionTest(AdmissionCase):
             self.assertEqual(metric(m, "switchboard_rejections_total", listener="public",
                                     reason="shed_backend_rate"), len(shed))
         finally:
-            sb.stop()
+            self.stop(sb)
             for b in backends:
                 b.stop()
 
@@ -514,7 +524,7 @@ class RoomAdmissionTest(AdmissionCase):
                                     reason="backend_rate"), len(shed))
             self.assertEqual(metric(m, "switchboard_admission_shed_total", reason="pool_rate"), 0)
         finally:
-            sb.stop()
+            self.stop(sb)
             for b in backends:
                 b.stop()
 
@@ -689,7 +699,7 @@ class ReconnectStormTest(AdmissionCase):
             # The storm really was shed (else this test proves nothing about the buckets).
             self.assertGreater(sum(len(c.sheds) for c in clients), 0)
         finally:
-            sb.stop()
+            self.stop(sb)
             for b in backends:
                 b.stop()
 
