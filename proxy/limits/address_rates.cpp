@@ -17,9 +17,11 @@ bool AddressRates::try_take(std::string_view address, uint64_t rate, int64_t now
     Shard& shard = shard_for(address);
     std::lock_guard lock(shard.mutex);
     auto it = shard.tat.find(address);
-    int64_t from = it == shard.tat.end() ? now_ns : std::max(it->second, now_ns);
+    int64_t from = it == shard.tat.end() ? now_ns : SharedBucket::due(it->second, t, rate, now_ns);
     if (from - now_ns > tolerance) {
         retry_after_ns = from - now_ns - tolerance;
+        // A debt from an older, slower rate is cut to one second's worth.
+        if (it != shard.tat.end()) it->second = from;
         return false;
     }
     if (it != shard.tat.end()) {

@@ -16,7 +16,10 @@
 //
 // The rate and capacity are passed to each call rather than stored, as TokenBucket
 // does: a reload that changes them applies to the state already kept (a bucket lives
-// across generations, with its pool or its backend).
+// across generations, with its pool or its backend). A tat more than capacity * T
+// ahead of now (a debt run up at an older, slower rate or a larger burst) counts as an
+// empty bucket at the new rate, never as seconds of debt: at the new rate a token
+// comes within T.
 #pragma once
 
 #include <algorithm>
@@ -41,8 +44,14 @@ class SharedBucket {
         const int64_t tolerance = static_cast<int64_t>(capacity - 1) * t;
         int64_t tat = tat_.load(std::memory_order_relaxed);
         for (;;) {
-            int64_t from = std::max(tat, now_ns);
-            if (from - now_ns > tolerance) return false;
+            int64_t from = due(tat, t, capacity, now_ns);
+            if (from - now_ns > tolerance) {
+                // Empty. A debt from an older rate or burst is cut to one empty bucket
+                // now, so that the new rate refills it from here.
+                if (tat > from && !tat_.compare_exchange_weak(tat, from, std::memory_order_relaxed))
+                    continue;
+                return false;
+            }
             if (tat_.compare_exchange_weak(tat, from + t, std::memory_order_relaxed)) return true;
         }
     }
@@ -62,15 +71,23 @@ class SharedBucket {
 
     // Whether a take() at `now_ns` would succeed (racy by nature: for reports).
     bool has_token(uint64_t rate, uint64_t capacity, int64_t now_ns) const {
-        const int64_t tolerance = static_cast<int64_t>(capacity - 1) * interval_ns(rate);
-        return std::max(tat_.load(std::memory_order_relaxed), now_ns) - now_ns <= tolerance;
+        const int64_t t = interval_ns(rate);
+        const int64_t tolerance = static_cast<int64_t>(capacity - 1) * t;
+        return due(tat_.load(std::memory_order_relaxed), t, capacity, now_ns) - now_ns <= tolerance;
     }
 
     // Nanoseconds from `now_ns` until the bucket has a token (0 when it has one).
     int64_t wait_ns(uint64_t rate, uint64_t capacity, int64_t now_ns) const {
-        const int64_t tolerance = static_cast<int64_t>(capacity - 1) * interval_ns(rate);
-        int64_t ahead = tat_.load(std::memory_order_relaxed) - now_ns;
+        const int64_t t = interval_ns(rate);
+        const int64_t tolerance = static_cast<int64_t>(capacity - 1) * t;
+        int64_t ahead = due(tat_.load(std::memory_order_relaxed), t, capacity, now_ns) - now_ns;
         return std::max<int64_t>(0, ahead - tolerance);
+    }
+
+    // The bucket's tat as of `now_ns` under interval `t` and `capacity`: at least now
+    // (a full bucket), at most capacity * t ahead (an empty one).
+    static int64_t due(int64_t tat, int64_t t, uint64_t capacity, int64_t now_ns) {
+        return std::clamp(tat, now_ns, now_ns + static_cast<int64_t>(capacity) * t);
     }
 
   private:

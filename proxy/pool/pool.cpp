@@ -124,11 +124,14 @@ Backend* Pool::choose(uint64_t hash, const std::vector<uint32_t>& tried, bool* d
     bool pushed = false;
     // A slot, then a token (SPEC §3 Admission): a backend without one is walked past
     // like one over the cap, and gives its slot back.
+    bool limited_here = false;  // the last take() failed for want of a token
     auto take = [&](Backend* b) {
+        limited_here = false;
         if (!b->try_acquire(limit)) return false;  // full
         if (tokens && !b->admission_bucket().take(rates->backend_rate, rates->backend_capacity,
                                                   rates->now_ns)) {
             b->release();
+            limited_here = true;
             if (rate_limited != nullptr && *rate_limited == nullptr) *rate_limited = b;
             return false;
         }
@@ -150,8 +153,11 @@ Backend* Pool::choose(uint64_t hash, const std::vector<uint32_t>& tried, bool* d
             pushed = true;
             return true;
         }
-        if (!take(b)) {  // full, or no token
-            pushed = true;
+        if (!take(b)) {
+            // Full: the load rules pushed the key on. Out of tokens is not a load
+            // rule: a room placed further on for want of one is not displaced, and
+            // `rehome` may bring it home at the next change like any other.
+            if (!limited_here) pushed = true;
             return true;
         }
         chosen = b;
@@ -190,6 +196,11 @@ bool Pool::take_pool_token(const AdmissionRates& rates) const {
     if (admission_->bucket.take(rates.pool_rate, rates.pool_capacity, rates.now_ns)) return true;
     admission_->shed.fetch_add(1, std::memory_order_relaxed);
     return false;
+}
+
+void Pool::give_back_pool_token() const {
+    AdmissionRates rates = admission_rates();
+    if (rates.pool_rate > 0) admission_->bucket.give_back(rates.pool_rate, rates.now_ns);
 }
 
 Pool::Outcome Pool::settle_pool_token(Outcome outcome, const AdmissionRates& rates) const {
@@ -421,11 +432,12 @@ Pool::Route Pool::describe(std::string_view key) const {
         if (c.skip == Skip::RateLimited) r.rate_limited = true;
     }
     for (const auto& c : r.preference) {
-        if ((c.skip == Skip::OverCap || c.skip == Skip::SlowStart) &&
-            rates.backend_has_token(*c.backend)) {
+        if (c.skip != Skip::OverCap && c.skip != Skip::SlowStart) continue;
+        if (rates.backend_has_token(*c.backend)) {
             r.chosen = c.backend;
             return r;
         }
+        r.rate_limited = true;  // the fallback past the caps finds no token either
     }
     // Nothing would take it: shed (not 503) when rate_limited, else 503.
     return r;

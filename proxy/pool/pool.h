@@ -151,6 +151,9 @@ class Pool {
     // gives a token (the pool's was taken by place()).
     Outcome retry(uint64_t hash, const std::vector<uint32_t>& tried, Placement& p,
                   bool take_tokens = false) const;
+    // Gives back the pool's admission token of a connection placed with tokens that
+    // then reached no backend (every connect attempt failed): it never came in.
+    void give_back_pool_token() const;
     // Gives up the slot and the room (the room leaves the table with its last connection).
     // Leaves `p` empty.
     void release(Placement& p) const;

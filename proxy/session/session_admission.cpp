@@ -66,6 +66,9 @@ void Session::shed(CloseReason reason) {
     auto& hs = *handshake_;
     const auto& admission = *pool_->config().admission;  // only admission sheds
     unsigned seconds = retry_hint(admission.retry_after);
+    // A backend tried before (a connect that failed) is not where this shed happened:
+    // the access log names no backend for a shed.
+    backend_ = nullptr;
     std::string why = reason == CloseReason::ShedPoolRate
                           ? "the pool takes no more new connections now"
                           : "the backend takes no more new connections now";

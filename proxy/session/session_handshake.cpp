@@ -297,6 +297,7 @@ void Session::connect_next() {
         return;
     }
     Outcome outcome;
+    const bool retrying = static_cast<bool>(placement_);
     if (!placement_) {
         // SPEC §3 Admission: a new client connection takes tokens, an upgrade always;
         // later plain requests on a kept-alive connection take none.
@@ -311,6 +312,9 @@ void Session::connect_next() {
     } else {
         outcome = pool_->retry(hs.key_hash, hs.tried, placement_, hs.takes_tokens);
     }
+    // Every connect failed: the connection never came into the pool, and its token
+    // goes back (a dead backend not yet marked down must not use up the pool's rate).
+    if (retrying && hs.takes_tokens && outcome != Outcome::Placed) pool_->give_back_pool_token();
     if (outcome == Outcome::ShedPool || outcome == Outcome::ShedBackend) {
         shed(outcome == Outcome::ShedPool ? CloseReason::ShedPoolRate
                                           : CloseReason::ShedBackendRate);

@@ -32,8 +32,8 @@ import urllib.parse
 import websockets
 
 from sbhttp import AiohttpBackend, Conn, HttpServerBackend, get, metric, parse_metrics
-from sbtest import (Process, PyBackend, RawWebSocket, Switchboard, admin_get, config, run,
-                    split_address, wait_for, wait_for_async)
+from sbtest import (Process, PyBackend, RawWebSocket, Switchboard, admin_get, config,
+                    free_port, run, split_address, wait_for, wait_for_async)
 
 ADMIN = '[admin]\nlisten = "127.0.0.1:0"\n'
 SUPPORT_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "support")
@@ -527,6 +527,66 @@ class RoomAdmissionTest(AdmissionCase):
             self.stop(sb)
             for b in backends:
                 b.stop()
+
+
+class FailedConnectTest(AdmissionCase):
+    """A connection whose every connect attempt fails never came into the pool: its
+    pool token goes back, so a dead backend not yet marked down cannot use up the
+    pool's rate; a shed after a failed connect names no backend in the access log."""
+    RETRY_AFTER = 2
+
+    def start_with_dead_backend(self, admission, retries):
+        live = PyBackend("live", subprotocols=["chat.v1"])
+        self.addCleanup(live.stop)
+        dead = f"127.0.0.1:{free_port()}"
+        # fall = 100: the dead backend stays "up" for the whole test, as one that has
+        # just died is.
+        pool_extra = (f'hash_key = "query:room"\nretries = {retries}\n'
+                      "[pools.chat.health_check]\nkind = \"tcp\"\ninterval = \"1h\"\n"
+                      "fall = 100\n" + admission_table(**admission))
+        sb = Switchboard(config([dead, live.address], pool_extra=pool_extra, top=ADMIN),
+                         listeners=("public", "admin"))
+        def homed_at(address):
+            return next(k for k in (f"k{i}" for i in range(400))
+                        if route(sb, k)["preference"][0]["backend"] == address)
+        return sb, live, homed_at(dead), homed_at(live.address)
+
+    def test_a_connection_that_reached_no_backend_gives_its_pool_token_back(self):
+        sb, live, on_dead, on_live = self.start_with_dead_backend(
+            dict(new_connections_per_second=1, burst=1, retry_after=f"{self.RETRY_AFTER}s"),
+            retries=0)
+        try:
+            # The only token goes to a connection whose backend refuses it: 502.
+            first, _ = run(attempt(sb.url(f"/c?room={on_dead}")))
+            self.assertEqual(first["status"], 502, first)
+            self.assertFalse(route(sb, on_live)["pool_rate_limited"])
+            # Right after, a client whose backend is fine is admitted: the token came back.
+            second, _ = run(attempt(sb.url(f"/c?room={on_live}")))
+            self.assertEqual(second["reply"], "live:who", second)
+            self.assertEqual(metric(samples(sb), "switchboard_admission_shed_total",
+                                    reason="pool_rate"), 0)
+        finally:
+            self.stop(sb)
+
+    def test_a_shed_after_a_failed_connect_logs_no_backend(self):
+        sb, live, on_dead, on_live = self.start_with_dead_backend(
+            dict(backend_new_connections_per_second=1, burst=1,
+                 retry_after=f"{self.RETRY_AFTER}s"), retries=1)
+        try:
+            # The live backend's only token goes first; then a connection to the dead
+            # backend fails over to it, finds no token, and is shed.
+            admitted, _ = run(attempt(sb.url(f"/c?room={on_live}")))
+            self.assertEqual(admitted["reply"], "live:who", admitted)
+            shed, _ = run(attempt(sb.url(f"/c?room={on_dead}")))
+            self.assertShedClose(shed, self.RETRY_AFTER)
+            [line] = wait_reason(sb, "shed_backend_rate", 1)
+            self.assertIsNone(line["backend"], line)
+            self.assertEqual((line["status"], line["close_code"], line["closed_by"]),
+                             (101, 1013, "proxy"), line)
+            self.assertEqual(metric(samples(sb), "switchboard_admission_shed_total",
+                                    backend=live.address, reason="backend_rate"), 1)
+        finally:
+            self.stop(sb)
 
 
 class AcceptBackend(Process):

@@ -96,6 +96,26 @@ TEST(SharedBucketTest, ExactUnderConcurrentWorkers) {
     }
 }
 
+TEST(SharedBucketTest, AReloadThatRaisesTheRateAppliesAtOnce) {
+    // 50 taken at 1 per second is 50 s of debt at that rate; at 100 per second the
+    // same empty bucket has a token again within 10 ms, not 50 s.
+    SharedBucket b;
+    const int64_t now = 10 * kS;
+    EXPECT_EQ(takes(b, 1, 50, now, 60), 50);
+    EXPECT_FALSE(b.has_token(100, 50, now));
+    EXPECT_EQ(b.wait_ns(100, 50, now), 10 * kMs);
+    EXPECT_EQ(takes(b, 100, 50, now + 10 * kMs, 5), 1);
+}
+
+TEST(SharedBucketTest, AReloadThatLowersTheBurstAppliesAtOnce) {
+    SharedBucket b;
+    const int64_t now = 10 * kS;
+    EXPECT_EQ(takes(b, 100, 1000, now, 1000), 1000);
+    // Burst 10 at 100 per second: empty, and a token every 10 ms from now on.
+    EXPECT_EQ(takes(b, 100, 10, now, 5), 0);
+    EXPECT_EQ(takes(b, 100, 10, now + 10 * kMs, 5), 1);
+}
+
 TEST(SharedBucketTest, IntervalRoundsUpSoTheRateIsNeverExceeded) {
     EXPECT_EQ(SharedBucket::interval_ns(3), 333'333'334);
     EXPECT_EQ(SharedBucket::interval_ns(1), kS);
@@ -142,6 +162,17 @@ TEST(AddressRatesTest, AnAddressStillLimitedIsKeptWhileOthersCome) {
         rates.try_take("fd01::" + std::to_string(i), 1'000'000, now, wait);
     EXPECT_FALSE(rates.try_take("192.0.2.7", 1, now + 500 * kMs, wait));
     EXPECT_EQ(wait, 500 * kMs);
+}
+
+TEST(AddressRatesTest, ARaisedRateAppliesAtOnce) {
+    AddressRates rates;
+    int64_t wait = 0;
+    const int64_t now = 100 * kS;
+    EXPECT_TRUE(rates.try_take("10.0.0.9", 1, now, wait));
+    EXPECT_FALSE(rates.try_take("10.0.0.9", 1, now, wait));
+    EXPECT_EQ(wait, kS);
+    // Reloaded to 1,000 per second: a token is there after 1 ms.
+    EXPECT_TRUE(rates.try_take("10.0.0.9", 1000, now + kMs, wait));
 }
 
 TEST(AddressRatesTest, ExactUnderConcurrentWorkers) {
