@@ -274,9 +274,29 @@ def http_stream_seeds():
     }
 
 
+def provider_seeds(tag, sizes):
+    """Seeds for the fuzzers that read their whole input through FuzzedDataProvider
+    (tls_records, tls_record_parser): decisions come from the input's end and payload
+    bytes from its front, so any bytes are a valid plan; these cover every suite, op and
+    plan length, and libFuzzer steers from there. Deterministic, so rewriting them is a
+    no-op."""
+    import random
+    rng = random.Random(tag)
+    out = {}
+    for i, n in enumerate(sizes):
+        body = bytes(rng.randrange(256) for _ in range(n))
+        # The last byte picks the suite (0..5) in both fuzzers: cycle through them.
+        out[f"plan_{i:02d}_{n}_bytes"] = body[:-1] + bytes([i % 6])
+    return out
+
+
 if __name__ == "__main__":
     write("frame_scanner", frame_scanner_seeds())
     write("request", request_seeds())
     write("response", response_seeds())
     write("proxy_header", proxy_header_seeds())
     write("http_stream", http_stream_seeds())
+    write("tls_records",
+          provider_seeds("tls_records", [16, 48, 96, 200, 400, 800, 1600, 3200, 6400, 64, 128]))
+    write("tls_record_parser",
+          provider_seeds("tls_record_parser", [8, 32, 64, 128, 256, 512, 1024, 2048, 4096]))

@@ -1,0 +1,187 @@
+#include "tls/record_keys.h"
+
+#include <openssl/core_names.h>
+#include <openssl/params.h>
+
+#include <cstring>
+#include <initializer_list>
+
+namespace sb::tls {
+
+namespace {
+
+constexpr const char* kCipherNames[kAeadCount] = {"AES-128-GCM", "AES-256-GCM",
+                                                  "ChaCha20-Poly1305"};
+
+// RFC 8446 §5.5: AES-GCM may protect 2^24.5 full-size records under one key (about 24
+// million); ask for a KeyUpdate at 2^24, well before. ChaCha20-Poly1305's limit lies
+// beyond 2^64 records, so only the sequence number bounds it: it must never wrap
+// (§5.3), so the last value, 2^64 - 1, is never used, and a KeyUpdate is asked for
+// halfway there.
+constexpr KeyLimits kGcmLimits{uint64_t{1} << 24, 23'726'566};  // floor(2^24.5)
+constexpr KeyLimits kChachaLimits{uint64_t{1} << 63, UINT64_MAX};
+
+const char* digest_name(size_t hash_size) {
+    return hash_size == 48 ? "SHA384" : "SHA256";
+}
+
+}  // namespace
+
+size_t key_size(Aead aead) {
+    return aead == Aead::Aes128Gcm ? 16 : 32;
+}
+
+RecordCrypto::RecordCrypto() {
+    limits_[0] = limits_[1] = kGcmLimits;
+    limits_[2] = kChachaLimits;
+    ok_ = true;
+    for (size_t i = 0; i < kAeadCount; ++i) {
+        ciphers_[i] = EVP_CIPHER_fetch(nullptr, kCipherNames[i], nullptr);
+        scratch_[i] = EVP_CIPHER_CTX_new();
+        // Bound to its cipher once: later inits pass no cipher, so OpenSSL keeps the
+        // provider's context and only re-keys it (passing the cipher again would free
+        // and allocate that context on every record).
+        if (ciphers_[i] == nullptr || scratch_[i] == nullptr ||
+            EVP_CipherInit_ex2(scratch_[i], ciphers_[i], nullptr, nullptr, 1, nullptr) != 1) {
+            ok_ = false;
+        }
+    }
+    tls13_kdf_ = EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_TLS1_3_KDF, nullptr);
+    tls1_prf_ = EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_TLS1_PRF, nullptr);
+    if (tls13_kdf_ == nullptr || tls1_prf_ == nullptr) ok_ = false;
+}
+
+RecordCrypto::~RecordCrypto() {
+    for (size_t i = 0; i < kAeadCount; ++i) {
+        EVP_CIPHER_CTX_free(scratch_[i]);
+        EVP_CIPHER_free(ciphers_[i]);
+    }
+    EVP_KDF_free(tls13_kdf_);
+    EVP_KDF_free(tls1_prf_);
+}
+
+bool RecordCrypto::crypt(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize],
+                         const uint8_t* aad, size_t aad_len, uint8_t* data, size_t len,
+                         uint8_t* tag) {
+    if (!ok_) return false;
+    EVP_CIPHER_CTX* ctx = scratch_[static_cast<size_t>(keys.aead)];
+    int n = 0;
+    // Records are at most 2^14 + 256 bytes: the int conversions below cannot overflow.
+    if (EVP_CipherInit_ex2(ctx, nullptr, keys.key, nonce, enc, nullptr) != 1) return false;
+    if (aad_len > 0 && EVP_CipherUpdate(ctx, nullptr, &n, aad, static_cast<int>(aad_len)) != 1)
+        return false;
+    if (len > 0 && EVP_CipherUpdate(ctx, data, &n, data, static_cast<int>(len)) != 1) return false;
+    if (enc == 0 && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagSize, tag) != 1)
+        return false;
+    if (EVP_CipherFinal_ex(ctx, data + len, &n) != 1) return false;  // the tag check
+    return enc == 0 || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagSize, tag) == 1;
+}
+
+bool RecordCrypto::seal(const TrafficKeys& keys, const uint8_t nonce[kIvSize], const uint8_t* aad,
+                        size_t aad_len, uint8_t* data, size_t len, uint8_t tag[kTagSize]) {
+    return crypt(keys, 1, nonce, aad, aad_len, data, len, tag);
+}
+
+bool RecordCrypto::open(const TrafficKeys& keys, const uint8_t nonce[kIvSize], const uint8_t* aad,
+                        size_t aad_len, uint8_t* data, size_t len, const uint8_t tag[kTagSize]) {
+    // EVP_CTRL_AEAD_SET_TAG takes a non-const pointer but only copies from it.
+    uint8_t copy[kTagSize];
+    std::memcpy(copy, tag, kTagSize);
+    return crypt(keys, 0, nonce, aad, aad_len, data, len, copy);
+}
+
+bool hkdf_expand_label(RecordCrypto& crypto, size_t hash_size, const uint8_t* secret,
+                       const char* label, uint8_t* out, size_t out_size) {
+    // RFC 8446 §7.1: HKDF-Expand-Label(Secret, Label, Context, Length) =
+    //   HKDF-Expand(Secret, HkdfLabel, Length), HkdfLabel = uint16 length ||
+    //   opaque label<7..255> = "tls13 " + Label || opaque context<0..255>.
+    // OpenSSL's TLS13-KDF builds HkdfLabel from the prefix, label and data parameters.
+    EVP_KDF_CTX* kctx = EVP_KDF_CTX_new(crypto.tls13_kdf());
+    if (kctx == nullptr) return false;
+    int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY;
+    static const char kPrefix[] = "tls13 ";
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode),
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
+                                         const_cast<char*>(digest_name(hash_size)), 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, const_cast<uint8_t*>(secret),
+                                          hash_size),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_PREFIX, const_cast<char*>(kPrefix),
+                                          sizeof(kPrefix) - 1),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_LABEL, const_cast<char*>(label),
+                                          std::strlen(label)),
+        OSSL_PARAM_construct_end(),
+    };
+    bool ok = EVP_KDF_derive(kctx, out, out_size, params) == 1;
+    EVP_KDF_CTX_free(kctx);
+    return ok;
+}
+
+bool tls13_keys(RecordCrypto& crypto, Aead aead, const uint8_t* secret, size_t secret_size,
+                TrafficKeys& out) {
+    if (secret_size != 32 && secret_size != 48) return false;
+    out = TrafficKeys{};
+    out.aead = aead;
+    out.version = RecordVersion::Tls13;
+    out.secret_size = static_cast<uint8_t>(secret_size);
+    std::memcpy(out.secret, secret, secret_size);
+    // RFC 8446 §7.3: [sender]_write_key = HKDF-Expand-Label(Secret, "key", "", key_length),
+    // [sender]_write_iv = HKDF-Expand-Label(Secret, "iv", "", iv_length).
+    return hkdf_expand_label(crypto, secret_size, secret, "key", out.key, key_size(aead)) &&
+           hkdf_expand_label(crypto, secret_size, secret, "iv", out.iv, kIvSize);
+}
+
+bool tls13_update(RecordCrypto& crypto, TrafficKeys& keys) {
+    if (keys.version != RecordVersion::Tls13) return false;
+    // RFC 8446 §7.2: application_traffic_secret_N+1 =
+    //   HKDF-Expand-Label(application_traffic_secret_N, "traffic upd", "", Hash.length).
+    uint8_t next[kMaxSecretSize];
+    if (!hkdf_expand_label(crypto, keys.secret_size, keys.secret, "traffic upd", next,
+                           keys.secret_size))
+        return false;
+    // §5.3: the sequence number restarts at 0 with every key change (tls13_keys does).
+    return tls13_keys(crypto, keys.aead, next, keys.secret_size, keys);
+}
+
+bool tls12_keys(RecordCrypto& crypto, Aead aead, const char* prf_digest, const uint8_t master[48],
+                const uint8_t client_random[32], const uint8_t server_random[32],
+                TrafficKeys& client, TrafficKeys& server) {
+    // RFC 5246 §6.3: key_block = PRF(master_secret, "key expansion",
+    //   server_random + client_random), cut into client_write_MAC_key, server_write_MAC_key,
+    //   client_write_key, server_write_key, client_write_IV, server_write_IV. AEAD suites
+    //   have no MAC keys; their IV is 4 bytes for AES-GCM (RFC 5288 §3, the salt) and 12
+    //   for ChaCha20-Poly1305 (RFC 7905 §2).
+    const size_t klen = key_size(aead);
+    const size_t ivlen = aead == Aead::Chacha20Poly1305 ? kIvSize : 4;
+    static const char kLabel[] = "key expansion";
+    uint8_t seed[sizeof(kLabel) - 1 + 64];
+    std::memcpy(seed, kLabel, sizeof(kLabel) - 1);
+    std::memcpy(seed + sizeof(kLabel) - 1, server_random, 32);
+    std::memcpy(seed + sizeof(kLabel) - 1 + 32, client_random, 32);
+    uint8_t block[2 * (kMaxKeySize + kIvSize)];
+    EVP_KDF_CTX* kctx = EVP_KDF_CTX_new(crypto.tls1_prf());
+    if (kctx == nullptr) return false;
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST, const_cast<char*>(prf_digest), 0),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SECRET, const_cast<uint8_t*>(master), 48),
+        OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_SEED, seed, sizeof(seed)),
+        OSSL_PARAM_construct_end(),
+    };
+    bool ok = EVP_KDF_derive(kctx, block, 2 * (klen + ivlen), params) == 1;
+    EVP_KDF_CTX_free(kctx);
+    if (!ok) return false;
+    client = TrafficKeys{};
+    server = TrafficKeys{};
+    for (TrafficKeys* k : {&client, &server}) {
+        k->aead = aead;
+        k->version = RecordVersion::Tls12;
+    }
+    std::memcpy(client.key, block, klen);
+    std::memcpy(server.key, block + klen, klen);
+    std::memcpy(client.iv, block + 2 * klen, ivlen);
+    std::memcpy(server.iv, block + 2 * klen + ivlen, ivlen);
+    OPENSSL_cleanse(block, sizeof(block));
+    return true;
+}
+
+}  // namespace sb::tls

@@ -1,0 +1,128 @@
+// Keys for protecting TLS records without OpenSSL's SSL object, once a handshake is
+// done: TrafficKeys (one direction's key, IV and sequence number, about a hundred
+// bytes), the key schedules that make them (TLS 1.3 HKDF-Expand-Label, RFC 8446 §7.1
+// and §7.3, and KeyUpdate's next secret, §7.2; the TLS 1.2 key block, RFC 5246 §6.3),
+// and RecordCrypto, the per-worker half: the ciphers fetched once, one scratch cipher
+// context per AEAD reused for every record, and the key usage limits.
+//
+// TrafficKeys are owned by a connection (two per connection, one per direction) and
+// hold no OpenSSL object; RecordCrypto is owned by a worker and used on its thread only.
+#pragma once
+
+#include <openssl/evp.h>
+#include <openssl/kdf.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace sb::tls {
+
+// The AEADs TLS 1.3 and TLS 1.2 (RFC 5288, RFC 7905) connections may switch to. TLS 1.3's
+// CCM suites are not here: OpenSSL does not offer them unless configured to, and a
+// connection that negotiates one stays on OpenSSL.
+enum class Aead : uint8_t { Aes128Gcm, Aes256Gcm, Chacha20Poly1305 };
+inline constexpr size_t kAeadCount = 3;
+
+enum class RecordVersion : uint8_t { Tls12, Tls13 };
+
+inline constexpr size_t kTagSize = 16;        // every AEAD here has a 16-byte tag
+inline constexpr size_t kIvSize = 12;         // RFC 8446 §5.3: max(8, N_MIN) = 12 for these AEADs
+inline constexpr size_t kMaxKeySize = 32;     // AES-256, ChaCha20
+inline constexpr size_t kMaxSecretSize = 48;  // SHA-384 (TLS_AES_256_GCM_SHA384)
+
+size_t key_size(Aead aead);
+
+// One direction of a connection: what seals or opens its next record. Plain bytes, no
+// pointer: a connection keeps two of these instead of an SSL object.
+struct TrafficKeys {
+    // The next record's sequence number (RFC 8446 §5.3, RFC 5246 §6.1); also the
+    // number of records protected under this key, which the usage limits count.
+    uint64_t seq = 0;
+    // TLS 1.3 only: the current traffic secret, from which KeyUpdate derives the next
+    // (§7.2). secret_size is the hash's length (32 or 48).
+    uint8_t secret[kMaxSecretSize] = {};
+    uint8_t key[kMaxKeySize] = {};
+    // TLS 1.3 and TLS 1.2 ChaCha20-Poly1305: the 12-byte IV XORed with the sequence number
+    // (RFC 8446 §5.3, RFC 7905 §2). TLS 1.2 AES-GCM: the 4-byte salt in iv[0..4), the
+    // other 8 nonce bytes travel in each record (RFC 5288 §3).
+    uint8_t iv[kIvSize] = {};
+    Aead aead = Aead::Aes128Gcm;
+    RecordVersion version = RecordVersion::Tls13;
+    uint8_t secret_size = 0;
+};
+
+// Records a key may protect, per AEAD (RFC 8446 §5.5). Past key_update_at, sealing
+// reports that a KeyUpdate (TLS 1.3) or a close (TLS 1.2, which cannot rekey without
+// renegotiation) is due; a key that has sealed max_records records seals no more.
+struct KeyLimits {
+    uint64_t key_update_at;
+    uint64_t max_records;
+};
+
+// The per-worker half of the record layer. OpenSSL 3.0 fetches an algorithm implicitly
+// on every EVP_aes_128_gcm()-style use, which costs a lock and a lookup per record: here
+// each cipher and KDF is fetched once, and each AEAD has one scratch EVP_CIPHER_CTX,
+// keyed afresh for every record, so that no connection keeps a context while idle.
+class RecordCrypto {
+  public:
+    RecordCrypto();
+    ~RecordCrypto();
+    RecordCrypto(const RecordCrypto&) = delete;
+    RecordCrypto& operator=(const RecordCrypto&) = delete;
+
+    // False if OpenSSL could not fetch an algorithm (a FIPS-only provider, say); then
+    // no connection may switch to this record layer.
+    bool ok() const { return ok_; }
+
+    // One AEAD operation on a scratch context, in place over data[0..len): encrypts
+    // and writes the tag, or decrypts and checks it. False on a tag mismatch or error.
+    [[nodiscard]] bool seal(const TrafficKeys& keys, const uint8_t nonce[kIvSize],
+                            const uint8_t* aad, size_t aad_len, uint8_t* data, size_t len,
+                            uint8_t tag[kTagSize]);
+    [[nodiscard]] bool open(const TrafficKeys& keys, const uint8_t nonce[kIvSize],
+                            const uint8_t* aad, size_t aad_len, uint8_t* data, size_t len,
+                            const uint8_t tag[kTagSize]);
+
+    const KeyLimits& limits(Aead aead) const { return limits_[static_cast<size_t>(aead)]; }
+    // Lowers (or restores) a limit so that tests reach it in a few records.
+    void set_limits_for_test(Aead aead, KeyLimits limits) {
+        limits_[static_cast<size_t>(aead)] = limits;
+    }
+
+    EVP_KDF* tls13_kdf() const { return tls13_kdf_; }
+    EVP_KDF* tls1_prf() const { return tls1_prf_; }
+
+  private:
+    bool crypt(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize], const uint8_t* aad,
+               size_t aad_len, uint8_t* data, size_t len, uint8_t* tag);
+
+    bool ok_ = false;
+    EVP_CIPHER* ciphers_[kAeadCount] = {};
+    EVP_CIPHER_CTX* scratch_[kAeadCount] = {};
+    EVP_KDF* tls13_kdf_ = nullptr;
+    EVP_KDF* tls1_prf_ = nullptr;
+    KeyLimits limits_[kAeadCount];
+};
+
+// TLS 1.3 (RFC 8446 §7.3): a direction's key and IV from its traffic secret, sequence
+// number 0. `secret_size` is 32 (SHA-256 suites) or 48 (SHA-384). False on a KDF error.
+[[nodiscard]] bool tls13_keys(RecordCrypto& crypto, Aead aead, const uint8_t* secret,
+                              size_t secret_size, TrafficKeys& out);
+
+// TLS 1.3 KeyUpdate (RFC 8446 §7.2): replaces the secret with
+// HKDF-Expand-Label(secret, "traffic upd", "", Hash.length), derives its key and IV,
+// and restarts the sequence number at 0 (§5.3).
+[[nodiscard]] bool tls13_update(RecordCrypto& crypto, TrafficKeys& keys);
+
+// HKDF-Expand-Label (RFC 8446 §7.1) with an empty context, through OpenSSL's TLS13-KDF.
+[[nodiscard]] bool hkdf_expand_label(RecordCrypto& crypto, size_t hash_size, const uint8_t* secret,
+                                     const char* label, uint8_t* out, size_t out_size);
+
+// TLS 1.2 AEAD (RFC 5246 §6.3): the client's and server's keys from the master secret,
+// both sequence numbers 0. `prf_digest` is the suite's PRF hash ("SHA256", "SHA384").
+[[nodiscard]] bool tls12_keys(RecordCrypto& crypto, Aead aead, const char* prf_digest,
+                              const uint8_t master[48], const uint8_t client_random[32],
+                              const uint8_t server_random[32], TrafficKeys& client,
+                              TrafficKeys& server);
+
+}  // namespace sb::tls
