@@ -18,8 +18,8 @@
 // does: a reload that changes them applies to the state already kept (a bucket lives
 // across generations, with its pool or its backend). A tat more than capacity * T
 // ahead of now (a debt run up at an older, slower rate or a larger burst) counts as an
-// empty bucket at the new rate, never as seconds of debt: at the new rate a token
-// comes within T.
+// empty bucket at the new rate, never as seconds of debt: the first take at the new
+// rate writes the cut back, and a token comes T after it.
 #pragma once
 
 #include <algorithm>

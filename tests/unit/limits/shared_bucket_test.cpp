@@ -98,13 +98,16 @@ TEST(SharedBucketTest, ExactUnderConcurrentWorkers) {
 
 TEST(SharedBucketTest, AReloadThatRaisesTheRateAppliesAtOnce) {
     // 50 taken at 1 per second is 50 s of debt at that rate; at 100 per second the
-    // same empty bucket has a token again within 10 ms, not 50 s.
+    // same bucket is empty, and the first take at the new rate cuts the debt to one
+    // empty bucket: a token comes 10 ms after it, not 50 s.
     SharedBucket b;
     const int64_t now = 10 * kS;
     EXPECT_EQ(takes(b, 1, 50, now, 60), 50);
     EXPECT_FALSE(b.has_token(100, 50, now));
     EXPECT_EQ(b.wait_ns(100, 50, now), 10 * kMs);
+    EXPECT_FALSE(b.take(100, 50, now));
     EXPECT_EQ(takes(b, 100, 50, now + 10 * kMs, 5), 1);
+    EXPECT_EQ(takes(b, 100, 50, now + 20 * kMs, 5), 1);
 }
 
 TEST(SharedBucketTest, AReloadThatLowersTheBurstAppliesAtOnce) {
