@@ -70,6 +70,7 @@ const bytes = (n) => n >= 1 << 30 ? (n / (1 << 30)).toFixed(1) + " GiB/s" : n >=
 const duration = (s) => s < 120 ? Math.round(s) + "s" : s < 7200 ? Math.round(s / 60) + "m" : (s / 3600).toFixed(1) + "h";
 const esc = (s) => String(s).replace(/[&<>"]/g, (c) => ({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}[c]));
 let status = null, previous = null, history = [];
+const shedSeen = {};  // pool -> {t, shed}: the last sample, for a shed rate per pool
 const ROOMS_LISTED = 50;  // views.cpp kListedRooms
 
 // Health check column: passive only, or the last probe's result, error and latency.
@@ -91,7 +92,7 @@ function renderStatic() {
   const lt = $("listeners").querySelector("tbody");
   lt.innerHTML = status.listeners.map((l) => `<tr data-listener="${esc(l.name)}"><td>${esc(l.name)}</td><td>${esc(l.address)}</td><td>${l.tls ? "yes" : "no"}</td><td class="num open">${l.active_connections}</td><td class="num total">${l.total_connections}</td></tr>`).join("");
   $("pools").innerHTML = status.pools.map((p) => `
-    <section data-pool="${esc(p.name)}"><h2>Pool ${esc(p.name)} <span class="sub">${esc(p.algorithm)} · key ${esc(p.hash_key)}${p.load_factor ? " · load factor " + p.load_factor : ""}${p.rehome ? " · rehome" : ""} · <span class="rooms">${p.rooms}</span> rooms</span></h2>
+    <section data-pool="${esc(p.name)}"><h2>Pool ${esc(p.name)} <span class="sub">${esc(p.algorithm)} · key ${esc(p.hash_key)}${p.load_factor ? " · load factor " + p.load_factor : ""}${p.rehome ? " · rehome" : ""} · <span class="rooms">${p.rooms}</span> rooms${p.admission ? ` · shed <span class="shed-rate">0</span>/s` : ""}</span></h2>
     <table><thead><tr><th>Backend</th><th>State</th><th class="num">Weight</th><th class="num">Connections</th><th></th><th class="num">Share of hash space</th><th class="num">Connect failures</th><th>Health check</th><th>Slow start</th></tr></thead><tbody>
     ${p.backends.map((b) => `<tr data-backend="${esc(b.address)}"><td>${esc(b.address)}</td><td><span class="badge ${b.state}">${b.state}</span></td><td class="num">${b.weight}</td><td class="num active">${b.active_connections}</td><td><div class="bar"><div style="width:0%"></div></div></td><td class="num">${b.share === null ? "–" : (100 * b.share).toFixed(1) + "%"}</td><td class="num">${b.connect_failures}</td><td class="check">${checkText(b.health)}</td><td class="slow">${slowText(b.slow_start)}</td></tr>`).join("")}
     </tbody></table>
@@ -135,6 +136,12 @@ function onLive(live) {
     if (!section) continue;
     section.querySelector(".rooms").textContent = p.rooms;
     renderRooms(name, p.largest_rooms);
+    // Admission control: connections shed per second by this pool's buckets.
+    const seen = shedSeen[name], shedRate = section.querySelector(".shed-rate");
+    if (shedRate && seen && live.uptime_seconds > seen.t) {
+      shedRate.textContent = fmt((p.shed - seen.shed) / (live.uptime_seconds - seen.t));
+    }
+    shedSeen[name] = { t: live.uptime_seconds, shed: p.shed };
     const most = Math.max(1, ...Object.values(p.backends).map((b) => b.active));
     for (const [address, b] of Object.entries(p.backends)) {
       const row = section.querySelector(`tr[data-backend="${CSS.escape(address)}"]`);

@@ -51,8 +51,30 @@ std::string skip_name(pool::Skip s) {
             return "tried";
         case pool::Skip::SlowStart:
             return "slow_start";
+        case pool::Skip::RateLimited:
+            return "rate_limited";
     }
     return "none";
+}
+
+// Connections the pool shed (SPEC §3 Admission): for its own bucket, and for its
+// backends' buckets.
+uint64_t shed_total(const pool::Pool& pool) {
+    uint64_t n = pool.admission()->shed.load(std::memory_order_relaxed);
+    for (const auto& b : pool.backends())
+        n += b->shed_total();
+    return n;
+}
+
+Json admission_json(const pool::Pool& pool) {
+    const auto& a = pool.config().admission;
+    if (!a) return Json(nullptr);
+    return {{"new_connections_per_second", a->new_connections_per_second},
+            {"backend_new_connections_per_second", a->backend_new_connections_per_second},
+            {"burst", a->burst},
+            {"shed", a->shed == config::AdmissionConfig::Shed::Http503 ? "http_503" : "close_1013"},
+            {"retry_after_seconds", std::chrono::duration<double>(a->retry_after).count()},
+            {"shed_total", shed_total(pool)}};
 }
 
 std::string health_check_name(config::HealthCheckConfig::Kind k) {
@@ -423,6 +445,20 @@ std::string metrics_text(const AdminSources& sources) {
                      {{"pool", name}, {"backend", b->address()}}, b->connect_failures());
         }
     }
+    e.family("switchboard_admission_shed_total", "counter",
+             "New connections shed by admission control, by the bucket that was empty: the "
+             "pool's (pool_rate) or the backend's (backend_rate).");
+    for (const auto& [name, pool] : generation->pools()) {
+        if (!pool->config().admission) continue;
+        e.sample("switchboard_admission_shed_total",
+                 {{"pool", name}, {"backend", ""}, {"reason", "pool_rate"}},
+                 pool->admission()->shed.load(std::memory_order_relaxed));
+        for (const auto& b : pool->backends()) {
+            e.sample("switchboard_admission_shed_total",
+                     {{"pool", name}, {"backend", b->address()}, {"reason", "backend_rate"}},
+                     b->shed_total());
+        }
+    }
     return e.text();
 }
 
@@ -466,6 +502,7 @@ std::string status_json(const AdminSources& sources) {
                                 {"active_connections", b->active()},
                                 {"total_connections", b->total()},
                                 {"connect_failures", b->connect_failures()},
+                                {"shed_total", b->shed_total()},
                                 {"share", shares.empty() ? Json(nullptr) : Json(shares[i])},
                                 {"source", pool->source(i)},
                                 {"health", health_json(*b)},
@@ -515,6 +552,7 @@ std::string status_json(const AdminSources& sources) {
               {{"client_to_backend", totals.messages[0]},
                {"backend_to_client", totals.messages[1]}}},
              {"http_requests", totals.total_requests()},
+             {"admission", admission_json(*pool)},
              {"backends", backends},
              {"discovery", discovery}});
     }
@@ -553,6 +591,10 @@ std::string route_json(const AdminSources& sources, const std::string& pool_name
                                {"backend", address(r.room_backend)}}
                         : Json(nullptr);
     j["load_cap"] = pool->load_cap();
+    // Admission: whether a connection with this key would be shed now, or placed
+    // past its first choice, for want of a token.
+    j["rate_limited"] = r.rate_limited;
+    j["pool_rate_limited"] = r.pool_rate_limited;
     j["preference"] = preference;
     return json_text(j, 2);
 }
@@ -591,6 +633,7 @@ std::string live_json(const AdminSources& sources) {
                        {"bytes", p.bytes[0] + p.bytes[1]},
                        {"rooms", pool->rooms()->size()},
                        {"largest_rooms", largest_rooms(*pool->rooms())},
+                       {"shed", shed_total(*pool)},
                        {"backends", backends}};
     }
     j["pools"] = pools;

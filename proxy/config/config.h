@@ -82,6 +82,9 @@ struct ListenerConfig {
     std::vector<Network> proxy_protocol_from;
     uint64_t max_connections = 0;
     uint64_t max_connections_per_ip = 0;
+    // New connections one client address may open per second (SPEC §3 Admission): a
+    // bucket of that many tokens per address, refilled at that rate; 0 = no limit.
+    uint64_t max_connects_per_ip_per_second = 0;
     Duration handshake_timeout = std::chrono::seconds(10);
     uint64_t max_header_bytes = 16 * 1024;
     // HTTP: how long an idle keep-alive client connection stays open between requests.
@@ -154,6 +157,20 @@ struct HttpConfig {
     uint64_t max_request_body = 10 * 1024 * 1024;  // 0 = no limit
 };
 
+// [pools.NAME.admission]: token buckets for new client connections into the pool and
+// into each backend, shared by every worker (SPEC §3 Admission).
+struct AdmissionConfig {
+    enum class Shed { Close1013, Http503 };
+    uint64_t new_connections_per_second = 0;          // the pool's bucket; 0 = no limit
+    uint64_t backend_new_connections_per_second = 0;  // each backend's; 0 = no limit
+    uint64_t burst = 0;  // each bucket's capacity; 0 = its own rate (one second's worth)
+    Shed shed = Shed::Close1013;
+    Duration retry_after = std::chrono::seconds(5);  // jittered by ±50% per client
+
+    // A bucket's capacity for `rate` (burst, or one second's worth).
+    uint64_t capacity(uint64_t rate) const { return burst > 0 ? burst : rate; }
+};
+
 enum class ProxyProtocol { Off, V1, V2 };
 
 struct PoolConfig {
@@ -178,6 +195,7 @@ struct PoolConfig {
     Duration slow_start{0};
     WebSocketConfig websocket;
     HttpConfig http;
+    std::optional<AdmissionConfig> admission;  // absent: nothing is shed
 };
 
 struct Config {

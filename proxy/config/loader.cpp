@@ -14,11 +14,6 @@ namespace sb::config {
 
 namespace {
 
-// Features that arrive in later releases: their keys are rejected by name, never
-// accepted and ignored.
-constexpr std::string_view kLaterAdmission = "admission control";
-// Work in progress in this tree: each goes away with the change that implements it.
-
 using V = const toml::value&;
 
 // ---- [server] ----
@@ -143,7 +138,10 @@ const Key<ListenerConfig> kListenerKeys[] = {
      }},
     {"keepalive_timeout",
      [](Decoder& d, V v, ListenerConfig& l) { d.duration(v, Duration(1), l.keepalive_timeout); }},
-    {"max_connects_per_ip_per_second", [](Decoder&, V, ListenerConfig&) {}, false, kLaterAdmission},
+    {"max_connects_per_ip_per_second",
+     [](Decoder& d, V v, ListenerConfig& l) {
+         d.integer(v, 0, 1'000'000, l.max_connects_per_ip_per_second);
+     }},
     {"max_connections",
      [](Decoder& d, V v, ListenerConfig& l) { d.integer(v, 0, 100'000'000, l.max_connections); }},
     {"max_connections_per_ip",
@@ -334,6 +332,33 @@ const Key<HttpConfig> kHttpKeys[] = {
      [](Decoder& d, V v, HttpConfig& h) { d.size(v, 0, uint64_t{1} << 62, h.max_request_body); }},
 };
 
+// ---- [pools.NAME.admission] ----
+const Key<AdmissionConfig> kAdmissionKeys[] = {
+    {"new_connections_per_second",
+     [](Decoder& d, V v, AdmissionConfig& a) {
+         d.integer(v, 0, 1'000'000, a.new_connections_per_second);
+     }},
+    {"backend_new_connections_per_second",
+     [](Decoder& d, V v, AdmissionConfig& a) {
+         d.integer(v, 0, 1'000'000, a.backend_new_connections_per_second);
+     }},
+    {"burst", [](Decoder& d, V v, AdmissionConfig& a) { d.integer(v, 0, 1'000'000, a.burst); }},
+    {"shed",
+     [](Decoder& d, V v, AdmissionConfig& a) {
+         d.choice<AdmissionConfig::Shed>(v,
+                                         {{"close_1013", AdmissionConfig::Shed::Close1013},
+                                          {"http_503", AdmissionConfig::Shed::Http503}},
+                                         a.shed);
+     }},
+    {"retry_after",
+     [](Decoder& d, V v, AdmissionConfig& a) {
+         d.duration(v, Duration(0), a.retry_after);
+         if (a.retry_after > std::chrono::hours(1)) {
+             d.error(v, "retry_after must be at most 1h");
+         }
+     }},
+};
+
 // ---- [pools.NAME] ----
 const Key<PoolConfig> kPoolKeys[] = {
     {"backends",
@@ -427,7 +452,14 @@ const Key<PoolConfig> kPoolKeys[] = {
          if (!d.expect_table(v, "[pools.NAME.http]")) return;
          decode_table<HttpConfig>(d, v, kHttpKeys, p.http, "[pools." + p.name + ".http]");
      }},
-    {"admission", [](Decoder&, V, PoolConfig&) {}, false, kLaterAdmission},
+    {"admission",
+     [](Decoder& d, V v, PoolConfig& p) {
+         if (!d.expect_table(v, "[pools.NAME.admission]")) return;
+         AdmissionConfig admission;
+         decode_table<AdmissionConfig>(d, v, kAdmissionKeys, admission,
+                                       "[pools." + p.name + ".admission]");
+         p.admission = admission;
+     }},
 };
 
 // ---- top level ----
@@ -589,6 +621,7 @@ std::vector<SchemaKey> schema_keys() {
     collect<HealthCheckConfig>(out, "pools.NAME.health_check.", kHealthCheckKeys);
     collect<WebSocketConfig>(out, "pools.NAME.websocket.", kWebSocketKeys);
     collect<HttpConfig>(out, "pools.NAME.http.", kHttpKeys);
+    collect<AdmissionConfig>(out, "pools.NAME.admission.", kAdmissionKeys);
     return out;
 }
 

@@ -36,7 +36,7 @@ std::string_view status_text(Status s) {
     return "Error";
 }
 
-std::string reply(Status s, std::string_view detail) {
+std::string reply(Status s, std::string_view detail, unsigned retry_after) {
     std::string body = std::to_string(status_code(s)) + " " + std::string(status_text(s));
     if (!detail.empty()) {
         body += ": ";
@@ -49,6 +49,7 @@ std::string reply(Status s, std::string_view detail) {
         "HTTP/1.1 " + std::to_string(status_code(s)) + " " + std::string(status_text(s)) + "\r\n";
     if (s == Status::UpgradeRequired) out += "Sec-WebSocket-Version: 13\r\n";
     if (s == Status::MethodNotAllowed) out += "Allow: GET\r\n";
+    if (retry_after > 0) out += "Retry-After: " + std::to_string(retry_after) + "\r\n";
     out += "Content-Type: text/plain; charset=utf-8\r\n";
     out += "Content-Length: " + std::to_string(body.size()) + "\r\n";
     out += "Connection: close\r\n\r\n";

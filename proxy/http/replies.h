@@ -26,8 +26,9 @@ int status_code(Status s);
 std::string_view status_text(Status s);
 
 // A complete response: status line, Content-Type: text/plain, Content-Length,
-// Connection: close (and Sec-WebSocket-Version: 13 for 426), then a body of the
-// status text and, when given, `detail` on the same line.
-std::string reply(Status s, std::string_view detail = {});
+// Connection: close (and Sec-WebSocket-Version: 13 for 426; `Retry-After:
+// retry_after` when it is not 0: refusals by admission control and rate limits),
+// then a body of the status text and, when given, `detail` on the same line.
+std::string reply(Status s, std::string_view detail = {}, unsigned retry_after = 0);
 
 }  // namespace sb::http

@@ -89,4 +89,38 @@ HandshakeResult check_upgrade_response(std::string_view buffer, const MessagePar
     return {Status::Ok, {}};
 }
 
+std::string own_upgrade_response(std::string_view client_key, std::string_view subprotocol) {
+    std::string out =
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        "Sec-WebSocket-Accept: ";
+    out += websocket_accept(client_key);
+    out += "\r\n";
+    if (!subprotocol.empty()) {
+        out += "Sec-WebSocket-Protocol: ";
+        out += subprotocol;
+        out += "\r\n";
+    }
+    out += "\r\n";
+    return out;
+}
+
+std::string_view first_subprotocol(std::string_view buffer, const MessageParser& parser) {
+    std::string_view offered;
+    if (!find_header(buffer, parser.headers(), "sec-websocket-protocol", offered)) return {};
+    std::string_view first = offered.substr(0, offered.find(','));
+    while (!first.empty() && (first.front() == ' ' || first.front() == '\t'))
+        first.remove_prefix(1);
+    while (!first.empty() && (first.back() == ' ' || first.back() == '\t'))
+        first.remove_suffix(1);
+    // RFC 9110 §5.6.2 tchar: anything else is not a subprotocol name, and is never
+    // written back into a header.
+    auto tchar = [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+               std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+    };
+    if (first.empty() || first.size() > 256 || !std::all_of(first.begin(), first.end(), tchar))
+        return {};
+    return first;
+}
+
 }  // namespace sb::http

@@ -30,6 +30,16 @@ namespace sb::http {
 // one switchboard sends when it completes an upgrade itself). Always 28 characters.
 std::string websocket_accept(std::string_view client_key);
 
+// The 101 switchboard sends when it completes an upgrade itself (SPEC §3 Admission:
+// a shed connection is told why in a Close frame, which only a WebSocket can carry).
+// It names `subprotocol` when it is not empty and selects no extension.
+std::string own_upgrade_response(std::string_view client_key, std::string_view subprotocol);
+
+// The first subprotocol the request offers in Sec-WebSocket-Protocol (RFC 6455
+// §4.1: a list of tokens, in the client's order of preference), or "" when it offers
+// none or the first is not a valid token (it is then echoed nowhere).
+std::string_view first_subprotocol(std::string_view buffer, const MessageParser& parser);
+
 // Checks the complete, final (not interim) response head the parser describes in
 // `buffer` (header spans are offsets into the whole buffer, so heads before it may
 // stay there) against the key of the client's request. Returns Status::Ok, or

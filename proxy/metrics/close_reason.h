@@ -42,6 +42,9 @@ enum class CloseReason : uint8_t {
     TlsHandshakeFailed,  // the client's TLS handshake failed: no HTTP exchange
     ProxyProtocol,       // PROXY listener: the header was missing, malformed, cut or late
     ProxyUntrusted,      // PROXY listener: a source outside proxy_protocol_from
+    ShedPoolRate,        // admission: the pool's bucket was empty (1013 or 503)
+    ShedBackendRate,     // admission: the room's / every free backend's bucket was empty
+    ConnectRateLimited,  // 429 max_connects_per_ip_per_second
     // Proxy-initiated ends of relayed connections.
     Shutdown,          // 1001 graceful drain
     IdleTimeout,       // 1001 no frames either way for idle_timeout

@@ -27,6 +27,7 @@
 #include <string>
 
 #include "config/address.h"
+#include "limits/shared_bucket.h"
 
 namespace sb::pool {
 
@@ -119,6 +120,14 @@ class Backend {
     uint64_t total() const { return total_.load(std::memory_order_relaxed); }
     void add_total() { total_.fetch_add(1, std::memory_order_relaxed); }
 
+    // Admission (SPEC §3): the bucket of new connections into this backend, shared by
+    // every worker (the pool's backend_new_connections_per_second), and the
+    // connections shed because it was empty.
+    limits::SharedBucket& admission_bucket() { return bucket_; }
+    const limits::SharedBucket& admission_bucket() const { return bucket_; }
+    void count_shed() { shed_.fetch_add(1, std::memory_order_relaxed); }
+    uint64_t shed_total() const { return shed_.load(std::memory_order_relaxed); }
+
   private:
     // down_until_ while active checks hold the backend down: never reached by a clock.
     static constexpr Clock::rep kUntilChecksSayUp = std::numeric_limits<Clock::rep>::max();
@@ -129,6 +138,8 @@ class Backend {
     std::atomic<int64_t> active_{0};
     std::atomic<uint64_t> total_{0};
     std::atomic<uint64_t> connect_failures_{0};
+    std::atomic<uint64_t> shed_{0};
+    limits::SharedBucket bucket_;
     std::atomic<unsigned> consecutive_failures_{0};  // passive: connect failures in a row
     std::atomic<Clock::rep> down_until_{0};          // steady_clock ticks of the next retry; 0 = up
     std::atomic<bool> actively_checked_{false};

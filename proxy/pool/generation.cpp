@@ -216,9 +216,10 @@ std::shared_ptr<const Generation> Generation::build(config::ConfigPtr config, ui
                                   pool_config.tls->at.column, "pool \"" + name + "\": " + error});
             }
         }
-        g->pools_.emplace(name, std::make_unique<Pool>(pool_config, std::move(backends),
-                                                       std::move(rooms), std::move(table),
-                                                       std::move(client_tls), std::move(sources)));
+        g->pools_.emplace(
+            name, std::make_unique<Pool>(pool_config, std::move(backends), std::move(rooms),
+                                         std::move(table), std::move(client_tls),
+                                         std::move(sources), old ? old->admission() : nullptr));
     }
     if (!errors.empty()) return nullptr;
     return g;

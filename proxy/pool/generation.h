@@ -16,6 +16,7 @@
 #include "config/decoder.h"
 #include "discovery/record.h"
 #include "http/router.h"
+#include "limits/address_rates.h"
 #include "limits/counter.h"
 #include "pool/pool.h"
 #include "tls/context.h"
@@ -27,6 +28,7 @@ namespace sb::pool {
 struct ListenerCounters {
     limits::SlotCounter connections;
     limits::PerKeyCounter per_ip;
+    limits::AddressRates connect_rates;  // max_connects_per_ip_per_second
 };
 
 struct ListenerRuntime {

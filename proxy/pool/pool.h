@@ -48,7 +48,30 @@ struct Placement {
 };
 
 // Why a backend was not taken, as /route reports it.
-enum class Skip { None, Down, Full, OverCap, Tried, SlowStart };
+enum class Skip { None, Down, Full, OverCap, Tried, SlowStart, RateLimited };
+
+// Admission (SPEC §3): the pool's bucket of new connections and the connections it
+// shed, shared by every worker and kept across generations by pool name (like the
+// RoomTable). Each backend keeps its own bucket (Backend::admission_bucket).
+struct AdmissionState {
+    limits::SharedBucket bucket;
+    std::atomic<uint64_t> shed{0};  // shed because the pool's bucket was empty
+};
+
+// The buckets one placement draws from, read once from the pool's admission table:
+// a rate of 0 takes nothing from that bucket.
+struct AdmissionRates {
+    uint64_t pool_rate = 0;
+    uint64_t pool_capacity = 0;
+    uint64_t backend_rate = 0;
+    uint64_t backend_capacity = 0;
+    int64_t now_ns = 0;  // steady clock
+
+    bool backend_has_token(const Backend& b) const {
+        return backend_rate == 0 ||
+               b.admission_bucket().has_token(backend_rate, backend_capacity, now_ns);
+    }
+};
 
 // The pool-wide numbers placement's caps are computed from, read once per placement
 // (and only when load_factor or slow_start is set: otherwise only `now` is filled in).
@@ -63,17 +86,21 @@ struct Loads {
 class Pool {
   public:
     enum class Outcome {
-        Placed,     // a backend was chosen for a new (or moved) room
-        Joined,     // the connection joined its active room's backend
-        NoBackend,  // nothing up and free: 503
-        Full,       // the room's backend is full; the room is not split: 503
+        Placed,       // a backend was chosen for a new (or moved) room
+        Joined,       // the connection joined its active room's backend
+        NoBackend,    // nothing up and free: 503
+        Full,         // the room's backend is full; the room is not split: 503
+        ShedPool,     // admission: the pool's bucket is empty (nothing is held)
+        ShedBackend,  // admission: the room's backend, or every backend that is up and
+                      // free, has no token (nothing is held)
     };
 
     // `sources` names, per backend, the entry it came from (the literal address, the
     // "name:port" or the SRV name); absent = each backend's own address.
     Pool(const config::PoolConfig& config, std::vector<std::shared_ptr<Backend>> backends,
          std::shared_ptr<RoomTable> rooms, std::shared_ptr<const balance::Table> table,
-         std::shared_ptr<tls::ClientContext> tls = nullptr, std::vector<std::string> sources = {});
+         std::shared_ptr<tls::ClientContext> tls = nullptr, std::vector<std::string> sources = {},
+         std::shared_ptr<AdmissionState> admission = nullptr);
     Pool(const Pool&) = delete;
     Pool& operator=(const Pool&) = delete;
 
@@ -90,6 +117,10 @@ class Pool {
         return i < sources_.size() ? sources_[i] : backends_[i]->address();
     }
     const std::shared_ptr<RoomTable>& rooms() const { return rooms_; }
+    const std::shared_ptr<AdmissionState>& admission() const { return admission_; }
+    // The rates a placement that takes tokens draws with now (all 0 without an
+    // [admission] table, or when `take_tokens` is false).
+    AdmissionRates admission_rates(bool take_tokens = true) const;
     const std::shared_ptr<const balance::Table>& table() const { return table_; }
     // Whether the algorithm places by key (ring, maglev), which is what makes rooms.
     bool keyed() const;
@@ -101,20 +132,28 @@ class Pool {
     int index_of(const Backend* b) const;
 
     // Places a connection with `key` (hash `hash`), never on a backend in `tried`.
+    // With `take_tokens` (a new client connection, SPEC §3 Admission) it also takes a
+    // token from the pool's bucket and from the chosen backend's: a room whose backend
+    // has none is shed, never split; a new room walks past backends without one.
     Outcome place(std::string_view key, uint64_t hash, const std::vector<uint32_t>& tried,
-                  Placement& out) const;
+                  Placement& out, bool take_tokens = false) const;
     // Places a plain HTTP request (SPEC §3 HTTP requests): as place() would, but it
     // never makes or moves a room. A key whose room is active goes to the room's
     // backend (so a room's REST calls reach the server that holds it); otherwise the
     // key's preference order decides. `out.room` stays null: the request holds only a
     // backend slot, for as long as it runs.
     Outcome pick(std::string_view key, uint64_t hash, const std::vector<uint32_t>& tried,
-                 Placement& out) const;
+                 Placement& out, bool take_tokens = false) const;
     // After a failed connect to out.backend: gives up the slot and, unless the room
     // has other connections on that backend (it is not split for one failure), moves
-    // the room to the next backend not in `tried`. Returns Placed or NoBackend (the
-    // placement is then released).
-    Outcome retry(uint64_t hash, const std::vector<uint32_t>& tried, Placement& p) const;
+    // the room to the next backend not in `tried`. Returns Placed, or NoBackend or
+    // ShedBackend (the placement is then released). With `take_tokens` the next backend
+    // gives a token (the pool's was taken by place()).
+    Outcome retry(uint64_t hash, const std::vector<uint32_t>& tried, Placement& p,
+                  bool take_tokens = false) const;
+    // Gives back the pool's admission token of a connection placed with tokens that
+    // then reached no backend (every connect attempt failed): it never came in.
+    void give_back_pool_token() const;
     // Gives up the slot and the room (the room leaves the table with its last connection).
     // Leaves `p` empty.
     void release(Placement& p) const;
@@ -130,6 +169,10 @@ class Pool {
         uint32_t room_connections = 0;
         const Backend* room_backend = nullptr;
         const Backend* chosen = nullptr;  // null: no backend would take it (503)
+        // Admission: the pool's bucket is empty now, or the backend the key would go
+        // to (its room's, or its first choice that is up and free) has no token.
+        bool pool_rate_limited = false;
+        bool rate_limited = false;
         struct Candidate {
             const Backend* backend;
             Skip skip;
@@ -158,8 +201,21 @@ class Pool {
   private:
     // The first acceptable backend (its slot taken), and whether load rules (the cap,
     // a full backend) pushed the key past a backend that was up.
-    Backend* choose(uint64_t hash, const std::vector<uint32_t>& tried,
-                    bool* displaced = nullptr) const;
+    // With admission rates, a backend without a token is walked past as one over the
+    // cap is; `rate_limited` (when given) is set to the first such backend.
+    Backend* choose(uint64_t hash, const std::vector<uint32_t>& tried, bool* displaced = nullptr,
+                    const AdmissionRates* rates = nullptr, Backend** rate_limited = nullptr) const;
+    // place() and pick() once the pool's token is taken.
+    Outcome place_room(std::string_view key, uint64_t hash, const std::vector<uint32_t>& tried,
+                       Placement& out, const AdmissionRates& rates) const;
+    Outcome pick_backend(std::string_view key, uint64_t hash, const std::vector<uint32_t>& tried,
+                         Placement& out, const AdmissionRates& rates) const;
+    // Takes the pool's token for a placement (true without a pool rate); a refusal
+    // is counted as shed.
+    bool take_pool_token(const AdmissionRates& rates) const;
+    // Whatever the placement's outcome, the pool token goes back when nothing was
+    // placed.
+    Outcome settle_pool_token(Outcome outcome, const AdmissionRates& rates) const;
     bool was_tried(uint32_t node, const std::vector<uint32_t>& tried) const;
 
     const config::PoolConfig& config_;  // owned by the generation's Config
@@ -169,6 +225,7 @@ class Pool {
     std::shared_ptr<const balance::Table> table_;
     std::shared_ptr<tls::ClientContext> tls_;
     std::vector<std::string> sources_;
+    std::shared_ptr<AdmissionState> admission_;
     mutable std::atomic<uint64_t> turn_{0};  // round robin's counter
 };
 

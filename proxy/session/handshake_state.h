@@ -19,6 +19,7 @@
 #include "http/message_parser.h"
 #include "net/proxy_header.h"
 #include "session/session.h"
+#include "ws/frame_scanner.h"
 
 namespace sb::session {
 
@@ -43,6 +44,14 @@ struct Session::Handshake {
     static constexpr size_t kMaxResponseHead = 64 * 1024;
 
     std::optional<CloseReason> over_limit;  // a connection limit refused it at accept
+    // max_connects_per_ip_per_second refused it: seconds until the address has a token.
+    unsigned connect_retry_after = 0;
+    // This request's placement takes admission tokens (a retry takes the next
+    // backend's too).
+    bool takes_tokens = false;
+    // Shed with 1013: the 101 and the Close are out; the client's Close is awaited.
+    bool shedding = false;
+    ws::FrameScanner shed_frames;
     // A PROXY listener reads the header first, before TLS and the request; bytes behind
     // it go back to the client's Endpoint (through TLS, on a TLS listener). Set while
     // the header is being read (only on such listeners), freed once it is.

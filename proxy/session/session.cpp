@@ -138,6 +138,7 @@ void Session::take_ip_slot() {
         return;
     }
     held_ |= kHeldIp;
+    take_connect_token();
 }
 
 void Session::release_connection_slots() {

@@ -207,7 +207,22 @@ class Session : private uv::Deadline {
     void fail_client(CloseReason reason, uint16_t code, std::string_view why);
     void maybe_finish();
     void finish(CloseReason reason);
-    void refuse(CloseReason reason, std::string_view detail);
+    // Answers the request with the reason's status and ends the session;
+    // `retry_after` (seconds, 0 = none) adds a Retry-After header.
+    void refuse(CloseReason reason, std::string_view detail, unsigned retry_after = 0);
+
+    // Admission control (session_admission.cpp).
+    // Sheds the request placement refused for want of a token (ShedPoolRate,
+    // ShedBackendRate): a 503 with Retry-After, or with shed = "close_1013" an upgrade
+    // completed by switchboard itself and closed at once with 1013.
+    void shed(CloseReason reason);
+    // The client's bytes after a 1013 shed: its Close ends the session.
+    void on_shed_bytes(uv::Block* block, char* data, size_t n);
+    // retry_after jittered by ±50% for this client, in whole seconds rounded up, >= 1.
+    unsigned retry_hint(config::Duration retry_after);
+    // max_connects_per_ip_per_second, once the client's address is known: false (and
+    // the connection marked over its limit) when the address has no token.
+    bool take_connect_token();
 
     // Handshake (session_handshake.cpp).
     void on_proxy_header_bytes(uv::Block* block, char* data, size_t n);
@@ -337,6 +352,9 @@ class Session : private uv::Deadline {
     bool between_requests_ : 1 = false;
     // A proxy close (drain, reload) came during an HTTP exchange: it ends with the answer.
     bool close_after_exchange_ : 1 = false;
+    // Admission (SPEC §3): this connection's first request took its tokens; later
+    // plain requests on it take none (an upgrade always takes them).
+    bool admitted_ : 1 = false;
 };
 
 }  // namespace sb::session

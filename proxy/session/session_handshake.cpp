@@ -49,6 +49,8 @@ void Session::on_handshake_bytes(Endpoint& side, uv::Block* block, char* data, s
         }
     } else if (state_ == SessionState::AwaitingResponse && !side.client_side()) {
         on_response_bytes(block, data, n);
+    } else if (side.client_side() && handshake_ && handshake_->shedding) {
+        on_shed_bytes(block, data, n);
     } else {
         // A refused client still talking, or a backend talking before it was asked.
         ctx().blocks.give(block);
@@ -204,9 +206,18 @@ void Session::on_request_head() {
         hs.client_key = std::string(key);
 
     if (hs.over_limit) {
-        refuse(*hs.over_limit, *hs.over_limit == CloseReason::ClientLimit
-                                   ? "too many connections from this address"
-                                   : "too many connections");
+        switch (*hs.over_limit) {
+            case CloseReason::ClientLimit:
+                refuse(CloseReason::ClientLimit, "too many connections from this address");
+                break;
+            case CloseReason::ConnectRateLimited:
+                refuse(CloseReason::ConnectRateLimited,
+                       "too many new connections from this address", hs.connect_retry_after);
+                break;
+            default:
+                refuse(*hs.over_limit, "too many connections");
+                break;
+        }
         return;
     }
     if (!http::wants_websocket(hs.request, parser)) {
@@ -286,14 +297,28 @@ void Session::connect_next() {
         return;
     }
     Outcome outcome;
+    const bool retrying = static_cast<bool>(placement_);
     if (!placement_) {
-        outcome = hs.http ? pool_->pick(hs.key, hs.key_hash, hs.tried, placement_)
-                          : pool_->place(hs.key, hs.key_hash, hs.tried, placement_);
+        // SPEC §3 Admission: a new client connection takes tokens, an upgrade always;
+        // later plain requests on a kept-alive connection take none.
+        hs.takes_tokens = !hs.http || !admitted_;
+        outcome = hs.http
+                      ? pool_->pick(hs.key, hs.key_hash, hs.tried, placement_, hs.takes_tokens)
+                      : pool_->place(hs.key, hs.key_hash, hs.tried, placement_, hs.takes_tokens);
+        if (outcome == Outcome::Placed || outcome == Outcome::Joined) admitted_ = true;
     } else if (hs.tried.size() > pool_->config().retries) {
         pool_->release(placement_);
         outcome = Outcome::NoBackend;
     } else {
-        outcome = pool_->retry(hs.key_hash, hs.tried, placement_);
+        outcome = pool_->retry(hs.key_hash, hs.tried, placement_, hs.takes_tokens);
+    }
+    // Every connect failed: the connection never came into the pool, and its token
+    // goes back (a dead backend not yet marked down must not use up the pool's rate).
+    if (retrying && hs.takes_tokens && outcome != Outcome::Placed) pool_->give_back_pool_token();
+    if (outcome == Outcome::ShedPool || outcome == Outcome::ShedBackend) {
+        shed(outcome == Outcome::ShedPool ? CloseReason::ShedPoolRate
+                                          : CloseReason::ShedBackendRate);
+        return;
     }
     if (outcome == Outcome::Full) {
         refuse(CloseReason::NoBackend, "the room's backend is full");
@@ -594,7 +619,7 @@ size_t Session::on_raw_bytes(Pipe& pipe, std::string_view bytes) {
 
 // ---- refusals ----
 
-void Session::refuse(CloseReason reason, std::string_view detail) {
+void Session::refuse(CloseReason reason, std::string_view detail, unsigned retry_after) {
     if (state_ == SessionState::Closed || state_ == SessionState::Closing) return;
     decide(reason);
     const auto& info = metrics::info(reason);
@@ -602,7 +627,7 @@ void Session::refuse(CloseReason reason, std::string_view detail) {
     log_event("refused", std::string(info.log_reason) + ": " + std::string(detail));
     backend_side_.close();
     enter(SessionState::Closing);
-    client_.write_copy(http::reply(static_cast<http::Status>(info.status), detail));
+    client_.write_copy(http::reply(static_cast<http::Status>(info.status), detail, retry_after));
     if (state_ == SessionState::Closed) return;
     client_.shutdown();
     // Keep reading (and discarding) until the client hangs up, so that closing never

@@ -21,6 +21,7 @@ enum CloseCode : uint16_t {
     kPolicyViolation = 1008,
     kMessageTooBig = 1009,
     kServiceRestart = 1012,
+    kTryAgainLater = 1013,
 };
 
 // Why a frame is not acceptable from its sender.

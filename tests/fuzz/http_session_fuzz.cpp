@@ -9,6 +9,10 @@
 //  - nothing a client or a backend sends crashes the process or reads memory it must
 //    not (ASan, UBSan);
 //  - what the client receives is HTTP answers: its first bytes are a status line;
+//  - with admission control on (a quarter of the inputs), an earlier client has taken
+//    the only token, so the fuzzed client's request is shed (503 with Retry-After, or
+//    switchboard's own 101 and Close 1013, after which its bytes are read as frames)
+//    or refused by max_connects_per_ip_per_second (429);
 //  - the session ends (every deadline fires) and the harness's teardown finds no handle
 //    open, no session alive and every block given back: no leak, whatever was sent.
 #include <fuzzer/FuzzedDataProvider.h>
@@ -163,6 +167,14 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         "\n[pools.chat.http]\nresponse_timeout = \"40ms\"\n"
         "max_request_body = \"2KiB\"\nmax_idle_connections = " +
         std::to_string(in.ConsumeIntegralInRange<int>(0, 2)) + "\n";
+    const bool admission = in.ConsumeIntegralInRange<int>(0, 3) == 0;
+    if (admission) {
+        options.pool_toml += "\n[pools.chat.admission]\nnew_connections_per_second = 1\n";
+        if (in.ConsumeBool()) options.pool_toml += "backend_new_connections_per_second = 1\n";
+        options.pool_toml += "burst = 1\nretry_after = \"1s\"\n";
+        options.pool_toml += in.ConsumeBool() ? "shed = \"http_503\"\n" : "shed = \"close_1013\"\n";
+        if (in.ConsumeBool()) options.listener_toml += "max_connects_per_ip_per_second = 1\n";
+    }
     std::string wire;
     size_t n = in.ConsumeIntegralInRange<size_t>(1, 4);
     for (size_t i = 0; i < n; ++i)
@@ -175,6 +187,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
 
     sb::test::SessionHarness h(options);
     if (!h.ok()) fail("harness", h.error());
+    if (admission) {
+        // An earlier client takes the pool's only token (its request is placed before
+        // the backend answers) and the address's only connection of this second.
+        sb::test::Peer* first = h.connect_client();
+        if (first == nullptr) fail("no first client", h.error());
+        first->write("GET /r?room=9 HTTP/1.1\r\nHost: chat.example\r\n\r\n");
+        h.run_iterations(3);
+        first->shutdown();
+    }
     sb::test::Peer* client = h.connect_client();
     if (client == nullptr) fail("no client", h.error());
     size_t at = 0;
@@ -186,7 +207,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         at += step;
         h.run_iterations(in.ConsumeIntegralInRange<int>(1, 3));
     }
-    if (in.ConsumeBool() && client->is_open()) client->shutdown();
+    // A shed client that never sends its Close is held for a second: end it instead,
+    // so that the fuzzer keeps its pace.
+    if ((admission || in.ConsumeBool()) && client->is_open()) client->shutdown();
     h.run_until([&] { return h.sessions() == 0 || client->ended(); },
                 std::chrono::milliseconds(1500));
 

@@ -459,14 +459,9 @@ class PipeliningAndUpgradeTest(unittest.TestCase):
                 c.send(get("/name"))
                 resp = c.read_response()
                 self.assertEqual((resp.status, resp.body), (200, b"aio"), resp)
-            c.send(upgrade_request("/ws"))
-            head = c.read_head()
-            self.assertEqual(status_of(head + b"\r\n\r\n"), 101, head)
-            c.send(encode_frame(1, b"after requests"))
-            while decode_frame(c.buf) is None:
-                self.assertTrue(c._fill(), "closed before the echo")
-            fin, opcode, payload, _ = decode_frame(c.buf)
-            self.assertEqual((opcode, payload), (1, b"aio:after requests"))
+            self.assertEqual(c.upgrade("/ws"), 101)
+            c.send_text(b"after requests")
+            self.assertEqual(c.read_frame(), (1, b"aio:after requests"))
 
 
     def test_upgrade_pipelined_behind_a_request(self):
@@ -1356,34 +1351,7 @@ class BackendAnswersTest(unittest.TestCase):
         self.with_backend(refuse, test)
 
 
-class AdmissionAndTlsTest(unittest.TestCase):
-    def test_requests_on_a_kept_alive_connection_take_no_admission_token(self):
-        # SPEC §3 Admission: a plain request over a pool limit gets 503 with Retry-After;
-        # requests on an existing keep-alive connection take no token.
-        httpd = HttpServerBackend("admitted")
-        try:
-            sb = start([httpd], admin=False, pool_extra="[pools.chat.admission]\n"
-                       "new_connections_per_second = 0.01\nburst = 1\n")
-        except AssertionError as e:
-            httpd.stop()
-            if "not supported yet" in str(e):
-                self.skipTest("[pools.X.admission] is not implemented in this build")
-            raise
-        try:
-            with Conn(sb.port()) as c:
-                for i in range(5):
-                    c.send(get(f"/name?i={i}"))
-                    resp = c.read_response()
-                    self.assertEqual((resp.status, resp.body), (200, b"admitted"), f"request {i}")
-                resp, _ = exchange(sb.port(), get("/name"))
-                self.assertEqual(resp.status, 503, resp)
-                self.assertRegex(resp.header("retry-after") or "", r"^[1-9][0-9]*$", resp)
-                c.send(get("/name?again"))
-                self.assertEqual(c.read_response().status, 200)
-        finally:
-            sb.stop()
-            httpd.stop()
-
+class TlsRequestsTest(unittest.TestCase):
     def test_requests_over_tls(self):
         from sbtest import TestPki
 

@@ -561,6 +561,31 @@ class Conn:
         self.sock.settimeout(self.timeout)
         return self.eof
 
+    def upgrade(self, path="/ws"):
+        """Sends a WebSocket upgrade on this connection; returns its answer's status."""
+        from sbtest import status_of, upgrade_request
+
+        self.send(upgrade_request(path))
+        head = self.read_head()
+        return status_of(head + b"\r\n\r\n") if head is not None else None
+
+    def send_text(self, text):
+        """A masked text frame, as a client sends it (after upgrade())."""
+        from sbtest import encode_frame
+
+        self.send(encode_frame(1, text))
+
+    def read_frame(self):
+        """(opcode, payload) of the next WebSocket frame; fails if the peer closes first."""
+        from sbtest import decode_frame
+
+        while decode_frame(self.buf) is None:
+            if not self._fill():
+                raise AssertionError(f"closed before a whole frame: {self.buf!r}")
+        _, opcode, payload, used = decode_frame(self.buf)
+        self.buf = self.buf[used:]
+        return opcode, payload
+
     def close(self):
         self.sock.close()
 

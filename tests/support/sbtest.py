@@ -27,16 +27,29 @@ TOOLS_DIR = os.environ.get("SB_TOOLS_DIR", "")
 SOURCE_DIR = os.environ.get("SB_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+def _poll(predicate, deadline, timeout, what):
+    """predicate()'s value; fails once it is still falsy past the deadline."""
+    value = predicate()
+    if not value and time.monotonic() > deadline:
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    return value
+
+
 def wait_for(predicate, timeout=10.0, interval=0.01, what="condition"):
     """Polls predicate() until it returns a truthy value, or fails after timeout."""
     deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    while not (value := _poll(predicate, deadline, timeout, what)):
         time.sleep(interval)
+    return value
+
+
+async def wait_for_async(predicate, timeout=10.0, interval=0.02, what="condition"):
+    """wait_for for coroutines: polls predicate() (a plain function) without blocking
+    the event loop."""
+    deadline = time.monotonic() + timeout
+    while not (value := _poll(predicate, deadline, timeout, what)):
+        await asyncio.sleep(interval)
+    return value
 
 
 class Process:

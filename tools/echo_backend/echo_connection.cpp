@@ -166,6 +166,7 @@ void EchoConnection::handle_handshake_bytes(const char* data, size_t n) {
     }
     state_ = State::Open;
     deadline_ms_ = 0;
+    server_.note_upgrade();
     // Frames the client sent right behind its request are in the same buffer. Keep
     // the head alive while they are echoed (the batch may point into it), then free it.
     std::unique_ptr<Handshake> done = std::move(handshake_);

@@ -45,9 +45,24 @@ int EchoServer::listen(const sockaddr* addr, std::string& bound) {
     return uv_timer_start(&sweep_timer_, &EchoServer::on_sweep, kSweepIntervalMs, kSweepIntervalMs);
 }
 
+bool EchoServer::open_accept_log(const std::string& path) {
+    accept_log_.reset(std::fopen(path.c_str(), "w"));
+    return accept_log_ != nullptr;
+}
+
+void EchoServer::note_upgrade() {
+    // uv_hrtime() is CLOCK_MONOTONIC, the clock of Python's time.monotonic(), so the
+    // bench can set these times against its own (the moment it killed a backend).
+    if (accept_log_) {
+        std::fprintf(accept_log_.get(), "%llu\n",
+                     static_cast<unsigned long long>(uv_hrtime() / 1000));
+    }
+}
+
 void EchoServer::stop() {
     if (stopping_) return;
     stopping_ = true;
+    if (accept_log_) std::fflush(accept_log_.get());
     if (listener_open_) uv_close(reinterpret_cast<uv_handle_t*>(&listener_), nullptr);
     if (sweep_open_) uv_close(reinterpret_cast<uv_handle_t*>(&sweep_timer_), nullptr);
     listener_open_ = false;
@@ -94,6 +109,7 @@ void EchoServer::on_sweep(uv_timer_t* timer) noexcept {
 }
 
 void EchoServer::sweep() {
+    if (accept_log_) std::fflush(accept_log_.get());
     uint64_t now = uv_now(loop_);
     for (EchoConnection* c = head_; c != nullptr;) {
         EchoConnection* next = c->next;

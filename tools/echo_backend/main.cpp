@@ -1,7 +1,7 @@
 // sb-echo-backend: a WebSocket echo server for the demo, the integration tests and
 // the benchmarks. argv → options → one EchoServer on one uv loop → exit code.
 //
-//   sb-echo-backend [--listen HOST:PORT] [--name NAME]
+//   sb-echo-backend [--listen HOST:PORT] [--name NAME] [--accept-log FILE]
 //
 // Prints `listening HOST:PORT` (the port actually bound) on stdout once it accepts
 // connections; exits 0 on SIGTERM or SIGINT, 1 when it cannot listen, 2 on bad usage.
@@ -19,16 +19,20 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: sb-echo-backend [--listen HOST:PORT] [--name NAME]\n"
+    "usage: sb-echo-backend [--listen HOST:PORT] [--name NAME] [--accept-log FILE]\n"
     "  --listen HOST:PORT  address to listen on (default 127.0.0.1:9001; IPv6 as\n"
     "                      [::1]:PORT; port 0 picks a free port)\n"
     "  --name NAME         backend identity (default echo): sent as the X-Backend\n"
     "                      header of the 101, and as the answer to a text `whoami`\n"
+    "  --accept-log FILE   append one line per WebSocket upgrade answered with 101: the\n"
+    "                      CLOCK_MONOTONIC time in microseconds (written out every\n"
+    "                      second and at exit; for tools/bench's storm scenario)\n"
     "Echoes every other message with its opcode. Stops on SIGTERM or SIGINT.\n";
 
 struct Options {
     std::string listen = "127.0.0.1:9001";
     std::string name = "echo";
+    std::string accept_log;  // empty = none
 };
 
 // Returns 0 to run, or the exit code to leave with.
@@ -41,7 +45,7 @@ int parse_options(int argc, char** argv, Options& options) {
             std::fputs(kUsage, stdout);
             return -1;
         }
-        if (name != "--listen" && name != "--name") {
+        if (name != "--listen" && name != "--name" && name != "--accept-log") {
             std::fprintf(stderr, "sb-echo-backend: unknown option %.*s\n%s",
                          static_cast<int>(name.size()), name.data(), kUsage);
             return 2;
@@ -50,7 +54,13 @@ int parse_options(int argc, char** argv, Options& options) {
             std::fprintf(stderr, "sb-echo-backend: %s\n", args.error().c_str());
             return 2;
         }
-        (name == "--listen" ? options.listen : options.name) = std::string(value);
+        if (name == "--listen") {
+            options.listen = std::string(value);
+        } else if (name == "--name") {
+            options.name = std::string(value);
+        } else {
+            options.accept_log = std::string(value);
+        }
     }
     return 0;
 }
@@ -95,6 +105,11 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     {
         sb::tools::EchoServer server(&loop, options.name);
+        if (!options.accept_log.empty() && !server.open_accept_log(options.accept_log)) {
+            std::fprintf(stderr, "sb-echo-backend: cannot open --accept-log %s\n",
+                         options.accept_log.c_str());
+            return 1;
+        }
         Signals signals;
         loop.data = &signals;
         std::string bound;

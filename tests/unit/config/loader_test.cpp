@@ -551,6 +551,56 @@ TEST(LoaderFeatureTest, HttpDefaults) {
     EXPECT_EQ(result.config->listeners[0].keepalive_timeout, 60s);
 }
 
+TEST(LoaderFeatureTest, AdmissionTable) {
+    auto result = load_pool_with(R"(
+[pools.chat.admission]
+new_connections_per_second = 200
+backend_new_connections_per_second = 50
+burst = 25
+shed = "http_503"
+retry_after = "4s"
+)");
+    ASSERT_TRUE(result.ok()) << dump(result);
+    const auto& a = result.config->find_pool("chat")->admission;
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(a->new_connections_per_second, 200u);
+    EXPECT_EQ(a->backend_new_connections_per_second, 50u);
+    EXPECT_EQ(a->burst, 25u);
+    EXPECT_EQ(a->shed, AdmissionConfig::Shed::Http503);
+    EXPECT_EQ(a->retry_after, 4s);
+    EXPECT_EQ(a->capacity(50), 25u);
+}
+
+TEST(LoaderFeatureTest, AdmissionDefaults) {
+    // An empty table turns admission on with every limit off: SPEC §2's defaults.
+    auto result = load_pool_with("[pools.chat.admission]\n");
+    ASSERT_TRUE(result.ok()) << dump(result);
+    const auto& a = result.config->find_pool("chat")->admission;
+    ASSERT_TRUE(a.has_value());
+    EXPECT_EQ(a->new_connections_per_second, 0u);
+    EXPECT_EQ(a->backend_new_connections_per_second, 0u);
+    EXPECT_EQ(a->burst, 0u);
+    EXPECT_EQ(a->shed, AdmissionConfig::Shed::Close1013);
+    EXPECT_EQ(a->retry_after, 5s);
+    // burst = 0: one second's worth.
+    EXPECT_EQ(a->capacity(40), 40u);
+    EXPECT_FALSE(load_pool_with("").config->find_pool("chat")->admission.has_value());
+    EXPECT_EQ(load_pool_with("").config->listeners[0].max_connects_per_ip_per_second, 0u);
+}
+
+TEST(LoaderFeatureTest, AdmissionValuesAreChecked) {
+    auto result = load_pool_with(R"(
+[pools.chat.admission]
+new_connections_per_second = -1
+shed = "drop"
+retry_after = "2h"
+)");
+    EXPECT_THAT(result.errors,
+                ElementsAre(ErrorAt(10, 30, ::testing::_), ErrorAt(11, 8, HasSubstr("close_1013")),
+                            ErrorAt(12, 15, HasSubstr("at most 1h"))))
+        << dump(result);
+}
+
 // ---- error format and order ----
 
 TEST(LoaderTest, ConfigErrorToStringIsFileLineColumnMessage) {
@@ -726,16 +776,17 @@ TEST(LoaderTest, SchemaKeysListCoreAndLaterKeys) {
                       "pools.NAME.http.max_idle_connections",
                       "pools.NAME.http.idle_timeout",
                       "pools.NAME.http.response_timeout",
-                      "pools.NAME.http.max_request_body"}) {
+                      "pools.NAME.http.max_request_body",
+                      "listeners.max_connects_per_ip_per_second",
+                      "pools.NAME.admission",
+                      "pools.NAME.admission.new_connections_per_second",
+                      "pools.NAME.admission.backend_new_connections_per_second",
+                      "pools.NAME.admission.burst",
+                      "pools.NAME.admission.shed",
+                      "pools.NAME.admission.retry_after"}) {
         const auto* key = find(path);
         ASSERT_NE(key, nullptr) << path;
         EXPECT_TRUE(key->supported) << path;
-    }
-    // SPEC §2 features of later releases are listed but refused.
-    for (auto path : {"listeners.max_connects_per_ip_per_second", "pools.NAME.admission"}) {
-        const auto* key = find(path);
-        ASSERT_NE(key, nullptr) << path;
-        EXPECT_FALSE(key->supported) << path;
     }
 }
 

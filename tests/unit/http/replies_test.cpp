@@ -108,5 +108,13 @@ TEST(RepliesTest, DetailCannotInjectHeadersOrBytes) {
     EXPECT_EQ(r.substr(r.find("\r\n\r\n") + 4), "400 Bad Request: bad??Set-Cookie: x=1??\n");
 }
 
+TEST(RepliesTest, RetryAfterOnlyWhenGiven) {
+    // Admission sheds and connection-rate refusals say when to come back.
+    EXPECT_EQ(header_value(reply(Status::ServiceUnavailable, "shed", 7), "retry-after"), "7");
+    EXPECT_EQ(header_value(reply(Status::TooManyRequests, "", 1), "retry-after"), "1");
+    for (Status s : kAll)
+        EXPECT_EQ(header_value(reply(s), "retry-after"), "(absent)") << status_code(s);
+}
+
 }  // namespace
 }  // namespace sb::http

@@ -197,5 +197,46 @@ TEST_F(UpgradeResponseTest, ContentLengthZeroIsFine) {
     EXPECT_EQ(check().status, Status::Ok);
 }
 
+// ---- the 101 switchboard sends itself (admission's close_1013 shed) ----
+
+// The first subprotocol of a request whose header lines are `lines`.
+std::string first_offered(const std::vector<std::string>& lines) {
+    std::string request = "GET /ws HTTP/1.1\r\nHost: a\r\n";
+    for (const auto& l : lines)
+        request += l + "\r\n";
+    request += "\r\n";
+    MessageParser parser(MessageParser::Kind::Request);
+    EXPECT_EQ(parser.parse(request), MessageParser::Status::Complete) << parser.error();
+    return std::string(first_subprotocol(request, parser));
+}
+
+TEST(OwnUpgradeResponseTest, EchoesTheFirstOfferedSubprotocolOnly) {
+    EXPECT_EQ(first_offered({"Sec-WebSocket-Protocol: chat.v2, chat.v1"}), "chat.v2");
+    EXPECT_EQ(first_offered({"Sec-WebSocket-Protocol:   mqtt  "}), "mqtt");
+    // Several fields are one list: the first field's first token comes first.
+    EXPECT_EQ(first_offered({"Sec-WebSocket-Protocol: a", "Sec-WebSocket-Protocol: b"}), "a");
+    EXPECT_EQ(first_offered({}), "");
+    EXPECT_EQ(first_offered({"Sec-WebSocket-Protocol: "}), "");
+    // Not a token: never written back into a header.
+    EXPECT_EQ(first_offered({"Sec-WebSocket-Protocol: a b, c"}), "");
+    EXPECT_EQ(first_offered({"Sec-WebSocket-Protocol: \"quoted\""}), "");
+    EXPECT_EQ(first_offered({"Sec-WebSocket-Protocol: " + std::string(300, 'x')}), "");
+}
+
+TEST(OwnUpgradeResponseTest, IsAValid101ForTheClientsKey) {
+    // Checked by the same rules a backend's 101 is held to.
+    std::string head = own_upgrade_response(kKey, "chat.v2");
+    MessageParser parser(MessageParser::Kind::Response);
+    ASSERT_EQ(parser.parse(head), MessageParser::Status::Complete) << parser.error();
+    EXPECT_EQ(parser.head_end(), head.size());
+    EXPECT_EQ(check_upgrade_response(head, parser, kKey).status, Status::Ok);
+    std::string_view value;
+    ASSERT_TRUE(find_header(head, parser.headers(), "sec-websocket-protocol", value));
+    EXPECT_EQ(value, "chat.v2");
+    EXPECT_FALSE(find_header(head, parser.headers(), "sec-websocket-extensions", value));
+    std::string bare = own_upgrade_response(kKey, "");
+    EXPECT_EQ(bare.find("Sec-WebSocket-Protocol"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace sb::http

@@ -505,5 +505,190 @@ TEST(PoolSlowStart, WindowOverMeansNoCap) {
     EXPECT_EQ(f.pool->describe(key).preference[0].skip, Skip::None);
 }
 
+// ---- admission (SPEC §3 Admission) ----
+// Rates of 1 per second: no bucket refills within a test, so every count is exact.
+
+config::AdmissionConfig admission(uint64_t pool_rate, uint64_t backend_rate, uint64_t burst) {
+    config::AdmissionConfig a;
+    a.new_connections_per_second = pool_rate;
+    a.backend_new_connections_per_second = backend_rate;
+    a.burst = burst;
+    return a;
+}
+
+Placement place_with_tokens(Fixture& f, const std::string& key, Pool::Outcome expected) {
+    Placement p;
+    EXPECT_EQ(f.pool->place(key, balance::hash_key(key), {}, p, true), expected) << key;
+    return p;
+}
+
+TEST(PoolAdmission, JoiningARoomTakesItsBackendsTokenAndIsShedNeverSplit) {
+    Fixture f(3);
+    f.config.admission = admission(0, 1, 2);
+    Placement a = place_with_tokens(f, "room", Pool::Outcome::Placed);
+    Placement b = place_with_tokens(f, "room", Pool::Outcome::Joined);
+    // The room's backend has no token left: shed, although the others have theirs.
+    Placement c = place_with_tokens(f, "room", Pool::Outcome::ShedBackend);
+    EXPECT_FALSE(c);
+    EXPECT_EQ(a.room->connections, 2u);
+    EXPECT_EQ(a.backend->active(), 2);  // the shed connection holds no slot
+    EXPECT_EQ(a.backend->shed_total(), 1u);
+    auto route = f.pool->describe("room");
+    EXPECT_EQ(route.chosen, a.backend);
+    EXPECT_TRUE(route.rate_limited);
+    f.pool->release(a);
+    f.pool->release(b);
+}
+
+TEST(PoolAdmission, ANewRoomWalksPastEmptyBucketsAndIsShedWhenNoneHasAToken) {
+    Fixture f(3);
+    f.config.admission = admission(0, 1, 1);
+    std::vector<Placement> held;
+    std::vector<Backend*> used;
+    // Keys whose home is backend 0: the first takes its only token, the next walk on.
+    std::vector<std::string> keys;
+    for (int i = 0; keys.size() < 4; ++i) {
+        std::string key = "k" + std::to_string(i);
+        if (f.pool->home(balance::hash_key(key)) == f.backends[0].get()) keys.push_back(key);
+    }
+    for (size_t i = 0; i < 3; ++i) {
+        held.push_back(place_with_tokens(f, keys[i], Pool::Outcome::Placed));
+        used.push_back(held.back().backend);
+    }
+    EXPECT_EQ(used[0], f.backends[0].get());
+    std::sort(used.begin(), used.end());
+    EXPECT_EQ(std::unique(used.begin(), used.end()) - used.begin(), 3);  // one each
+    // Out of tokens is not a load rule: rehome may bring these rooms home later.
+    EXPECT_FALSE(held[1].room->displaced_by_load);
+    auto route = f.pool->describe(keys[3]);
+    EXPECT_EQ(route.preference[0].skip, Skip::RateLimited);
+    EXPECT_EQ(route.chosen, nullptr);
+    EXPECT_TRUE(route.rate_limited);
+    place_with_tokens(f, keys[3], Pool::Outcome::ShedBackend);
+    // Counted on the key's first choice.
+    EXPECT_EQ(f.backends[0]->shed_total(), 1u);
+    EXPECT_EQ(f.pool->rooms()->size(), 3u);  // the shed key made no room
+    for (auto& p : held)
+        f.pool->release(p);
+}
+
+TEST(PoolAdmission, ThePoolsBucketShedsAndGetsItsTokenBackWhenNothingIsPlaced) {
+    Fixture f(2);
+    f.config.admission = admission(1, 0, 2);
+    for (auto& b : f.backends)
+        b->record_failure(1, std::chrono::hours(1));  // both down
+    place_with_tokens(f, "a", Pool::Outcome::NoBackend);
+    place_with_tokens(f, "b", Pool::Outcome::NoBackend);
+    place_with_tokens(f, "c", Pool::Outcome::NoBackend);
+    // The refusals above gave their tokens back: two are still there.
+    for (auto& b : f.backends)
+        b->record_success();
+    Placement a = place_with_tokens(f, "a", Pool::Outcome::Placed);
+    Placement b = place_with_tokens(f, "b", Pool::Outcome::Placed);
+    EXPECT_TRUE(f.pool->describe("c").pool_rate_limited);
+    place_with_tokens(f, "c", Pool::Outcome::ShedPool);
+    // Joining an active room is a new connection into the pool too.
+    place_with_tokens(f, "a", Pool::Outcome::ShedPool);
+    EXPECT_EQ(f.pool->admission()->shed.load(), 2u);
+    f.pool->release(a);
+    f.pool->release(b);
+}
+
+TEST(PoolAdmission, WithoutTakeTokensNothingIsDrawn) {
+    // Requests on a kept-alive connection, or a pool without the table.
+    Fixture f(2);
+    f.config.admission = admission(1, 1, 1);
+    for (int i = 0; i < 5; ++i) {
+        Placement p;
+        EXPECT_EQ(f.pool->pick("k", balance::hash_key("k"), {}, p, false), Pool::Outcome::Placed);
+        f.pool->release(p);
+    }
+    Fixture none(2);  // no [admission] table: taking tokens takes nothing
+    std::vector<Placement> held;
+    for (int i = 0; i < 5; ++i)
+        held.push_back(place_with_tokens(none, "k" + std::to_string(i), Pool::Outcome::Placed));
+    for (auto& p : held)
+        none.pool->release(p);
+}
+
+TEST(PoolAdmission, PlainRequestsDrawLikeUpgradesButMakeNoRoom) {
+    Fixture f(2);
+    f.config.admission = admission(0, 1, 1);
+    Placement room = place_with_tokens(f, "room", Pool::Outcome::Placed);
+    // A request with the active room's key goes to its backend, which has no token.
+    Placement p;
+    EXPECT_EQ(f.pool->pick("room", balance::hash_key("room"), {}, p, true),
+              Pool::Outcome::ShedBackend);
+    EXPECT_FALSE(p);
+    f.pool->release(room);
+}
+
+TEST(PoolAdmission, ARetryTakesTheNextBackendsToken) {
+    Fixture f(2);
+    f.config.admission = admission(0, 1, 1);
+    Placement p = place_with_tokens(f, "room", Pool::Outcome::Placed);
+    Backend* first = p.backend;
+    std::vector<uint32_t> tried{static_cast<uint32_t>(f.pool->index_of(first))};
+    EXPECT_EQ(f.pool->retry(balance::hash_key("room"), tried, p, true), Pool::Outcome::Placed);
+    EXPECT_NE(p.backend, first);
+    Backend* second = p.backend;
+    // Both tokens are spent now: another room is shed on its first choice.
+    place_with_tokens(f, "other", Pool::Outcome::ShedBackend);
+    tried.push_back(static_cast<uint32_t>(f.pool->index_of(second)));
+    EXPECT_EQ(f.pool->retry(balance::hash_key("room"), tried, p, true), Pool::Outcome::NoBackend);
+    EXPECT_FALSE(p);
+}
+
+TEST(PoolAdmission, RetryWithoutATokenLeftIsShedAndReleasesTheRoom) {
+    Fixture f(2);
+    f.config.admission = admission(0, 1, 1);
+    // Spend the token of the backend a retry of "room" would move to.
+    Placement room = place_with_tokens(f, "room", Pool::Outcome::Placed);
+    std::vector<uint32_t> tried{static_cast<uint32_t>(f.pool->index_of(room.backend))};
+    Backend* other = f.backends[f.pool->index_of(room.backend) == 0 ? 1 : 0].get();
+    std::string key;
+    for (int i = 0; key.empty(); ++i) {
+        std::string k = "x" + std::to_string(i);
+        if (f.pool->home(balance::hash_key(k)) == other) key = k;
+    }
+    Placement spend = place_with_tokens(f, key, Pool::Outcome::Placed);
+    EXPECT_EQ(f.pool->retry(balance::hash_key("room"), tried, room, true),
+              Pool::Outcome::ShedBackend);
+    EXPECT_FALSE(room);
+    EXPECT_EQ(f.pool->rooms()->size(), 1u);
+    f.pool->release(spend);
+}
+
+TEST(PoolAdmission, PastTheLoadCapAndTheEmptyBucketsTheRoomGoesHomeIfItHasAToken) {
+    // The bounded-load fallback ("its first choice that is up") needs a token too.
+    Fixture f(2, config::Algorithm::Ring, 1.0);
+    auto homed_at = [&](const Backend* b, const std::string& prefix) {
+        for (int i = 0;; ++i) {
+            std::string k = prefix + std::to_string(i);
+            if (f.pool->home(balance::hash_key(k)) == b) return k;
+        }
+    };
+    Backend* b0 = f.backends[0].get();
+    Backend* b1 = f.backends[1].get();
+    // Three connections of one room on b0, placed without tokens.
+    std::string room = homed_at(b0, "room");
+    std::vector<Placement> held;
+    for (int i = 0; i < 3; ++i)
+        held.push_back(f.place(room, i == 0 ? Pool::Outcome::Placed : Pool::Outcome::Joined));
+    f.config.admission = admission(0, 1, 1);
+    // b1's only token goes to a room of its own.
+    held.push_back(place_with_tokens(f, homed_at(b1, "one"), Pool::Outcome::Placed));
+    ASSERT_EQ(held.back().backend, b1);
+    // A = 4, cap = ceil(5 / 2) = 3: b0 is at the cap, b1 has no token: the room goes
+    // to its first choice, b0, which has one.
+    std::string key = homed_at(b0, "new");
+    held.push_back(place_with_tokens(f, key, Pool::Outcome::Placed));
+    EXPECT_EQ(held.back().backend, b0);
+    // Now neither has a token.
+    place_with_tokens(f, homed_at(b0, "late"), Pool::Outcome::ShedBackend);
+    for (auto& p : held)
+        f.pool->release(p);
+}
+
 }  // namespace
 }  // namespace sb::pool

@@ -5,6 +5,7 @@
   targets    the five targets: direct, relay, haproxy, nginx, switchboard
   measure    the scenarios and one measurement of one target
   http       the HTTP scenarios' origin (a static nginx) and load generator (wrk)
+  storm      the reconnect storm: four backends, one killed, sb-storm's clients
   report     the table (text and Markdown), its notes and the RTT plot
   host       peers from Debian, the release build, descriptor limits, machine facts
 """

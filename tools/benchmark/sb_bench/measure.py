@@ -16,6 +16,7 @@ from pathlib import Path
 from . import http
 from .processes import BenchError, log, sleep_until, tail, wait_for_line
 from .procfs import core_seconds, cpu_seconds, cpus_allowed, rss_bytes, socket_count
+from .storm import storm_size
 from .targets import start_target
 
 # Seconds cut from each end of the measured window before CPU time is read, so that
@@ -61,7 +62,11 @@ class Scenario:
                           "static file",
             "http-large": f"wrk, {self.connections} keep-alive connections, GET of a {size} "
                           "static file",
+            "storm": f"{self.connections:,} clients, a room each, over 4 backends; one "
+                     "backend is killed and its clients reconnect",
         }[self.name]
+        if self.name == "storm":
+            return what
         if self.name == "idle":
             return f"{what}; held {self.duration:g} s"
         return f"{what}; {self.warmup:g} s warm-up, {self.duration:g} s measured"
@@ -80,6 +85,9 @@ def scenarios(quick):
                      duration=2),
             Scenario("http-large", "HTTP, 1 MiB responses", "http", 10, 1 << 20, warmup=1,
                      duration=2),
+            # The duration is only the run's estimate: the storm ends when its clients
+            # are back (storm.py has its sizes and deadlines).
+            Scenario("storm", "reconnect storm", "storm", storm_size(True).clients, duration=8),
         ]
     return [
         Scenario("small", "small messages", "closed", 100, 64, warmup=2, duration=10),
@@ -91,6 +99,7 @@ def scenarios(quick):
                  duration=10),
         Scenario("http-large", "HTTP, 1 MiB responses", "http", 10, 1 << 20, warmup=2,
                  duration=10),
+        Scenario("storm", "reconnect storm", "storm", storm_size(False).clients, duration=30),
     ]
 
 

@@ -108,7 +108,9 @@ def notes(results, targets):
     """One line per skipped or failed measurement and per result marked `!`."""
     out = []
     for scenario, by_target in results.items():
-        for target in targets:
+        # The storm's results are by variant (switchboard+admission), in run order.
+        names = list(by_target) if scenario == "storm" else targets
+        for target in names:
             r = by_target.get(target)
             if r is None:
                 continue
@@ -116,12 +118,67 @@ def notes(results, targets):
             if r.get("status") in ("skipped", "failed"):
                 out.append(f"{where}: {r['status']}: {r.get('reason', '')}")
                 continue
-            for key in ("rate_note", "idle_note", "cpu_note"):
+            for key in ("rate_note", "idle_note", "cpu_note", "storm_note"):
                 if r.get(key):
                     out.append(f"{where}: {r[key]}")
             if r.get("errors"):
                 out.append(f"{where}: sb-load counted {r['errors']} errors {r['error_kinds']}")
     return out
+
+
+# The storm's table: one row per variant. (heading, cell of a result's figures)
+STORM_COLUMNS = [
+    ("clients reconnecting", lambda f: f"{f['affected']:,}"),
+    ("peak new conns per survivor per 100 ms", lambda f: f"{f['peak_per_100ms']:,}"),
+    ("max new conns per survivor in any 1-s window ≤ rate + burst",
+     lambda f: f"{f['max_per_1s']:,}" + (
+         f" ≤ {f['limit_1s']:,} {'met' if f['max_per_1s'] <= f['limit_1s'] else 'MISSED'}"
+         if "limit_1s" in f else "")),
+    ("all back after s ≤ bound with N = all clients / N = reconnecting",
+     lambda f: ("not all back" if f["reconnect_s"] is None else f"{f['reconnect_s']:.2f}") + (
+         f" ≤ {f['bound_s']:.1f} "
+         f"{'met' if f['reconnect_s'] is not None and f['reconnect_s'] <= f['bound_s'] else 'MISSED'}"
+         f" / {f['bound_affected_s']:.1f} "
+         f"{'met' if f['reconnect_s'] is not None and f['reconnect_s'] <= f['bound_affected_s'] else 'missed'}"
+         if "bound_s" in f else "")),
+    ("refused at least once",
+     lambda f: "-" if f["refused_share"] is None
+     else f"{100 * f['refused_share']:.{1 if 0 < f['refused_share'] < 0.1 else 0}f}% "
+          f"({f['refused_clients']:,})"),
+    ("attempts", lambda f: f"{f['attempts']:,}"),
+    ("errors", lambda f: f"{f['errors']:,}"),
+]
+
+
+def storm_rows(by_variant):
+    out = []
+    for variant, r in by_variant.items():
+        if r.get("status") != "ok":
+            out.append([f"{variant} ({r.get('status', '?')}, see the notes)"]
+                       + [""] * len(STORM_COLUMNS))
+            continue
+        out.append([variant] + [cell(r["figures"]) for _, cell in STORM_COLUMNS])
+    return out
+
+
+def storm_text_table(by_variant):
+    table = [["storm"] + [h for h, _ in STORM_COLUMNS]] + storm_rows(by_variant)
+    # One variant per block: the headings are too long for columns on a terminal.
+    lines = []
+    for row in table[1:]:
+        lines.append(f"storm / {row[0]}")
+        for heading, value in zip(table[0][1:], row[1:]):
+            if value:
+                lines.append(f"  {heading}: {value}")
+    return "\n".join(lines)
+
+
+def storm_markdown_table(by_variant):
+    lines = ["| target | " + " | ".join(h for h, _ in STORM_COLUMNS) + " |",
+             "|:---|" + "---:|" * len(STORM_COLUMNS)]
+    for row in storm_rows(by_variant):
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
 
 
 def interference(results):

@@ -39,6 +39,7 @@ class Tools:
     def __post_init__(self):
         self.echo = self.build_dir / "tools" / "sb-echo-backend"
         self.load = self.build_dir / "tools" / "sb-load"
+        self.storm = self.build_dir / "tools" / "sb-storm"
         self.relay = self.build_dir / "tools" / "benchmark" / "sb-bench-relay"
         self.switchboard = self.build_dir / "proxy" / "switchboard"
         path = os.environ.get("PATH", "") + ":/usr/sbin:/sbin"
@@ -73,15 +74,20 @@ class Proxy:
     configs: list = field(default_factory=list)  # the configuration files written
 
 
-def start_target(name, tools, procs, cpu, work, backend, limits, tls=None, http=False):
+def start_target(name, tools, procs, cpu, work, backend, limits, tls=None, http=False,
+                 config=None):
     """Starts target `name` pinned to `cpu`, with its files in `work`, relaying to
     `backend` (HOST:PORT); returns once it accepts connections. With `tls`, a
     (certificate, private key) pair of PEM files, the proxies terminate TLS. With
-    `http`, they proxy HTTP/1.1 requests to an HTTP origin (WebSocket otherwise)."""
+    `http`, they proxy HTTP/1.1 requests to an HTTP origin (WebSocket otherwise).
+    `config`, when given, writes the configuration instead: called with the port the
+    peer is to listen on (None for switchboard, which binds port 0), it returns the
+    file's text (the storm scenario's several backends and limits)."""
     if tls is not None and name in ("direct", "relay"):
         raise AssertionError(f"{name} has no TLS")
     if tls is not None and http:
         raise AssertionError("the HTTP scenarios have no TLS")
+    make_config = config
     if name == "direct":
         return Proxy(backend)
     if name == "relay":
@@ -89,8 +95,11 @@ def start_target(name, tools, procs, cpu, work, backend, limits, tls=None, http=
         address = wait_for_line(proc, "listening ", 10).split()[1]
     elif name == "switchboard":
         config = work / "switchboard.toml"
-        config.write_text(switchboard_http_config(backend) if http
-                          else switchboard_config(backend, tls))
+        if make_config is not None:
+            config.write_text(make_config(None))
+        else:
+            config.write_text(switchboard_http_config(backend) if http
+                              else switchboard_config(backend, tls))
         proc = procs.spawn([str(tools.switchboard), "-c", str(config)], cpu,
                            work / "switchboard.log")
         # "listening public 127.0.0.1:PORT" on stderr, once it accepts.
@@ -98,8 +107,11 @@ def start_target(name, tools, procs, cpu, work, backend, limits, tls=None, http=
     elif name == "haproxy":
         port = free_port()
         config = work / "haproxy.cfg"
-        config.write_text(haproxy_http_config(port, backend, work, limits) if http
-                          else haproxy_config(port, backend, work, limits, tls))
+        if make_config is not None:
+            config.write_text(make_config(port))
+        else:
+            config.write_text(haproxy_http_config(port, backend, work, limits) if http
+                              else haproxy_config(port, backend, work, limits, tls))
         proc = procs.spawn([tools.haproxy, "-db", "-f", str(config)], cpu, work / "haproxy.log")
         wait_for_port(proc, port, 15)
         address = f"127.0.0.1:{port}"
@@ -108,8 +120,11 @@ def start_target(name, tools, procs, cpu, work, backend, limits, tls=None, http=
         for d in ("body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (work / d).mkdir()
         config = work / "nginx.conf"
-        config.write_text(nginx_http_config(port, backend, work, limits) if http
-                          else nginx_config(port, backend, work, limits, tls))
+        if make_config is not None:
+            config.write_text(make_config(port))
+        else:
+            config.write_text(nginx_http_config(port, backend, work, limits) if http
+                              else nginx_config(port, backend, work, limits, tls))
         proc = procs.spawn([tools.nginx, "-p", str(work), "-e", str(work / "nginx-error.log"),
                             "-c", str(config)], cpu, work / "nginx.log")
         wait_for_port(proc, port, 15)
