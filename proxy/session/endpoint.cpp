@@ -212,8 +212,11 @@ bool Endpoint::read_records() {
         case Kind::Data:
             return true;
         case Kind::KeyUpdate:
-            // RFC 8446 §4.6.3: ours goes out before any more of our data.
-            return !e.update_requested || notify_sent_ || write_key_update(false);
+            // RFC 8446 §4.6.3: ours goes out before any more of our data (seal_and_write):
+            // owed, not sent now, so that requests from a client that does not read
+            // cannot queue an answer each.
+            if (e.update_requested && !notify_sent_) r.key_update_owed = true;
+            return true;
         case Kind::Renegotiation:
             return write_alert(tls::alert::kWarning, tls::alert::kNoRenegotiation);
         case Kind::CloseNotify:
@@ -522,7 +525,9 @@ bool Endpoint::seal_and_write(uv::Block* owner, uv_buf_t* bufs, unsigned count, 
     tls::TrafficKeys& keys = records_->keys.write;
     const size_t prefix = tls::seal_prefix(keys);
     const size_t suffix = tls::seal_suffix(keys, 0);
-    if (!open_ || notify_sent_) {
+    // RFC 8446 §4.6.3: the KeyUpdate a client asked for goes out before our next data,
+    // one for however many requests came while we were silent.
+    if (!open_ || notify_sent_ || (records_->key_update_owed && !write_key_update(false))) {
         tls::release_chain(blocks(), owner);
         tls::release_chain(blocks(), extra);
         return false;
@@ -619,6 +624,7 @@ bool Endpoint::after_seal(tls::SealStatus status) {
 }
 
 bool Endpoint::write_key_update(bool update_requested) {
+    records_->key_update_owed = false;  // any KeyUpdate of ours answers the requests
     uv::Block* block = blocks().take();
     if (block == nullptr) {
         failed_write(UV_ENOBUFS);

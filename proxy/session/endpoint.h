@@ -209,6 +209,7 @@ class Endpoint {
         uint32_t in_len = 0;
         uint8_t* plain = nullptr;
         uint32_t plain_len = 0;
+        bool key_update_owed = false;  // the client asked for one (RFC 8446 §4.6.3)
     };
 
     uv_tcp_t tcp_;

@@ -246,6 +246,15 @@ RecordReader::Event RecordReader::next(RecordCrypto& crypto, TrafficKeys& keys, 
         Event r = finish(body, rec_len, crypto, keys);
         r.consumed = used;
         reset_record();
+        if (r.kind == Kind::Data) {
+            without_data_ = 0;
+        } else if (r.kind == Kind::NeedMore || r.kind == Kind::KeyUpdate ||
+                   r.kind == Kind::Renegotiation) {
+            if (++without_data_ > kMaxRecordsWithoutData) {
+                r.kind = Kind::Fail;
+                r.alert = alert::kUnexpectedMessage;
+            }
+        }
         if (r.kind == Kind::CloseNotify || r.kind == Kind::PeerAlert || r.kind == Kind::Fail)
             return end(r);
         if (r.kind != Kind::NeedMore) return r;
@@ -339,6 +348,10 @@ RecordReader::Event RecordReader::finish(uint8_t* body, size_t rec_len, RecordCr
                 // for a renegotiation, which a server may refuse with a warning
                 // no_renegotiation (§7.2.2). Any other message from a client is out of place.
                 if (data[0] != kClientHelloType) return fail(alert::kUnexpectedMessage);
+                // One refusal per connection: a client that asks again after it is
+                // closed, rather than answered with alert after alert.
+                if (renegotiation_refused_) return fail(alert::kUnexpectedMessage);
+                renegotiation_refused_ = true;
                 e.kind = Kind::Renegotiation;
                 return e;
             }

@@ -49,6 +49,12 @@ inline constexpr size_t kMaxCiphertext13 = kMaxPlaintext + 256;
 // RFC 5246 §6.2.3: TLSCiphertext.length must not exceed 2^14 + 2048.
 inline constexpr size_t kMaxCiphertext12 = kMaxPlaintext + 2048;
 
+// How many records in a row a peer may send that carry no application data (empty
+// records, warning alerts, KeyUpdates): each costs a decryption and moves nothing.
+// OpenSSL allows 32 empty records in a row (MAX_EMPTY_RECORDS); a longer run ends the
+// connection with unexpected_message.
+inline constexpr size_t kMaxRecordsWithoutData = 32;
+
 // Where a sealed record's plaintext goes in the caller's buffer: after the header (and,
 // for TLS 1.2 AES-GCM, the 8-byte explicit nonce), and how much room it needs after:
 // TLS 1.3's content type and padding, and the tag.
@@ -106,7 +112,7 @@ class RecordReader {
                         // if update_requested, seal_key_update(false) before more data
         CloseNotify,    // the peer closed its side (a half-close); later input is ignored
         Renegotiation,  // TLS 1.2: a handshake message (a ClientHello). Refuse it with a
-                        // warning no_renegotiation alert, or close
+                        // warning no_renegotiation alert, or close. A second one is a Fail
         PeerAlert,      // the peer sent a fatal alert (`alert`): close without answering
         Fail,           // the record is not acceptable: send `alert` (fatal) and close
     };
@@ -125,7 +131,8 @@ class RecordReader {
 
     // Reads from in[0..len) up to the end of the next record that means something to
     // the caller (an empty record or a warning alert is passed over) and returns it;
-    // the caller calls again with in + consumed until NeedMore. Ciphertext is
+    // the caller calls again with in + consumed until NeedMore. More than
+    // kMaxRecordsWithoutData records in a row without data are a Fail. Ciphertext is
     // overwritten with plaintext. After CloseNotify, PeerAlert or Fail, every later
     // call returns the same event and takes all input.
     Event next(RecordCrypto& crypto, TrafficKeys& keys, uint8_t* in, size_t len);
@@ -143,6 +150,8 @@ class RecordReader {
     uint8_t header_have_ = 0;
     Kind ended_ = Kind::NeedMore;  // CloseNotify, PeerAlert or Fail once ended
     uint8_t ended_alert_ = 0;
+    uint8_t without_data_ = 0;  // records in a row without data (kMaxRecordsWithoutData)
+    bool renegotiation_refused_ = false;
     uint16_t body_have_ = 0;
     std::unique_ptr<uint8_t[]> body_;  // only while a split record is gathered
 };

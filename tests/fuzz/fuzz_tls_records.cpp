@@ -159,8 +159,10 @@ class Run {
                     SB_FUZZ_CHECK(e.size > 0 && e.size <= kMaxPlaintext, "data of %zu bytes",
                                   e.size);
                     got.append(reinterpret_cast<char*>(e.data), e.size);
+                    client_quiet_ = 0;
                     continue;
                 }
+                if (e.kind == Kind::KeyUpdate) ++client_quiet_;
                 events.push_back(e);
                 if (e.kind == Kind::KeyUpdate && e.update_requested) answer_key_update();
                 if (e.kind == Kind::CloseNotify || e.kind == Kind::PeerAlert ||
@@ -240,6 +242,9 @@ class Run {
     }
 
     void client_key_update(bool requested) {
+        // The record layer takes at most kMaxRecordsWithoutData records in a row without
+        // data: this update and the answers OpenSSL may still owe must fit.
+        if (client_quiet_ + answers_due_ + 1 > kMaxRecordsWithoutData) return;
         SB_FUZZ_CHECK(SSL_key_update(pair_.client(), requested ? SSL_KEY_UPDATE_REQUESTED
                                                                : SSL_KEY_UPDATE_NOT_REQUESTED) == 1,
                       "SSL_key_update");
@@ -259,6 +264,8 @@ class Run {
     }
 
     void server_key_update(bool requested) {
+        // Each request may get an answer of its own: a record without data from the client.
+        if (client_quiet_ + answers_due_ + 1 > kMaxRecordsWithoutData) requested = false;
         uint8_t buf[64];
         Sealed s = seal_key_update(crypto(), keys_.write, requested, buf, sizeof(buf));
         SB_FUZZ_CHECK(s.status == SealStatus::Ok, "KeyUpdate not sealed");
@@ -358,6 +365,7 @@ class Run {
     RecordReader reader_;
     bool v13_ = false;
     size_t answers_due_ = 0;
+    size_t client_quiet_ = 0;      // client records without data in a row, as the reader counts
     size_t empties_in_a_row_ = 0;  // empty records sealed since the last non-empty one  //
                                    // KeyUpdates we requested that OpenSSL may still answer
 };

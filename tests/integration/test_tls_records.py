@@ -265,6 +265,30 @@ class RecordLayerTest(unittest.TestCase):
         self.assertEqual(len(re.findall(KEY_UPDATE_OUT, out)), 3, out[-3000:])
         self.assertEqual(len(re.findall(KEY_UPDATE_IN, out)), 2, out[-3000:])
 
+    def test_key_updates_asked_for_while_switchboard_is_silent_get_one_answer(self):
+        # RFC 8446 §4.6.3: the answer must precede switchboard's next data, and a server
+        # that is silent answers many requests with one. Answering each at once would
+        # let a client that never reads queue a record per 27 bytes it sends.
+        c = SClient(self.sb.port(), "-servername", "rsa.test", "-tls1_3")
+        try:
+            c.send(upgrade_request("/", host="rsa.test"))
+            c.wait_for(r"HTTP/1.1 101")
+            for i in range(10):
+                c.send(b"K\n")
+                c.wait_for(KEY_UPDATE_OUT, count=i + 1)
+            c.send(s_client_frame(0x1, b"now"))
+            c.wait_for(r"secure:now")
+            self.assertEqual(len(re.findall(KEY_UPDATE_IN, c.text())), 1, c.text()[-3000:])
+            # The run of records without data ended with that frame: more may follow.
+            for i in range(3):
+                c.send(b"K\n")
+                c.wait_for(KEY_UPDATE_OUT, count=11 + i)
+                c.send(s_client_frame(0x1, f"again-{i}".encode()))
+                c.wait_for(rf"secure:again-{i}")
+            self.assertEqual(len(re.findall(KEY_UPDATE_IN, c.text())), 4, c.text()[-3000:])
+        finally:
+            c.close()
+
     def test_s_client_each_tls13_suite(self):
         for suite in ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384",
                       "TLS_CHACHA20_POLY1305_SHA256"):

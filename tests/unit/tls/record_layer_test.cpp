@@ -593,6 +593,35 @@ TEST_F(RecordReaderRules, AlertsAndEmptyRecords) {
     EXPECT_EQ(bad.events[0].alert, alert::kDecodeError);
 }
 
+// A peer's records that carry no data (empty ones, warnings, KeyUpdates) cost a
+// decryption each and move nothing: a run of them longer than
+// kMaxRecordsWithoutData ends the connection, as OpenSSL bounds empty records.
+TEST_F(RecordReaderRules, RecordsWithoutDataInARowAreBounded) {
+    auto key_update = [this] {
+        uint8_t buf[64];
+        Sealed s = seal_key_update(crypto, peer, false, buf, sizeof(buf));
+        EXPECT_EQ(s.status, SealStatus::Ok);
+        return std::string(reinterpret_cast<char*>(buf), s.size);
+    };
+    std::string wire;
+    for (size_t i = 0; i < kMaxRecordsWithoutData; ++i)
+        wire += i % 2 == 0 ? record(ContentType::ApplicationData, "") : key_update();
+    wire += record(ContentType::ApplicationData, "x");  // data: the run starts again
+    for (size_t i = 0; i < kMaxRecordsWithoutData; ++i)
+        wire += key_update();
+    wire += record(ContentType::ApplicationData, "y");
+    Opened o = open_stream(crypto, mine, reader, wire, 7);
+    EXPECT_EQ(o.data, "xy");
+    EXPECT_FALSE(o.ended);
+    std::string more;
+    for (size_t i = 0; i <= kMaxRecordsWithoutData; ++i)
+        more += record(ContentType::ApplicationData, "");
+    o = open_stream(crypto, mine, reader, more);
+    ASSERT_FALSE(o.events.empty());
+    EXPECT_EQ(o.events.back().kind, Kind::Fail);
+    EXPECT_EQ(o.events.back().alert, alert::kUnexpectedMessage);
+}
+
 TEST_F(RecordReaderRules, SequenceNumberNeverWraps) {
     crypto.set_limits_for_test(Aead::Aes128Gcm, {UINT64_MAX, UINT64_MAX});
     peer.seq = mine.seq = UINT64_MAX - 1;
@@ -623,6 +652,37 @@ TEST(RecordLayerTls12, RenegotiationIsReported) {
     s.pair.give_client(buf, a.size);
     std::string read;
     EXPECT_EQ(s.pair.client_read(read), SSL_ERROR_SSL);
+}
+
+// RFC 5746 §4.4 lets a server refuse a renegotiation with a warning; a client that
+// asks again after the refusal is closed, so that refusals cannot be made to queue
+// one alert after another.
+TEST(RecordLayerTls12, ASecondRenegotiationIsUnexpected) {
+    TlsPair::Options o;
+    o.version = TLS1_2_VERSION;
+    Switched s(o);
+    ASSERT_TRUE(s.ok);
+    ASSERT_EQ(SSL_renegotiate(s.pair.client()), 1);
+    SSL_do_handshake(s.pair.client());
+    std::string hello = s.pair.take_client_output();
+    Opened got = open_stream(s.crypto, s.keys.read, s.reader, hello);
+    ASSERT_EQ(got.events.size(), 1u);
+    EXPECT_EQ(got.events[0].kind, Kind::Renegotiation);
+    // Another ClientHello (its first byte is all the reader looks at), sealed by hand
+    // under the client's next sequence number: OpenSSL's client gives up after the
+    // refusal.
+    TrafficKeys client_write = s.keys.read;
+    std::vector<uint8_t> buf(kMaxSealedRecord);
+    const std::string message("\x01\x00\x00\x00", 4);
+    std::memcpy(buf.data() + seal_prefix(client_write), message.data(), message.size());
+    Sealed again = seal(s.crypto, client_write, ContentType::Handshake, buf.data(), message.size(),
+                        buf.size());
+    ASSERT_EQ(again.status, SealStatus::Ok);
+    got = open_stream(s.crypto, s.keys.read, s.reader,
+                      std::string(reinterpret_cast<char*>(buf.data()), again.size));
+    ASSERT_EQ(got.events.size(), 1u);
+    EXPECT_EQ(got.events[0].kind, Kind::Fail);
+    EXPECT_EQ(got.events[0].alert, alert::kUnexpectedMessage);
 }
 
 TEST(RecordCounter, CountsRecordsInAnyCut) {
