@@ -1,6 +1,7 @@
 #include "tls/record_keys.h"
 
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/params.h>
 
 #include <cstring>
@@ -37,14 +38,13 @@ RecordCrypto::RecordCrypto() {
     ok_ = true;
     for (size_t i = 0; i < kAeadCount; ++i) {
         ciphers_[i] = EVP_CIPHER_fetch(nullptr, kCipherNames[i], nullptr);
-        scratch_[i] = EVP_CIPHER_CTX_new();
-        // Bound to its cipher once: later inits pass no cipher, so OpenSSL keeps the
-        // provider's context and only re-keys it (passing the cipher again would free
-        // and allocate that context on every record).
-        if (ciphers_[i] == nullptr || scratch_[i] == nullptr ||
-            EVP_CipherInit_ex2(scratch_[i], ciphers_[i], nullptr, nullptr, 1, nullptr) != 1) {
+        // A context can be bound to the cipher: checked now, not at the first record.
+        EVP_CIPHER_CTX* probe = EVP_CIPHER_CTX_new();
+        if (ciphers_[i] == nullptr || probe == nullptr ||
+            EVP_CipherInit_ex2(probe, ciphers_[i], nullptr, nullptr, 1, nullptr) != 1) {
             ok_ = false;
         }
+        EVP_CIPHER_CTX_free(probe);
     }
     tls13_kdf_ = EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_TLS1_3_KDF, nullptr);
     tls1_prf_ = EVP_KDF_fetch(nullptr, OSSL_KDF_NAME_TLS1_PRF, nullptr);
@@ -52,29 +52,115 @@ RecordCrypto::RecordCrypto() {
 }
 
 RecordCrypto::~RecordCrypto() {
-    for (size_t i = 0; i < kAeadCount; ++i) {
-        EVP_CIPHER_CTX_free(scratch_[i]);
+    for (Keyed& k : keyed_)
+        clear(k);
+    for (size_t i = 0; i < kAeadCount; ++i)
         EVP_CIPHER_free(ciphers_[i]);
-    }
     EVP_KDF_free(tls13_kdf_);
     EVP_KDF_free(tls1_prf_);
+}
+
+void RecordCrypto::clear(Keyed& k) {
+    EVP_CIPHER_CTX_free(k.ctx);  // cleanses the key schedule
+    OPENSSL_cleanse(k.key, sizeof(k.key));
+    k.ctx = nullptr;
+    k.valid = false;
+}
+
+namespace {
+
+// Keys are uniformly random: their first bytes are as good a hash as any.
+size_t set_of(const TrafficKeys& keys) {
+    uint32_t h;
+    std::memcpy(&h, keys.key, sizeof(h));
+    return h % RecordCrypto::kKeyedSets;
+}
+
+}  // namespace
+
+RecordCrypto::Keyed* RecordCrypto::find(const TrafficKeys& keys) {
+    Keyed* set = &keyed_[2 * set_of(keys)];
+    const size_t n = key_size(keys.aead);
+    for (int i = 0; i < 2; ++i) {
+        Keyed& k = set[i];
+        if (k.valid && k.aead == keys.aead && CRYPTO_memcmp(k.key, keys.key, n) == 0) return &k;
+    }
+    return nullptr;
+}
+
+bool RecordCrypto::cached(const TrafficKeys& keys) const {
+    return const_cast<RecordCrypto*>(this)->find(keys) != nullptr;
+}
+
+void RecordCrypto::forget(const TrafficKeys& keys) {
+    if (Keyed* k = find(keys)) clear(*k);
+}
+
+EVP_CIPHER_CTX* RecordCrypto::keyed(const TrafficKeys& keys, int enc,
+                                    const uint8_t nonce[kIvSize]) {
+    ++tick_;
+    if (Keyed* k = find(keys)) {
+        k->used = tick_;
+        // The key schedule is there: only the nonce (and the direction) change.
+        if (EVP_CipherInit_ex2(k->ctx, nullptr, nullptr, nonce, enc, nullptr) != 1) {
+            clear(*k);
+            return nullptr;
+        }
+        return k->ctx;
+    }
+    Keyed* set = &keyed_[2 * set_of(keys)];
+    // An empty place first, else the one used longer ago (ticks wrap: compare distances).
+    Keyed& k = !set[0].valid                                ? set[0]
+               : !set[1].valid                              ? set[1]
+               : tick_ - set[0].used >= tick_ - set[1].used ? set[0]
+                                                            : set[1];
+    k.valid = false;
+    const size_t a = static_cast<size_t>(keys.aead);
+    if (k.ctx != nullptr && k.aead != keys.aead) {
+        EVP_CIPHER_CTX_free(k.ctx);
+        k.ctx = nullptr;
+    }
+    if (k.ctx == nullptr) {
+        // Bound to its cipher once: later inits pass no cipher, so OpenSSL keeps the
+        // provider's context and only re-keys it.
+        k.ctx = EVP_CIPHER_CTX_new();
+        if (k.ctx == nullptr ||
+            EVP_CipherInit_ex2(k.ctx, ciphers_[a], nullptr, nullptr, enc, nullptr) != 1) {
+            clear(k);
+            return nullptr;
+        }
+    }
+    k.aead = keys.aead;
+    if (EVP_CipherInit_ex2(k.ctx, nullptr, keys.key, nonce, enc, nullptr) != 1) {
+        clear(k);
+        return nullptr;
+    }
+    std::memcpy(k.key, keys.key, key_size(keys.aead));
+    k.valid = true;
+    k.used = tick_;
+    return k.ctx;
 }
 
 bool RecordCrypto::crypt(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize],
                          const uint8_t* aad, size_t aad_len, uint8_t* data, size_t len,
                          uint8_t* tag) {
     if (!ok_) return false;
-    EVP_CIPHER_CTX* ctx = scratch_[static_cast<size_t>(keys.aead)];
+    EVP_CIPHER_CTX* ctx = keyed(keys, enc, nonce);
+    if (ctx == nullptr) return false;
     int n = 0;
     // Records are at most 2^14 + 256 bytes: the int conversions below cannot overflow.
-    if (EVP_CipherInit_ex2(ctx, nullptr, keys.key, nonce, enc, nullptr) != 1) return false;
     if (aad_len > 0 && EVP_CipherUpdate(ctx, nullptr, &n, aad, static_cast<int>(aad_len)) != 1)
         return false;
     if (len > 0 && EVP_CipherUpdate(ctx, data, &n, data, static_cast<int>(len)) != 1) return false;
-    if (enc == 0 && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, kTagSize, tag) != 1)
-        return false;
+    // The tag as a parameter: EVP_CIPHER_CTX_ctrl would build the same array and look
+    // up the control's name on every record.
+    OSSL_PARAM params[] = {
+        OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag, kTagSize),
+        OSSL_PARAM_construct_end(),
+    };
+    if (enc == 0 && EVP_CIPHER_CTX_set_params(ctx, params) != 1) return false;
     if (EVP_CipherFinal_ex(ctx, data + len, &n) != 1) return false;  // the tag check
-    return enc == 0 || EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagSize, tag) == 1;
+    return enc == 0 || EVP_CIPHER_CTX_get_params(ctx, params) == 1;
 }
 
 bool RecordCrypto::seal(const TrafficKeys& keys, const uint8_t nonce[kIvSize], const uint8_t* aad,
@@ -139,8 +225,12 @@ bool tls13_update(RecordCrypto& crypto, TrafficKeys& keys) {
     if (!hkdf_expand_label(crypto, keys.secret_size, keys.secret, "traffic upd", next,
                            keys.secret_size))
         return false;
+    // The old key protects nothing more: its cached schedule goes.
+    crypto.forget(keys);
     // §5.3: the sequence number restarts at 0 with every key change (tls13_keys does).
-    return tls13_keys(crypto, keys.aead, next, keys.secret_size, keys);
+    bool ok = tls13_keys(crypto, keys.aead, next, keys.secret_size, keys);
+    OPENSSL_cleanse(next, sizeof(next));
+    return ok;
 }
 
 bool tls12_keys(RecordCrypto& crypto, Aead aead, const char* prf_digest, const uint8_t master[48],

@@ -2,8 +2,8 @@
 // done: TrafficKeys (one direction's key, IV and sequence number, about a hundred
 // bytes), the key schedules that make them (TLS 1.3 HKDF-Expand-Label, RFC 8446 §7.1
 // and §7.3, and KeyUpdate's next secret, §7.2; the TLS 1.2 key block, RFC 5246 §6.3),
-// and RecordCrypto, the per-worker half: the ciphers fetched once, one scratch cipher
-// context per AEAD reused for every record, and the key usage limits.
+// and RecordCrypto, the per-worker half: the ciphers fetched once, a bounded cache of
+// keyed cipher contexts for the keys in use, and the key usage limits.
 //
 // TrafficKeys are owned by a connection (two per connection, one per direction) and
 // hold no OpenSSL object; RecordCrypto is owned by a worker and used on its thread only.
@@ -61,10 +61,21 @@ struct KeyLimits {
 
 // The per-worker half of the record layer. OpenSSL 3.0 fetches an algorithm implicitly
 // on every EVP_aes_128_gcm()-style use, which costs a lock and a lookup per record: here
-// each cipher and KDF is fetched once, and each AEAD has one scratch EVP_CIPHER_CTX,
-// keyed afresh for every record, so that no connection keeps a context while idle.
+// each cipher and KDF is fetched once.
+//
+// Keying a cipher context is most of a small record's cost in OpenSSL 3.0 (the key
+// schedule, GHASH's table, and the parameter lookups EVP does for a key and its
+// length). So the worker keeps a bounded cache of keyed contexts, looked up by the key
+// itself: the connections active now find their keys ready and only set the nonce,
+// as a per-connection context would, while an idle connection holds no context at
+// all: its keys are evicted by those in use. kKeyedContexts bounds the cache, about
+// a kilobyte each, whatever the number of connections.
 class RecordCrypto {
   public:
+    // Two-way sets: a key has two places it may be cached in.
+    static constexpr size_t kKeyedSets = 128;
+    static constexpr size_t kKeyedContexts = 2 * kKeyedSets;
+
     RecordCrypto();
     ~RecordCrypto();
     RecordCrypto(const RecordCrypto&) = delete;
@@ -74,14 +85,20 @@ class RecordCrypto {
     // no connection may switch to this record layer.
     bool ok() const { return ok_; }
 
-    // One AEAD operation on a scratch context, in place over data[0..len): encrypts
-    // and writes the tag, or decrypts and checks it. False on a tag mismatch or error.
+    // One AEAD operation in place over data[0..len): encrypts and writes the tag, or
+    // decrypts and checks it. False on a tag mismatch or error.
     [[nodiscard]] bool seal(const TrafficKeys& keys, const uint8_t nonce[kIvSize],
                             const uint8_t* aad, size_t aad_len, uint8_t* data, size_t len,
                             uint8_t tag[kTagSize]);
     [[nodiscard]] bool open(const TrafficKeys& keys, const uint8_t nonce[kIvSize],
                             const uint8_t* aad, size_t aad_len, uint8_t* data, size_t len,
                             const uint8_t tag[kTagSize]);
+
+    // A key that will protect no more records (its connection closed, or a KeyUpdate
+    // replaced it): its cached context, if any, is freed with the key schedule in it.
+    void forget(const TrafficKeys& keys);
+    // Whether `keys`' key has a keyed context now (for tests).
+    bool cached(const TrafficKeys& keys) const;
 
     const KeyLimits& limits(Aead aead) const { return limits_[static_cast<size_t>(aead)]; }
     // Lowers (or restores) a limit so that tests reach it in a few records.
@@ -93,12 +110,27 @@ class RecordCrypto {
     EVP_KDF* tls1_prf() const { return tls1_prf_; }
 
   private:
+    struct Keyed {
+        EVP_CIPHER_CTX* ctx = nullptr;  // bound to ciphers_[aead] while not null
+        uint8_t key[kMaxKeySize] = {};  // the key it holds, when `valid`
+        Aead aead = Aead::Aes128Gcm;
+        bool valid = false;
+        uint32_t used = 0;  // the tick of its last use: the older of a set goes first
+    };
+
     bool crypt(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize], const uint8_t* aad,
                size_t aad_len, uint8_t* data, size_t len, uint8_t* tag);
+    // The context holding `keys`' key, or null.
+    Keyed* find(const TrafficKeys& keys);
+    // A context keyed with `keys`' key (and no nonce yet): found, or made by evicting
+    // the older of the key's set. Null on an OpenSSL error.
+    EVP_CIPHER_CTX* keyed(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize]);
+    static void clear(Keyed& k);
 
     bool ok_ = false;
     EVP_CIPHER* ciphers_[kAeadCount] = {};
-    EVP_CIPHER_CTX* scratch_[kAeadCount] = {};
+    Keyed keyed_[kKeyedContexts];
+    uint32_t tick_ = 0;
     EVP_KDF* tls13_kdf_ = nullptr;
     EVP_KDF* tls1_prf_ = nullptr;
     KeyLimits limits_[kAeadCount];

@@ -115,6 +115,84 @@ TEST(RecordLayer, PerConnectionStateIsSmall) {
     EXPECT_LE(sizeof(RecordReader), 24u);
 }
 
+// RecordCrypto's cache of keyed contexts: a record sealed under any key opens under a
+// fresh RecordCrypto, whatever the cache held or evicted in between.
+TrafficKeys random_keys(Aead aead, uint32_t seed) {
+    TrafficKeys k;
+    k.aead = aead;
+    k.version = RecordVersion::Tls13;
+    for (size_t i = 0; i < kMaxKeySize; ++i)
+        k.key[i] = static_cast<uint8_t>(seed * 2654435761u >> (i % 24) ^ i * 31);
+    for (size_t i = 0; i < kIvSize; ++i)
+        k.iv[i] = static_cast<uint8_t>(seed + i);
+    return k;
+}
+
+bool round_trip(RecordCrypto& sealer, RecordCrypto& opener, const TrafficKeys& k, uint32_t n) {
+    uint8_t nonce[kIvSize] = {};
+    std::memcpy(nonce, &n, sizeof(n));
+    const uint8_t aad[5] = {23, 3, 3, 0, 0};
+    std::string msg = "record " + std::to_string(n);
+    std::vector<uint8_t> buf(msg.begin(), msg.end());
+    uint8_t tag[kTagSize];
+    if (!sealer.seal(k, nonce, aad, sizeof(aad), buf.data(), buf.size(), tag)) return false;
+    if (std::string(buf.begin(), buf.end()) == msg) return false;  // not encrypted
+    if (!opener.open(k, nonce, aad, sizeof(aad), buf.data(), buf.size(), tag)) return false;
+    return std::string(buf.begin(), buf.end()) == msg;
+}
+
+TEST(RecordCrypto, KeysInUseAreCachedAndForgottenKeysAreNot) {
+    RecordCrypto crypto;
+    RecordCrypto other;
+    ASSERT_TRUE(crypto.ok());
+    TrafficKeys k = random_keys(Aead::Aes128Gcm, 1);
+    EXPECT_FALSE(crypto.cached(k));
+    EXPECT_TRUE(round_trip(crypto, other, k, 1));
+    EXPECT_TRUE(crypto.cached(k));
+    // Sealing and opening under one key share its context, direction switched.
+    EXPECT_TRUE(round_trip(crypto, crypto, k, 2));
+    crypto.forget(k);
+    EXPECT_FALSE(crypto.cached(k));
+    EXPECT_TRUE(round_trip(crypto, other, k, 3));
+    // A wrong tag still fails on a cached context, and the context stays usable.
+    uint8_t nonce[kIvSize] = {};
+    uint8_t data[4] = {1, 2, 3, 4};
+    uint8_t tag[kTagSize] = {};
+    EXPECT_FALSE(crypto.open(k, nonce, nullptr, 0, data, sizeof(data), tag));
+    EXPECT_TRUE(round_trip(crypto, other, k, 4));
+}
+
+TEST(RecordCrypto, MoreKeysThanTheCacheHoldsAllSealAndOpen) {
+    RecordCrypto crypto;
+    RecordCrypto other;
+    const Aead aeads[] = {Aead::Aes128Gcm, Aead::Aes256Gcm, Aead::Chacha20Poly1305};
+    std::vector<TrafficKeys> keys;
+    for (uint32_t i = 0; i < 3 * RecordCrypto::kKeyedContexts; ++i)
+        keys.push_back(random_keys(aeads[i % 3], i + 7));
+    // Interleaved, as records of many connections are, twice over: evictions, places
+    // reused by another AEAD, and hits all come up.
+    for (int pass = 0; pass < 2; ++pass)
+        for (uint32_t i = 0; i < keys.size(); ++i)
+            ASSERT_TRUE(round_trip(crypto, other, keys[i], i)) << "key " << i;
+    size_t cached = 0;
+    for (const TrafficKeys& k : keys)
+        cached += crypto.cached(k) ? 1 : 0;
+    EXPECT_LE(cached, RecordCrypto::kKeyedContexts);
+    EXPECT_GT(cached, 0u);
+}
+
+TEST(RecordCrypto, AKeyUpdateForgetsTheOldKey) {
+    RecordCrypto crypto;
+    RecordCrypto other;
+    TrafficKeys k = random_keys(Aead::Aes128Gcm, 9);
+    k.secret_size = 32;
+    ASSERT_TRUE(round_trip(crypto, other, k, 1));
+    TrafficKeys old = k;
+    ASSERT_TRUE(tls13_update(crypto, k));
+    EXPECT_FALSE(crypto.cached(old));
+    EXPECT_TRUE(round_trip(crypto, other, k, 2));
+}
+
 // What a reader made of a byte stream fed in pieces of `chunk` bytes.
 struct Opened {
     std::string data;
