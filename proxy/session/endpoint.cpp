@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <new>
 #include <vector>
 
 #include "log/logger.h"
@@ -35,6 +36,21 @@ bool inside(uv::Block* block, const void* p) {
 }
 
 }  // namespace
+
+uv::Slab& Endpoint::Records::slab() {
+    thread_local uv::Slab slab(sizeof(Records));
+    return slab;
+}
+
+void* Endpoint::Records::operator new(size_t size) {
+    void* p = size == sizeof(Records) ? slab().allocate() : nullptr;
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+}
+
+void Endpoint::Records::operator delete(void* p) noexcept {
+    slab().free(p);
+}
 
 Endpoint::~Endpoint() {
     // By now libuv has closed the handle and cancelled every request.

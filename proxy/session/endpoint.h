@@ -40,6 +40,7 @@
 #include "tls/record_handoff.h"
 #include "tls/record_layer.h"
 #include "uv/block_pool.h"
+#include "uv/slab.h"
 
 namespace sb::session {
 
@@ -202,6 +203,12 @@ class Endpoint {
     // the plaintext opened but not yet delivered (in that block or the reader's). A
     // few hundred bytes instead of OpenSSL's SSL object.
     struct Records {
+        // From the worker's slab for them, like Sessions: a connection's lasting state
+        // kept apart from the handshake's freed memory (uv/slab.h).
+        static void* operator new(size_t size);
+        static void operator delete(void* p) noexcept;
+        static uv::Slab& slab();
+
         tls::RecordKeys keys;
         tls::RecordReader reader;
         uv::Block* in = nullptr;  // ciphertext from in->data() + in_offset, in_len bytes
