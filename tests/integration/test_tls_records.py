@@ -4,9 +4,12 @@ records itself. Independent clients must not notice: `openssl s_client` asking f
 KeyUpdates (`K`, `k`) mid-stream, Python's ssl with python3-websockets and Node's `ws`,
 over TLS 1.3 and 1.2 and each AEAD the listener offers; switchboard's own KeyUpdates
 when its key-usage limit is lowered (the hidden --debug-record-key-update=N, which only
-a record layer obeys: it proves the switch happened); a client's close_notify as a
-half-close; renegotiation refused. Backend TLS stays on OpenSSL (test_tls.py)."""
+a record layer obeys: it proves the switch happened); headless Chromium (BoringSSL)
+across those KeyUpdates; a client's close_notify as a half-close; renegotiation refused.
+Backend TLS stays on OpenSSL (test_tls.py)."""
 
+import base64
+import hashlib
 import json
 import os
 import re
@@ -17,11 +20,13 @@ import subprocess
 import threading
 import time
 import unittest
+import zlib
 
 import websockets
 
 from sbtest import (PyBackend, RawBackend, Switchboard, TestPki, accept_upgrade, decode_frame,
                     encode_frame, read_head, run, upgrade_request, wait_for)
+from test_demo_browser import CHROMIUM, Browser
 from test_tls import tls_config
 
 
@@ -503,6 +508,148 @@ class HalfCloseTest(unittest.TestCase):
                 wait_for(lambda: len(self.seen) >= 1)
                 got = decode_frame(self.seen.pop())
                 self.assertEqual(got[2], b"last words")
+
+
+
+def spki_pin(cert):
+    """The base64 SHA-256 of a certificate's public key, for Chromium's
+    --ignore-certificate-errors-spki-list: that one key is trusted, nothing else."""
+    der = subprocess.run(f"openssl x509 -in '{cert}' -pubkey -noout | "
+                         "openssl pkey -pubin -outform der", shell=True, check=True,
+                         capture_output=True, timeout=30).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+# The page's side of ChromiumTest: a WebSocket to `url`; each size in `sizes` is a
+# binary message of random bytes, sent one at a time (each echo awaited) and then all
+# at once (records split and coalesced both ways); then a text message. The echoes
+# are compared with the reversed message byte for byte, and each message's CRC-32 is
+# reported both ways, for the test to check against what the backend received.
+CHROMIUM_EXCHANGE = r"""
+(url, sizes) => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  const crc32 = (bytes) => {
+    let c = 0xffffffff;
+    for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const random = (n) => {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
+    return out;
+  };
+  const reversedEquals = (got, sent) => {
+    if (got.length !== sent.length) return false;
+    for (let i = 0, j = sent.length - 1; i < got.length; i++, j--) if (got[i] !== sent[j]) return false;
+    return true;
+  };
+  window.exchange = { sent: [], echoed: [], matches: [], text: null, error: null, done: false };
+  const r = window.exchange;
+  const ws = new WebSocket(url);
+  ws.binaryType = 'arraybuffer';
+  const queue = [];
+  let waiting = null;
+  ws.onmessage = (m) => { if (waiting) { const w = waiting; waiting = null; w(m.data); } else queue.push(m.data); };
+  const next = () => new Promise((resolve, reject) => {
+    if (queue.length) { resolve(queue.shift()); return; }
+    waiting = resolve;
+  });
+  ws.onclose = (e) => { if (!r.done) r.error = `closed early: ${e.code} ${e.reason}`; };
+  ws.onerror = () => { if (!r.done) r.error = 'error event'; };
+  const check = (sent, data) => {
+    const got = new Uint8Array(data);
+    r.echoed.push(crc32(got));
+    r.matches.push(reversedEquals(got, sent));
+  };
+  ws.onopen = async () => {
+    try {
+      for (const n of sizes) {
+        const sent = random(n);
+        r.sent.push(crc32(sent));
+        ws.send(sent);
+        check(sent, await next());
+      }
+      const burst = sizes.map(random);
+      for (const sent of burst) { r.sent.push(crc32(sent)); ws.send(sent); }
+      for (const sent of burst) check(sent, await next());
+      ws.send('hello from chromium');
+      r.text = await next();
+      r.done = true;
+      ws.close(1000);
+    } catch (e) {
+      r.error = String(e);
+    }
+  };
+}
+"""
+
+
+@unittest.skipUnless(CHROMIUM, "chromium is not installed (tools/setup installs it)")
+class ChromiumTest(unittest.TestCase):
+    """Headless Chromium (BoringSSL: yet another TLS stack) over wss:// through
+    switchboard's record layer, driven over the DevTools protocol (test_demo_browser),
+    trusting the listener's key only. Switchboard's keys are due for a KeyUpdate every
+    4 records (--debug-record-key-update=4), which only the record layer obeys: each
+    1 MiB echo is 64 records and more, so Chromium must follow some 16 of switchboard's
+    KeyUpdates per MiB (over TLS 1.2 switchboard would have said goodbye instead)."""
+
+    SIZES = [1, 125, 16384, 100 * 1024, 1 << 20]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.rsa = cls.pki.leaf("rsa.test", dns=["rsa.test"], ips=["127.0.0.1"])
+        cls.backend = PyBackend("secure")
+        cls.sb = Switchboard('[log]\nlevel = "debug"\n' +
+                             tls_config([cls.rsa], [cls.backend.address]),
+                             extra_args=["--debug-record-key-update=4"])
+        cls.browser = Browser(extra_args=[
+            f"--ignore-certificate-errors-spki-list={spki_pin(cls.rsa[0])}"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        cls.sb.stop()
+        cls.backend.stop()
+
+    def switches(self):
+        err = "\n".join(self.sb.output("err"))
+        return (err.count("client TLS handed to the record layer"),
+                err.count("client TLS stays on OpenSSL"))
+
+    def test_chromium_echoes_byte_for_byte_across_key_updates(self):
+        before = self.switches()
+        received_before = len(self.backend.received)
+
+        async def go():
+            page = await self.browser.new_page()
+            try:
+                await page.evaluate(f"({CHROMIUM_EXCHANGE})("
+                                    f"'wss://127.0.0.1:{self.sb.port()}/', {json.dumps(self.SIZES)})")
+                await page.until("window.exchange.done || window.exchange.error", timeout=60,
+                                 what="Chromium's exchange")
+                return await page.evaluate("window.exchange")
+            finally:
+                await page.ws.close()
+
+        r = run(go(), timeout=120)
+        self.assertIsNone(r["error"], r)
+        self.assertEqual(r["matches"], [True] * (2 * len(self.SIZES)), r)
+        self.assertEqual(r["text"], "secure:hello from chromium")
+        # What the backend got is what the page sent, and the page got it reversed.
+        got = self.backend.received[received_before:]
+        self.assertEqual([len(m) for m in got[:-1]], self.SIZES * 2)
+        self.assertEqual(got[-1], "hello from chromium")
+        self.assertEqual(r["sent"], [zlib.crc32(m) for m in got[:-1]])
+        self.assertEqual(r["echoed"], [zlib.crc32(m[::-1]) for m in got[:-1]])
+        # The connection left OpenSSL after its handshake.
+        wait_for(lambda: self.switches()[0] > before[0], what="a switch to the record layer")
+        self.assertEqual(self.switches()[1], before[1], self.sb.output("err")[-20:])
 
 
 if __name__ == "__main__":
