@@ -6,8 +6,11 @@ over TLS 1.3 and 1.2 and each AEAD the listener offers; switchboard's own KeyUpd
 when its key-usage limit is lowered (the hidden --debug-record-key-update=N, which only
 a record layer obeys: it proves the switch happened); headless Chromium (BoringSSL)
 across those KeyUpdates; a client's close_notify as a half-close; renegotiation refused.
+A client's fatal alert, and records broken in every way the layer refuses, end that
+client's session and its backend connection, and no other session of the worker.
 Backend TLS stays on OpenSSL (test_tls.py)."""
 
+import asyncio
 import base64
 import hashlib
 import json
@@ -650,6 +653,139 @@ class ChromiumTest(unittest.TestCase):
         # The connection left OpenSSL after its handshake.
         wait_for(lambda: self.switches()[0] > before[0], what="a switch to the record layer")
         self.assertEqual(self.switches()[1], before[1], self.sb.output("err")[-20:])
+
+
+
+class TrackedBackend(PyBackend):
+    """PyBackend's echo, counting the connections open now (`live`) and ended: a
+    session the proxy ends must end its backend connection too."""
+
+    def __init__(self, name):
+        self.live = 0
+        self.ended = 0
+        super().__init__(name, handler=self._tracked)
+
+    async def _tracked(self, ws, path):
+        self.live += 1
+        try:
+            await self._transform_echo(ws, path)
+        finally:
+            self.live -= 1
+            self.ended += 1
+
+
+def one_worker_tls(certs, backends):
+    """tls_config with one worker: every connection of a test shares that worker's
+    record-layer ciphers and scratch contexts (WorkerContext::record_crypto), so what one
+    connection does to them, the others would see."""
+    text = tls_config(certs, backends)
+    assert "workers = 2" in text
+    return '[log]\nlevel = "debug"\n' + text.replace("workers = 2", "workers = 1")
+
+
+def read_until_closed(c, timeout=10.0):
+    """Reads a MemTlsClient until its connection ends; returns how: "eof" (a TCP end
+    without close_notify), "close_notify", or the text of the TLS error (an alert the
+    proxy sent) or of the socket error. Fails if it is still open after `timeout`."""
+    c.sock.settimeout(timeout)
+    try:
+        while True:
+            if not c.read():
+                return "close_notify"
+    except ssl.SSLError as e:
+        return str(e)
+    except ConnectionError as e:
+        return "eof" if "without close_notify" in str(e) else str(e)
+    except socket.timeout:
+        raise AssertionError(f"the proxy left the connection open for {timeout}s")
+
+
+class PeerAlertTest(unittest.TestCase):
+    """A client's fatal alert after the switch to the record layer, encrypted under
+    its traffic keys like any record: the proxy must end the session (client and
+    backend connections) without answering, say why in its log, and go on serving
+    everyone else. The alert is a real one: the client's own OpenSSL is handed a
+    record "from the server" that fails to open, and writes its bad_record_mac alert
+    as it would on the wire."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.rsa = cls.pki.leaf("rsa.test", dns=["rsa.test"])
+        cls.backend = TrackedBackend("secure")
+        cls.sb = Switchboard(one_worker_tls([cls.rsa], [cls.backend.address]))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+        cls.backend.stop()
+
+    def switches(self):
+        return "\n".join(self.sb.output("err")).count("client TLS handed to the record layer")
+
+    def test_a_fatal_alert_ends_the_session_and_no_other(self):
+        async def go():
+            ctx = self.pki.client_context()
+            async with websockets.connect(f"wss://127.0.0.1:{self.sb.port()}/", ssl=ctx,
+                                          server_hostname="rsa.test") as good:
+                await good.send("before")
+                self.assertEqual(await good.recv(), "secure:before")
+                for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+                    with self.subTest(version=version):
+                        await asyncio.get_running_loop().run_in_executor(
+                            None, self.one_alert, version)
+                        await good.send(f"after {version.name}")
+                        self.assertEqual(await good.recv(), f"secure:after {version.name}")
+        run(go(), timeout=60)
+
+    def one_alert(self, version):
+        ctx = self.pki.client_context()
+        ctx.minimum_version = ctx.maximum_version = version
+        switched = self.switches()
+        ended = self.backend.ended
+        c = MemTlsClient(self.sb.port(), ctx, "rsa.test")
+        port = c.sock.getsockname()[1]
+        try:
+            rest = ws_upgrade(c)
+            c.send(encode_frame(0x1, b"hello"))
+            frames, _ = read_frames(c, rest, 1)
+            self.assertEqual(frames[0][2], b"secure:hello")
+            wait_for(lambda: self.switches() > switched, what="a switch to the record layer")
+            self.assertEqual(self.backend.live, 2)  # the good client's and this one's
+
+            # The client's OpenSSL answers a record that fails to open with a fatal
+            # bad_record_mac, protected like application data (TLS 1.3: an outer type
+            # of application_data; TLS 1.2: an alert record with an explicit nonce).
+            c.incoming.write(b"\x17\x03\x03\x00\x40" + os.urandom(64))
+            with self.assertRaisesRegex(ssl.SSLError, "BAD_RECORD_MAC|bad record mac"):
+                c.tls.read(100)
+            alert = c.outgoing.read()
+            outer = 0x17 if version == ssl.TLSVersion.TLSv1_3 else 0x15
+            self.assertEqual(alert[0], outer, alert.hex())
+            self.assertGreater(len(alert), 5 + 2 + 16, "not encrypted: " + alert.hex())
+            c.sock.sendall(alert)
+
+            # The proxy closes without answering (RFC 8446 §6.2: nothing follows a
+            # fatal alert), and the backend connection goes with it.
+            c.sock.settimeout(10)
+            after = b""
+            try:
+                while chunk := c.sock.recv(65536):
+                    after += chunk
+            except ConnectionResetError:
+                pass
+            self.assertEqual(after, b"", "the proxy answered the alert")
+            wait_for(lambda: self.backend.ended > ended, what="the backend connection's end")
+            self.assertEqual(self.backend.live, 1)
+        finally:
+            c.close()
+        # Said in the log: the session's line and its access log record.
+        record = wait_for(lambda: [r for r in self.sb.access_log()
+                                   if r["client"].endswith(f":{port}")], what="its access log")
+        self.assertEqual((record[0]["reason"], record[0]["closed_by"]), ("client_reset", "client"))
+        line = [l for l in self.sb.output("err")
+                if "client connection error" in l and f":{port}" in l]
+        self.assertEqual(len(line), 1, self.sb.output("err")[-20:])
 
 
 if __name__ == "__main__":
