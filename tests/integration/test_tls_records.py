@@ -28,7 +28,7 @@ import zlib
 import websockets
 
 from sbtest import (PyBackend, RawBackend, Switchboard, TestPki, accept_upgrade, decode_frame,
-                    encode_frame, read_head, run, upgrade_request, wait_for)
+                    encode_frame, read_head, run, upgrade_request, wait_for, wait_for_async)
 from test_demo_browser import CHROMIUM, Browser
 from test_tls import tls_config
 
@@ -513,7 +513,6 @@ class HalfCloseTest(unittest.TestCase):
                 self.assertEqual(got[2], b"last words")
 
 
-
 def spki_pin(cert):
     """The base64 SHA-256 of a certificate's public key, for Chromium's
     --ignore-certificate-errors-spki-list: that one key is trusted, nothing else."""
@@ -655,7 +654,6 @@ class ChromiumTest(unittest.TestCase):
         self.assertEqual(self.switches()[1], before[1], self.sb.output("err")[-20:])
 
 
-
 class TrackedBackend(PyBackend):
     """PyBackend's echo, counting the connections open now (`live`) and ended: a
     session the proxy ends must end its backend connection too."""
@@ -786,6 +784,133 @@ class PeerAlertTest(unittest.TestCase):
         line = [l for l in self.sb.output("err")
                 if "client connection error" in l and f":{port}" in l]
         self.assertEqual(len(line), 1, self.sb.output("err")[-20:])
+
+
+class HostileNeighbourTest(unittest.TestCase):
+    """One well-behaved wss client mid-conversation, on the same worker as clients that
+    break the record layer's rules one after the other: garbage where a record should
+    be, a record that fails to open, one longer than the protocol allows, a handshake
+    record after the handshake, a record cut short and then the TCP end. Each of those
+    connections ends, with its backend connection; the good client's echoes go on,
+    byte for byte, throughout."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.rsa = cls.pki.leaf("rsa.test", dns=["rsa.test"])
+        cls.backend = TrackedBackend("secure")
+        cls.sb = Switchboard(one_worker_tls([cls.rsa], [cls.backend.address]))
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.sb.stop()
+        cls.backend.stop()
+
+    def hostile(self, version, upgrade, send):
+        """A client that completes its TLS handshake (and the WebSocket upgrade, if
+        `upgrade`), then does `send(client)`; returns how its connection ended."""
+        ctx = self.pki.client_context()
+        ctx.minimum_version = ctx.maximum_version = version
+        c = MemTlsClient(self.sb.port(), ctx, "rsa.test")
+        try:
+            if upgrade:
+                rest = ws_upgrade(c)
+                c.send(encode_frame(0x2, b"x" * 3000))
+                frames, _ = read_frames(c, rest, 1)
+                self.assertEqual(frames[0][2], b"x" * 3000)
+            send(c)
+            return read_until_closed(c)
+        finally:
+            c.close()
+
+    def test_hostile_records_leave_a_good_neighbour_alone(self):
+        def garbage(c):
+            c.sock.sendall(b"\x00\x01\x02garbage that is no record" * 20)
+
+        def bad_tag(c):
+            c.sock.sendall(b"\x17\x03\x03\x00\x40" + os.urandom(64))
+
+        def overlong(c):
+            c.sock.sendall(b"\x17\x03\x03\x48\x01" + os.urandom(0x4801))
+
+        def handshake_record(c):
+            # A plaintext ClientHello-shaped record once the keys are in use.
+            c.sock.sendall(b"\x16\x03\x03\x00\x08\x01\x00\x00\x04\x03\x03\x00\x00")
+
+        def truncated_then_end(c):
+            # A valid record's first part: the rest never comes, the TCP stream ends.
+            c.tls.write(encode_frame(0x2, os.urandom(5000)))
+            record = c.outgoing.read()
+            c.sock.sendall(record[:len(record) // 2])
+            c.sock.shutdown(socket.SHUT_WR)
+
+        cases = [(name, version, upgrade, send)
+                 for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2)
+                 for name, send in (("garbage", garbage), ("bad_tag", bad_tag),
+                                    ("overlong", overlong), ("handshake", handshake_record),
+                                    ("truncated", truncated_then_end))
+                 for upgrade in (True, False)]
+        endings = {}
+        echoes = [0]
+
+        async def good_client(stop):
+            ctx = self.pki.client_context()
+            async with websockets.connect(f"wss://127.0.0.1:{self.sb.port()}/", ssl=ctx,
+                                          server_hostname="rsa.test", max_size=None,
+                                          compression=None) as ws:
+                sizes = (10, 20000, 300000)
+                while not stop.is_set():
+                    data = os.urandom(sizes[echoes[0] % len(sizes)])
+                    await ws.send(data)
+                    if await ws.recv() != data[::-1]:
+                        raise AssertionError(f"echo {echoes[0]} differs")
+                    echoes[0] += 1
+
+        async def go():
+            loop = asyncio.get_running_loop()
+            stop = asyncio.Event()
+            good = asyncio.create_task(good_client(stop))
+            try:
+                await wait_for_async(lambda: echoes[0] >= 3 or good.done(), timeout=20,
+                                     what="the good client's first echoes")
+                for name, version, upgrade, send in cases:
+                    ended = self.backend.ended
+                    how = await loop.run_in_executor(None, self.hostile, version, upgrade, send)
+                    endings[(name, version.name, upgrade)] = how
+                    if upgrade:
+                        await wait_for_async(lambda: self.backend.ended > ended, timeout=10,
+                                             what=f"{name}'s backend connection to end")
+                    # The good client goes on: three more echoes after each.
+                    n = echoes[0]
+                    await wait_for_async(lambda: echoes[0] >= n + 3 or good.done(), timeout=20,
+                                         what=f"echoes after {name}")
+                    if good.done():
+                        good.result()  # its failure
+                        self.fail(f"the good client stopped after {name}")
+                self.assertEqual(self.backend.live, 1)  # the good client's only
+            finally:
+                stop.set()
+                await asyncio.wait_for(good, 30)
+
+        run(go(), timeout=240)
+        # Every connection, the good one's included, was on the record layer.
+        out = "\n".join(self.sb.output("err"))
+        self.assertEqual(out.count("client TLS handed to the record layer"), len(cases) + 1)
+        self.assertEqual(out.count("client TLS stays on OpenSSL"), 0)
+        # Each broken record is answered with the fatal alert its fault calls for; the
+        # cut one is a TCP end, passed on as one (the backend's end then ends it).
+        for (name, version, upgrade), how in endings.items():
+            with self.subTest(name=name, version=version, upgrade=upgrade):
+                expected = {"garbage": "UNEXPECTED_MESSAGE|unexpected message",
+                            "bad_tag": "BAD_RECORD_MAC|bad record mac",
+                            "overlong": "RECORD_OVERFLOW|record overflow",
+                            # TLS 1.2 protects handshake records after the handshake too:
+                            # a plaintext one does not open.
+                            "handshake": ("UNEXPECTED_MESSAGE|unexpected message"
+                                          if version == "TLSv1_3" else "BAD_RECORD_MAC|bad record mac"),
+                            "truncated": "^(close_notify|eof)$"}[name]
+                self.assertRegex(how, expected)
+        self.assertTrue(self.sb.proc.poll() is None)
 
 
 if __name__ == "__main__":
