@@ -777,13 +777,15 @@ class PeerAlertTest(unittest.TestCase):
             self.assertEqual(self.backend.live, 1)
         finally:
             c.close()
-        # Said in the log: the session's line and its access log record.
+        # Said in the log: the session's line, naming the alert, and its access log
+        # record.
         record = wait_for(lambda: [r for r in self.sb.access_log()
                                    if r["client"].endswith(f":{port}")], what="its access log")
         self.assertEqual((record[0]["reason"], record[0]["closed_by"]), ("client_reset", "client"))
         line = [l for l in self.sb.output("err")
-                if "client connection error" in l and f":{port}" in l]
+                if "client connection error" in l and f":{port} " in l]
         self.assertEqual(len(line), 1, self.sb.output("err")[-20:])
+        self.assertIn('detail="TLS alert received: bad_record_mac"', line[0])
 
 
 class HostileNeighbourTest(unittest.TestCase):
@@ -808,7 +810,8 @@ class HostileNeighbourTest(unittest.TestCase):
 
     def hostile(self, version, upgrade, send):
         """A client that completes its TLS handshake (and the WebSocket upgrade, if
-        `upgrade`), then does `send(client)`; returns how its connection ended."""
+        `upgrade`), then does `send(client)`; returns how its connection ended and its
+        port."""
         ctx = self.pki.client_context()
         ctx.minimum_version = ctx.maximum_version = version
         c = MemTlsClient(self.sb.port(), ctx, "rsa.test")
@@ -819,7 +822,7 @@ class HostileNeighbourTest(unittest.TestCase):
                 frames, _ = read_frames(c, rest, 1)
                 self.assertEqual(frames[0][2], b"x" * 3000)
             send(c)
-            return read_until_closed(c)
+            return read_until_closed(c), c.sock.getsockname()[1]
         finally:
             c.close()
 
@@ -875,8 +878,8 @@ class HostileNeighbourTest(unittest.TestCase):
                                      what="the good client's first echoes")
                 for name, version, upgrade, send in cases:
                     ended = self.backend.ended
-                    how = await loop.run_in_executor(None, self.hostile, version, upgrade, send)
-                    endings[(name, version.name, upgrade)] = how
+                    endings[(name, version.name, upgrade)] = await loop.run_in_executor(
+                        None, self.hostile, version, upgrade, send)
                     if upgrade:
                         await wait_for_async(lambda: self.backend.ended > ended, timeout=10,
                                              what=f"{name}'s backend connection to end")
@@ -897,19 +900,27 @@ class HostileNeighbourTest(unittest.TestCase):
         out = "\n".join(self.sb.output("err"))
         self.assertEqual(out.count("client TLS handed to the record layer"), len(cases) + 1)
         self.assertEqual(out.count("client TLS stays on OpenSSL"), 0)
-        # Each broken record is answered with the fatal alert its fault calls for; the
-        # cut one is a TCP end, passed on as one (the backend's end then ends it).
-        for (name, version, upgrade), how in endings.items():
+        # Each broken record is answered with the fatal alert its fault calls for, which
+        # the session's log line names; the cut one is a TCP end, passed on as one (the
+        # backend's end then ends it).
+        lines = self.sb.output("err")
+        for (name, version, upgrade), (how, port) in endings.items():
             with self.subTest(name=name, version=version, upgrade=upgrade):
-                expected = {"garbage": "UNEXPECTED_MESSAGE|unexpected message",
-                            "bad_tag": "BAD_RECORD_MAC|bad record mac",
-                            "overlong": "RECORD_OVERFLOW|record overflow",
-                            # TLS 1.2 protects handshake records after the handshake too:
-                            # a plaintext one does not open.
-                            "handshake": ("UNEXPECTED_MESSAGE|unexpected message"
-                                          if version == "TLSv1_3" else "BAD_RECORD_MAC|bad record mac"),
-                            "truncated": "^(close_notify|eof)$"}[name]
-                self.assertRegex(how, expected)
+                alert = {"garbage": "unexpected_message", "bad_tag": "bad_record_mac",
+                         "overlong": "record_overflow",
+                         # TLS 1.2 protects handshake records after the handshake too: a
+                         # plaintext one does not open.
+                         "handshake": ("unexpected_message" if version == "TLSv1_3"
+                                       else "bad_record_mac"),
+                         "truncated": None}[name]
+                errors = [l for l in lines if "client connection error" in l and f":{port} " in l]
+                if alert is None:
+                    self.assertRegex(how, "^(close_notify|eof)$")
+                    self.assertEqual(errors, [])
+                    continue
+                self.assertRegex(how, alert.upper() + "|" + alert.replace("_", " "))
+                self.assertEqual(len(errors), 1, lines[-20:])
+                self.assertIn(f'detail="TLS alert sent: {alert}"', errors[0])
         self.assertTrue(self.sb.proc.poll() is None)
 
 
