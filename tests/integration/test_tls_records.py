@@ -547,7 +547,9 @@ CHROMIUM_EXCHANGE = r"""
   };
   const reversedEquals = (got, sent) => {
     if (got.length !== sent.length) return false;
-    for (let i = 0, j = sent.length - 1; i < got.length; i++, j--) if (got[i] !== sent[j]) return false;
+    for (let i = 0, j = sent.length - 1; i < got.length; i++, j--) {
+      if (got[i] !== sent[j]) return false;
+    }
     return true;
   };
   window.exchange = { sent: [], echoed: [], matches: [], text: null, error: null, done: false };
@@ -556,8 +558,13 @@ CHROMIUM_EXCHANGE = r"""
   ws.binaryType = 'arraybuffer';
   const queue = [];
   let waiting = null;
-  ws.onmessage = (m) => { if (waiting) { const w = waiting; waiting = null; w(m.data); } else queue.push(m.data); };
-  const next = () => new Promise((resolve, reject) => {
+  ws.onmessage = (m) => {
+    if (!waiting) { queue.push(m.data); return; }
+    const w = waiting;
+    waiting = null;
+    w(m.data);
+  };
+  const next = () => new Promise((resolve) => {
     if (queue.length) { resolve(queue.shift()); return; }
     waiting = resolve;
   });
@@ -631,8 +638,8 @@ class ChromiumTest(unittest.TestCase):
         async def go():
             page = await self.browser.new_page()
             try:
-                await page.evaluate(f"({CHROMIUM_EXCHANGE})("
-                                    f"'wss://127.0.0.1:{self.sb.port()}/', {json.dumps(self.SIZES)})")
+                url = f"wss://127.0.0.1:{self.sb.port()}/"
+                await page.evaluate(f"({CHROMIUM_EXCHANGE})('{url}', {json.dumps(self.SIZES)})")
                 await page.until("window.exchange.done || window.exchange.error", timeout=60,
                                  what="Chromium's exchange")
                 return await page.evaluate("window.exchange")
