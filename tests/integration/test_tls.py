@@ -46,6 +46,15 @@ backends = [ {backend_list} ]
 """
 
 
+def stop_cleanly(sb):
+    """Stops switchboard; fails unless it exited 0 with no sanitizer report (the asan
+    build prints one and exits non-zero on a leak or an error)."""
+    code = sb.stop()
+    reports = [line for line in sb.output("err") if "Sanitizer" in line or "runtime error" in line]
+    if (code, reports) != (0, []):
+        raise AssertionError(f"switchboard did not exit cleanly: exit {code}, {reports[:10]}")
+
+
 class TlsTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
@@ -300,8 +309,10 @@ class BackendKeyChangesTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.sb.stop()
-        cls.backend.stop()
+        try:
+            stop_cleanly(cls.sb)
+        finally:
+            cls.backend.stop()
 
     @classmethod
     async def changing_keys(cls, ws, path):

@@ -30,7 +30,7 @@ import websockets
 from sbtest import (PyBackend, RawBackend, Switchboard, TestPki, accept_upgrade, decode_frame,
                     encode_frame, read_head, run, upgrade_request, wait_for, wait_for_async)
 from test_demo_browser import CHROMIUM, Browser
-from test_tls import tls_config
+from test_tls import stop_cleanly, tls_config
 
 
 class SClient:
@@ -623,8 +623,10 @@ class ChromiumTest(unittest.TestCase):
     @classmethod
     def tearDownClass(cls):
         cls.browser.close()
-        cls.sb.stop()
-        cls.backend.stop()
+        try:
+            stop_cleanly(cls.sb)
+        finally:
+            cls.backend.stop()
 
     def switches(self):
         err = "\n".join(self.sb.output("err"))
@@ -722,8 +724,10 @@ class PeerAlertTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.sb.stop()
-        cls.backend.stop()
+        try:
+            stop_cleanly(cls.sb)
+        finally:
+            cls.backend.stop()
 
     def switches(self):
         return "\n".join(self.sb.output("err")).count("client TLS handed to the record layer")
@@ -812,8 +816,10 @@ class HostileNeighbourTest(unittest.TestCase):
 
     @classmethod
     def tearDownClass(cls):
-        cls.sb.stop()
-        cls.backend.stop()
+        try:
+            stop_cleanly(cls.sb)
+        finally:
+            cls.backend.stop()
 
     def hostile(self, version, upgrade, send):
         """A client that completes its TLS handshake (and the WebSocket upgrade, if
