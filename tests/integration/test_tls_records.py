@@ -598,6 +598,61 @@ CHROMIUM_EXCHANGE = r"""
 """
 
 
+class RecordTap:
+    """A TCP relay in front of switchboard that notes the length of each TLS record
+    switchboard sends (it cannot read them, only count them). A TLS 1.3 KeyUpdate is a
+    record of 22 bytes: a 5-byte handshake message, its inner content type, a 16-byte
+    tag (switchboard adds no padding)."""
+
+    def __init__(self, port):
+        self._target = port
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self.lengths = []  # of every record from switchboard, in order
+        self._lock = threading.Lock()
+        self._conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self._target))
+            self._conns += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, src, dst, from_switchboard):
+        pending = b""
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+                if not from_switchboard:
+                    continue
+                pending += chunk
+                while len(pending) >= 5 and len(pending) >= 5 + int.from_bytes(pending[3:5], "big"):
+                    n = int.from_bytes(pending[3:5], "big")
+                    with self._lock:
+                        self.lengths.append(n)
+                    pending = pending[5 + n:]
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def count(self, length):
+        with self._lock:
+            return self.lengths.count(length)
+
+    def close(self):
+        self._sock.close()
+        for c in self._conns:
+            c.close()
+
+
 @unittest.skipUnless(CHROMIUM, "chromium is not installed (tools/setup installs it)")
 class ChromiumTest(unittest.TestCase):
     """Headless Chromium (BoringSSL: yet another TLS stack) over wss:// through
@@ -605,7 +660,8 @@ class ChromiumTest(unittest.TestCase):
     trusting the listener's key only. Switchboard's keys are due for a KeyUpdate every
     4 records (--debug-record-key-update=4), which only the record layer obeys: each
     1 MiB echo is 64 records and more, so Chromium must follow some 16 of switchboard's
-    KeyUpdates per MiB (over TLS 1.2 switchboard would have said goodbye instead)."""
+    KeyUpdates per MiB (over TLS 1.2 switchboard would have said goodbye instead). A
+    relay in front of switchboard counts them."""
 
     SIZES = [1, 125, 16384, 100 * 1024, 1 << 20]
 
@@ -617,12 +673,14 @@ class ChromiumTest(unittest.TestCase):
         cls.sb = Switchboard('[log]\nlevel = "debug"\n' +
                              tls_config([cls.rsa], [cls.backend.address]),
                              extra_args=["--debug-record-key-update=4"])
+        cls.tap = RecordTap(cls.sb.port())
         cls.browser = Browser(extra_args=[
             f"--ignore-certificate-errors-spki-list={spki_pin(cls.rsa[0])}"])
 
     @classmethod
     def tearDownClass(cls):
         cls.browser.close()
+        cls.tap.close()
         try:
             stop_cleanly(cls.sb)
         finally:
@@ -636,11 +694,12 @@ class ChromiumTest(unittest.TestCase):
     def test_chromium_echoes_byte_for_byte_across_key_updates(self):
         before = self.switches()
         received_before = len(self.backend.received)
+        key_updates_before = self.tap.count(22)
 
         async def go():
             page = await self.browser.new_page()
             try:
-                url = f"wss://127.0.0.1:{self.sb.port()}/"
+                url = f"wss://127.0.0.1:{self.tap.port}/"
                 await page.evaluate(f"({CHROMIUM_EXCHANGE})('{url}', {json.dumps(self.SIZES)})")
                 await page.until("window.exchange.done || window.exchange.error", timeout=60,
                                  what="Chromium's exchange")
@@ -658,9 +717,11 @@ class ChromiumTest(unittest.TestCase):
         self.assertEqual(got[-1], "hello from chromium")
         self.assertEqual(r["sent"], [zlib.crc32(m) for m in got[:-1]])
         self.assertEqual(r["echoed"], [zlib.crc32(m[::-1]) for m in got[:-1]])
-        # The connection left OpenSSL after its handshake.
+        # The connection left OpenSSL after its handshake, and switchboard updated its
+        # keys after every 4 records: 2 MiB of echoes alone are over 128 records.
         wait_for(lambda: self.switches()[0] > before[0], what="a switch to the record layer")
         self.assertEqual(self.switches()[1], before[1], self.sb.output("err")[-20:])
+        self.assertGreaterEqual(self.tap.count(22) - key_updates_before, 32, self.tap.lengths)
 
 
 class TrackedBackend(PyBackend):
