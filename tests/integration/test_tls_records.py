@@ -754,18 +754,29 @@ def one_worker_tls(certs, backends):
 def read_until_closed(c, timeout=10.0):
     """Reads a MemTlsClient until its connection ends; returns how: "eof" (a TCP end
     without close_notify), "close_notify", or the text of the TLS error (an alert the
-    proxy sent) or of the socket error. Fails if it is still open after `timeout`."""
+    proxy sent) or of the socket error. Fails if the TCP connection is still open
+    after `timeout`, whatever came before."""
     c.sock.settimeout(timeout)
     try:
         while True:
             if not c.read():
-                return "close_notify"
+                how = "close_notify"
+                break
     except ssl.SSLError as e:
-        return str(e)
+        how = str(e)
     except ConnectionError as e:
         return "eof" if "without close_notify" in str(e) else str(e)
     except socket.timeout:
         raise AssertionError(f"the proxy left the connection open for {timeout}s")
+    # After its close_notify or a fatal alert, the proxy's TCP end.
+    try:
+        while c.sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError(f"after {how!r} the proxy left the connection open for {timeout}s")
+    return how
 
 
 class PeerAlertTest(unittest.TestCase):
