@@ -244,14 +244,29 @@ bool Endpoint::read_records() {
             deliver_end(UV_EOF);  // a half-close: our side may go on writing
             return false;
         case Kind::PeerAlert:
+            r.alert_end = Records::AlertEnd::Received;
+            r.end_alert = e.alert;
             deliver_end(UV_ECONNRESET);
             return false;
         case Kind::Fail:
+            r.alert_end = Records::AlertEnd::Sent;
+            r.end_alert = e.alert;
             write_alert(tls::alert::kFatal, e.alert);
             if (open_ && !ended_) deliver_end(UV_EPROTO);
             return false;
     }
     return false;
+}
+
+std::string Endpoint::end_detail(int status) const {
+    if (records_ == nullptr || records_->alert_end == Records::AlertEnd::None) {
+        return uv_strerror(status);
+    }
+    std::string detail = records_->alert_end == Records::AlertEnd::Received ? "TLS alert received: "
+                                                                            : "TLS alert sent: ";
+    std::string_view name = tls::alert_name(records_->end_alert);
+    if (name.empty()) return detail + std::to_string(records_->end_alert);
+    return detail.append(name);
 }
 
 bool Endpoint::deliver_plaintext() {

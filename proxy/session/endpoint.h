@@ -34,6 +34,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 
 #include "tls/connection.h"
@@ -125,6 +126,10 @@ class Endpoint {
     void unread(uv::Block* block, char* data, size_t n);
     // The peer has finished sending (EOF or close_notify) or the read side failed.
     bool ended() const { return ended_; }
+    // Why reading ended with `status`, for the log: the fatal TLS alert the record layer
+    // received or sent, if one ended it (its end status, ECONNRESET or EPROTO, would
+    // hide it), else libuv's text for `status`.
+    std::string end_detail(int status) const;
     // Bytes given back with unread() wait to be delivered.
     bool holds_bytes() const { return held_ != nullptr; }
 
@@ -217,6 +222,10 @@ class Endpoint {
         uint8_t* plain = nullptr;
         uint32_t plain_len = 0;
         bool key_update_owed = false;  // the client asked for one (RFC 8446 §4.6.3)
+        // The fatal alert that ended reading, received or sent (end_detail).
+        enum class AlertEnd : uint8_t { None, Received, Sent };
+        AlertEnd alert_end = AlertEnd::None;
+        uint8_t end_alert = 0;
     };
 
     uv_tcp_t tcp_;

@@ -330,7 +330,7 @@ void Session::on_side_error(bool client_side, int status) {
         return;
     }
     if (client_side) {
-        log_event("client connection error", uv_strerror(status));
+        log_event("client connection error", client_.end_detail(status));
         decide(state_ == SessionState::Relaying ? CloseReason::ClientReset
                                                 : CloseReason::ClientAborted);
         finish(reason_);

@@ -74,7 +74,7 @@ void Session::on_handshake_end(Endpoint& side, int status) {
                 finish(status == UV_EOF ? CloseReason::ClientClosed : CloseReason::ClientReset);
                 return;
             }
-            if (status != UV_EOF) log_event("client connection error", uv_strerror(status));
+            if (status != UV_EOF) log_event("client connection error", client_.end_detail(status));
             if (handshake_->proxy_header && handshake_->proxy_header->started()) {
                 // A connection that ends with no byte at all is a balancer's TCP check.
                 log_event("connection ended inside the PROXY protocol header");

@@ -62,6 +62,48 @@ void tls12_nonce(const TrafficKeys& k, const uint8_t* explicit_nonce, uint8_t no
 
 }  // namespace
 
+std::string_view alert_name(uint8_t description) {
+    // RFC 8446 §6, and RFC 5246 §7.2's that TLS 1.3 dropped.
+    struct Named {
+        uint8_t description;
+        std::string_view name;
+    };
+    static constexpr Named kNames[] = {{0, "close_notify"},
+                                       {10, "unexpected_message"},
+                                       {20, "bad_record_mac"},
+                                       {21, "decryption_failed"},
+                                       {22, "record_overflow"},
+                                       {30, "decompression_failure"},
+                                       {40, "handshake_failure"},
+                                       {42, "bad_certificate"},
+                                       {43, "unsupported_certificate"},
+                                       {44, "certificate_revoked"},
+                                       {45, "certificate_expired"},
+                                       {46, "certificate_unknown"},
+                                       {47, "illegal_parameter"},
+                                       {48, "unknown_ca"},
+                                       {49, "access_denied"},
+                                       {50, "decode_error"},
+                                       {51, "decrypt_error"},
+                                       {70, "protocol_version"},
+                                       {71, "insufficient_security"},
+                                       {80, "internal_error"},
+                                       {86, "inappropriate_fallback"},
+                                       {90, "user_canceled"},
+                                       {100, "no_renegotiation"},
+                                       {109, "missing_extension"},
+                                       {110, "unsupported_extension"},
+                                       {112, "unrecognized_name"},
+                                       {113, "bad_certificate_status_response"},
+                                       {115, "unknown_psk_identity"},
+                                       {116, "certificate_required"},
+                                       {120, "no_application_protocol"}};
+    for (const Named& n : kNames) {
+        if (n.description == description) return n.name;
+    }
+    return {};
+}
+
 size_t seal_prefix(const TrafficKeys& keys) {
     return kHeaderSize + (is_tls12_gcm(keys) ? kGcmExplicitNonce : 0);
 }

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <string_view>
 
 #include "tls/record_keys.h"
 
@@ -41,6 +42,10 @@ inline constexpr uint8_t kNoRenegotiation = 100;
 inline constexpr uint8_t kWarning = 1;  // AlertLevel
 inline constexpr uint8_t kFatal = 2;
 }  // namespace alert
+
+// An alert description's name as the RFCs spell it ("bad_record_mac"), for the log;
+// empty for a value no RFC names.
+std::string_view alert_name(uint8_t description);
 
 inline constexpr size_t kHeaderSize = 5;
 inline constexpr size_t kMaxPlaintext = 16384;  // 2^14 (RFC 8446 §5.1, RFC 5246 §6.2.1)

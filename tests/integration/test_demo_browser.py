@@ -129,9 +129,10 @@ class Page:
 
 
 class Browser:
-    """Headless Chromium with its DevTools endpoint on a loopback port."""
+    """Headless Chromium with its DevTools endpoint on a loopback port; `extra_args` go
+    on its command line (a certificate to trust, say)."""
 
-    def __init__(self):
+    def __init__(self, extra_args=()):
         self.profile = tempfile.mkdtemp(prefix="sbdemo-chromium-")
         self.port = free_port()
         self.log = open(os.path.join(self.profile, "chromium.log"), "wb")
@@ -143,7 +144,7 @@ class Browser:
              "--disable-renderer-backgrounding", "--disable-backgrounding-occluded-windows",
              "--window-size=900,560", "--remote-debugging-address=127.0.0.1",
              f"--remote-debugging-port={self.port}", f"--user-data-dir={self.profile}",
-             "about:blank"],
+             *extra_args, "about:blank"],
             stdout=self.log, stderr=subprocess.STDOUT)
         wait_for(self._endpoint, timeout=30, interval=0.1, what="chromium's DevTools endpoint")
 

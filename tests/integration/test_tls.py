@@ -1,10 +1,11 @@
 """TLS through the real binary (SPEC §2 [listeners.tls], [pools.NAME.tls]): wss echo
 with Debian's python3-websockets trusting a throwaway CA, SNI checked with
 `openssl s_client`, old protocol versions refused, resumption, plain HTTP on a TLS
-port, backend TLS with a right and a wrong CA, certificate swap on SIGHUP, and the
-handshake timeout covering the TLS handshake. Certificates are made at test time
-with the `openssl` command."""
+port, backend TLS with a right and a wrong CA and with a backend that changes keys
+mid-stream, certificate swap on SIGHUP, and the handshake timeout covering the TLS
+handshake. Certificates are made at test time with the `openssl` command."""
 
+import ctypes
 import os
 import shutil
 import signal
@@ -43,6 +44,15 @@ certificates = [ {cert_list} ]
 backends = [ {backend_list} ]
 {pool_tls}
 """
+
+
+def stop_cleanly(sb):
+    """Stops switchboard; fails unless it exited 0 with no sanitizer report (the asan
+    build prints one and exits non-zero on a leak or an error)."""
+    code = sb.stop()
+    reports = [line for line in sb.output("err") if "Sanitizer" in line or "runtime error" in line]
+    if (code, reports) != (0, []):
+        raise AssertionError(f"switchboard did not exit cleanly: exit {code}, {reports[:10]}")
 
 
 class TlsTest(unittest.TestCase):
@@ -212,6 +222,141 @@ backends = [ {{ address = "{self.backend.address}" }} ]
             self.assertEqual(handshake_status(sb.port(), upgrade_request()), 101)
         finally:
             sb.stop()
+
+
+class OpenSslHandle:
+    """What Python's ssl does not offer, through libssl itself (ctypes): a TLS 1.3
+    server's KeyUpdate and an extra NewSessionTicket, at a moment of the test's
+    choosing, and a count of the KeyUpdates the peer sent. Reaches the SSL object
+    inside CPython 3.11's _ssl._SSLSocket (PyObject_HEAD, a weak reference to the
+    socket, then `SSL *ssl`), and checks that it has the right one: _ssl keeps the
+    Python object as the SSL's app data."""
+
+    _lib = None
+    # void (*)(int write_p, int version, int content_type, const void *buf, size_t len,
+    #          SSL *ssl, void *arg)
+    _MsgCallback = ctypes.CFUNCTYPE(None, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                                    ctypes.c_void_p, ctypes.c_size_t, ctypes.c_void_p,
+                                    ctypes.c_void_p)
+
+    def __init__(self, ssl_object):
+        lib = OpenSslHandle.library()
+        inner = ssl_object._sslobj  # ssl.SSLObject wraps _ssl._SSLSocket
+        self.ssl = ctypes.c_void_p.from_address(id(inner) + 3 * ctypes.sizeof(ctypes.c_void_p))
+        if lib.SSL_get_ex_data(self.ssl, 0) != id(inner):
+            raise unittest.SkipTest("this Python's _ssl is laid out differently")
+        self.key_updates_received = 0
+        self._callback = OpenSslHandle._MsgCallback(self._on_message)  # kept alive here
+        lib.SSL_set_msg_callback(self.ssl, self._callback)
+
+    @classmethod
+    def library(cls):
+        if cls._lib is None:
+            lib = ctypes.CDLL("libssl.so.3")
+            lib.SSL_get_ex_data.restype = ctypes.c_void_p
+            lib.SSL_get_ex_data.argtypes = [ctypes.c_void_p, ctypes.c_int]
+            lib.SSL_key_update.argtypes = [ctypes.c_void_p, ctypes.c_int]
+            lib.SSL_new_session_ticket.argtypes = [ctypes.c_void_p]
+            lib.SSL_version.argtypes = [ctypes.c_void_p]
+            lib.SSL_set_msg_callback.argtypes = [ctypes.c_void_p, cls._MsgCallback]
+            cls._lib = lib
+        return cls._lib
+
+    def _on_message(self, write_p, version, content_type, buf, length, ssl, arg):
+        # A KeyUpdate read: handshake type 24 (RFC 8446 §4).
+        if not write_p and content_type == 22 and length >= 1:
+            if ctypes.string_at(buf, 1) == b"\x18":
+                self.key_updates_received += 1
+
+    def version(self):
+        return self.library().SSL_version(self.ssl)
+
+    def key_update(self, requested=True):
+        """The next record written is a KeyUpdate (asking for the peer's, if `requested`)."""
+        return self.library().SSL_key_update(self.ssl, 1 if requested else 0) == 1
+
+    def new_session_ticket(self):
+        """The next write sends one more NewSessionTicket first."""
+        return self.library().SSL_new_session_ticket(self.ssl) == 1
+
+
+class BackendKeyChangesTest(unittest.TestCase):
+    """Backend TLS is OpenSSL's, unchanged by the client side's record layer (issue
+    17): a TLS 1.3 backend that sends NewSessionTickets and KeyUpdates between messages,
+    asking for switchboard's KeyUpdate each time, relays byte for byte to a wss client
+    (whose own side is on the record layer) and to a plain ws client. A record layer on
+    the backend side would refuse the tickets (after a handshake it takes no handshake
+    message but KeyUpdate) and end the session."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.backend_pki = TestPki("Backend CA")
+        cert, key = cls.backend_pki.leaf("backend.internal", dns=["backend.internal"],
+                                         ips=["127.0.0.1"])
+        context = cls.backend_pki.server_context(cert, key)
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        cls.events = []  # per backend connection: [tickets, key updates, KeyUpdates back]
+        cls.backend = PyBackend("tlsback", handler=cls.changing_keys, ssl=context)
+        cls.client_pki = TestPki()
+        cls.rsa = cls.client_pki.leaf("rsa.test", dns=["rsa.test"])
+        pool_tls = (f'[pools.chat.tls]\nca_file = "{cls.backend_pki.ca}"\n'
+                    'server_name = "backend.internal"\n')
+        cls.sb = Switchboard('[log]\nlevel = "debug"\n' +
+                             tls_config([cls.rsa], [cls.backend.address], pool_tls=pool_tls) +
+                             '\n[[listeners]]\nname = "plain"\nlisten = "127.0.0.1:0"\n'
+                             'pool = "chat"\n',
+                             listeners=("public", "plain"))
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            stop_cleanly(cls.sb)
+        finally:
+            cls.backend.stop()
+
+    @classmethod
+    async def changing_keys(cls, ws, path):
+        """The echo of PyBackend (text prefixed, binary reversed), with a ticket before
+        each odd answer and a KeyUpdate before each even one."""
+        handle = OpenSslHandle(ws.transport.get_extra_info("ssl_object"))
+        counts = [0, 0, handle]
+        cls.events.append(counts)
+        assert handle.version() == 0x0304, hex(handle.version())
+        try:
+            async for message in ws:
+                if counts[0] <= counts[1]:
+                    counts[0] += handle.new_session_ticket()
+                else:
+                    counts[1] += handle.key_update(requested=True)
+                await ws.send(f"tlsback:{message}" if isinstance(message, str) else message[::-1])
+        except websockets.ConnectionClosed:
+            pass
+
+    def exchange(self, url, **kwargs):
+        async def go():
+            async with websockets.connect(url, max_size=None, compression=None, **kwargs) as ws:
+                for size in (0, 1, 125, 16384, 70000, 1 << 20, 5, 3):
+                    data = os.urandom(size)
+                    await ws.send(data)
+                    self.assertEqual(await ws.recv(), data[::-1])
+                    await ws.send(f"text {size}")
+                    self.assertEqual(await ws.recv(), f"tlsback:text {size}")
+        run(go(), timeout=60)
+        tickets, updates, handle = self.events[-1]
+        # Eight tickets and eight KeyUpdates went out, each KeyUpdate answered by one of
+        # switchboard's (RFC 8446 §4.6.3) before its next message.
+        self.assertEqual((tickets, updates), (8, 8))
+        wait_for(lambda: handle.key_updates_received == 8, what="8 KeyUpdates from switchboard")
+
+    def test_wss_client_and_ws_client_over_a_backend_that_changes_keys(self):
+        before = "\n".join(self.sb.output("err")).count("client TLS handed to the record layer")
+        self.exchange(f"wss://127.0.0.1:{self.sb.port()}/", ssl=self.client_pki.client_context(),
+                      server_hostname="rsa.test")
+        self.exchange(self.sb.url("/", name="plain"))
+        err = "\n".join(self.sb.output("err"))
+        # The wss client's side left OpenSSL; nothing else did.
+        self.assertEqual(err.count("client TLS handed to the record layer"), before + 1)
+        self.assertEqual(err.count("client TLS stays on OpenSSL"), 0)
 
 
 class CertificateReloadTest(unittest.TestCase):

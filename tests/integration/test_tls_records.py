@@ -4,9 +4,15 @@ records itself. Independent clients must not notice: `openssl s_client` asking f
 KeyUpdates (`K`, `k`) mid-stream, Python's ssl with python3-websockets and Node's `ws`,
 over TLS 1.3 and 1.2 and each AEAD the listener offers; switchboard's own KeyUpdates
 when its key-usage limit is lowered (the hidden --debug-record-key-update=N, which only
-a record layer obeys: it proves the switch happened); a client's close_notify as a
-half-close; renegotiation refused. Backend TLS stays on OpenSSL (test_tls.py)."""
+a record layer obeys: it proves the switch happened); headless Chromium (BoringSSL)
+across those KeyUpdates; a client's close_notify as a half-close; renegotiation refused.
+A client's fatal alert, and records broken in every way the layer refuses, end that
+client's session and its backend connection, and no other session of the worker.
+Backend TLS stays on OpenSSL (test_tls.py)."""
 
+import asyncio
+import base64
+import hashlib
 import json
 import os
 import re
@@ -17,12 +23,14 @@ import subprocess
 import threading
 import time
 import unittest
+import zlib
 
 import websockets
 
 from sbtest import (PyBackend, RawBackend, Switchboard, TestPki, accept_upgrade, decode_frame,
-                    encode_frame, read_head, run, upgrade_request, wait_for)
-from test_tls import tls_config
+                    encode_frame, read_head, run, upgrade_request, wait_for, wait_for_async)
+from test_demo_browser import CHROMIUM, Browser
+from test_tls import stop_cleanly, tls_config
 
 
 class SClient:
@@ -527,6 +535,502 @@ class HalfCloseTest(unittest.TestCase):
                 wait_for(lambda: len(self.seen) >= 1)
                 got = decode_frame(self.seen.pop())
                 self.assertEqual(got[2], b"last words")
+
+
+def spki_pin(cert):
+    """The base64 SHA-256 of a certificate's public key, for Chromium's
+    --ignore-certificate-errors-spki-list: that one key is trusted, nothing else."""
+    der = subprocess.run(f"openssl x509 -in '{cert}' -pubkey -noout | "
+                         "openssl pkey -pubin -outform der", shell=True, check=True,
+                         capture_output=True, timeout=30).stdout
+    return base64.b64encode(hashlib.sha256(der).digest()).decode()
+
+
+# The page's side of ChromiumTest: a WebSocket to `url`; each size in `sizes` is a
+# binary message of random bytes, sent one at a time (each echo awaited) and then all
+# at once (records split and coalesced both ways); then a text message. The echoes
+# are compared with the reversed message byte for byte, and each message's CRC-32 is
+# reported both ways, for the test to check against what the backend received.
+CHROMIUM_EXCHANGE = r"""
+(url, sizes) => {
+  const table = new Uint32Array(256);
+  for (let n = 0; n < 256; n++) {
+    let c = n;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+    table[n] = c >>> 0;
+  }
+  const crc32 = (bytes) => {
+    let c = 0xffffffff;
+    for (let i = 0; i < bytes.length; i++) c = table[(c ^ bytes[i]) & 0xff] ^ (c >>> 8);
+    return (c ^ 0xffffffff) >>> 0;
+  };
+  const random = (n) => {
+    const out = new Uint8Array(n);
+    for (let i = 0; i < n; i += 65536) crypto.getRandomValues(out.subarray(i, i + 65536));
+    return out;
+  };
+  const reversedEquals = (got, sent) => {
+    if (got.length !== sent.length) return false;
+    for (let i = 0, j = sent.length - 1; i < got.length; i++, j--) {
+      if (got[i] !== sent[j]) return false;
+    }
+    return true;
+  };
+  window.exchange = { sent: [], echoed: [], matches: [], text: null, error: null, done: false };
+  const r = window.exchange;
+  const ws = new WebSocket(url);
+  ws.binaryType = 'arraybuffer';
+  const queue = [];
+  let waiting = null;
+  ws.onmessage = (m) => {
+    if (!waiting) { queue.push(m.data); return; }
+    const w = waiting;
+    waiting = null;
+    w(m.data);
+  };
+  const next = () => new Promise((resolve) => {
+    if (queue.length) { resolve(queue.shift()); return; }
+    waiting = resolve;
+  });
+  ws.onclose = (e) => { if (!r.done) r.error = `closed early: ${e.code} ${e.reason}`; };
+  ws.onerror = () => { if (!r.done) r.error = 'error event'; };
+  const check = (sent, data) => {
+    const got = new Uint8Array(data);
+    r.echoed.push(crc32(got));
+    r.matches.push(reversedEquals(got, sent));
+  };
+  ws.onopen = async () => {
+    try {
+      for (const n of sizes) {
+        const sent = random(n);
+        r.sent.push(crc32(sent));
+        ws.send(sent);
+        check(sent, await next());
+      }
+      const burst = sizes.map(random);
+      for (const sent of burst) { r.sent.push(crc32(sent)); ws.send(sent); }
+      for (const sent of burst) check(sent, await next());
+      ws.send('hello from chromium');
+      r.text = await next();
+      r.done = true;
+      ws.close(1000);
+    } catch (e) {
+      r.error = String(e);
+    }
+  };
+}
+"""
+
+
+class RecordTap:
+    """A TCP relay in front of switchboard that notes the length of each TLS record
+    switchboard sends (it cannot read them, only count them). A TLS 1.3 KeyUpdate is a
+    record of 22 bytes: a 5-byte handshake message, its inner content type, a 16-byte
+    tag (switchboard adds no padding)."""
+
+    def __init__(self, port):
+        self._target = port
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(16)
+        self.port = self._sock.getsockname()[1]
+        self.lengths = []  # of every record from switchboard, in order
+        self._lock = threading.Lock()
+        self._conns = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            server = socket.create_connection(("127.0.0.1", self._target))
+            self._conns += [client, server]
+            threading.Thread(target=self._pump, args=(client, server, False), daemon=True).start()
+            threading.Thread(target=self._pump, args=(server, client, True), daemon=True).start()
+
+    def _pump(self, src, dst, from_switchboard):
+        pending = b""
+        try:
+            while chunk := src.recv(65536):
+                dst.sendall(chunk)
+                if not from_switchboard:
+                    continue
+                pending += chunk
+                while len(pending) >= 5 and len(pending) >= 5 + int.from_bytes(pending[3:5], "big"):
+                    n = int.from_bytes(pending[3:5], "big")
+                    with self._lock:
+                        self.lengths.append(n)
+                    pending = pending[5 + n:]
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def count(self, length):
+        with self._lock:
+            return self.lengths.count(length)
+
+    def close(self):
+        self._sock.close()
+        for c in self._conns:
+            c.close()
+
+
+@unittest.skipUnless(CHROMIUM, "chromium is not installed (tools/setup installs it)")
+class ChromiumTest(unittest.TestCase):
+    """Headless Chromium (BoringSSL: yet another TLS stack) over wss:// through
+    switchboard's record layer, driven over the DevTools protocol (test_demo_browser),
+    trusting the listener's key only. Switchboard's keys are due for a KeyUpdate every
+    4 records (--debug-record-key-update=4), which only the record layer obeys: each
+    1 MiB echo is 64 records and more, so Chromium must follow some 16 of switchboard's
+    KeyUpdates per MiB (over TLS 1.2 switchboard would have said goodbye instead). A
+    relay in front of switchboard counts them."""
+
+    SIZES = [1, 125, 16384, 100 * 1024, 1 << 20]
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.rsa = cls.pki.leaf("rsa.test", dns=["rsa.test"], ips=["127.0.0.1"])
+        cls.backend = PyBackend("secure")
+        cls.sb = Switchboard('[log]\nlevel = "debug"\n' +
+                             tls_config([cls.rsa], [cls.backend.address]),
+                             extra_args=["--debug-record-key-update=4"])
+        cls.tap = RecordTap(cls.sb.port())
+        cls.browser = Browser(extra_args=[
+            f"--ignore-certificate-errors-spki-list={spki_pin(cls.rsa[0])}"])
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.browser.close()
+        cls.tap.close()
+        try:
+            stop_cleanly(cls.sb)
+        finally:
+            cls.backend.stop()
+
+    def switches(self):
+        err = "\n".join(self.sb.output("err"))
+        return (err.count("client TLS handed to the record layer"),
+                err.count("client TLS stays on OpenSSL"))
+
+    def test_chromium_echoes_byte_for_byte_across_key_updates(self):
+        before = self.switches()
+        received_before = len(self.backend.received)
+        key_updates_before = self.tap.count(22)
+
+        async def go():
+            page = await self.browser.new_page()
+            try:
+                url = f"wss://127.0.0.1:{self.tap.port}/"
+                await page.evaluate(f"({CHROMIUM_EXCHANGE})('{url}', {json.dumps(self.SIZES)})")
+                await page.until("window.exchange.done || window.exchange.error", timeout=60,
+                                 what="Chromium's exchange")
+                return await page.evaluate("window.exchange")
+            finally:
+                await page.ws.close()
+
+        r = run(go(), timeout=120)
+        self.assertIsNone(r["error"], r)
+        self.assertEqual(r["matches"], [True] * (2 * len(self.SIZES)), r)
+        self.assertEqual(r["text"], "secure:hello from chromium")
+        # What the backend got is what the page sent, and the page got it reversed.
+        got = self.backend.received[received_before:]
+        self.assertEqual([len(m) for m in got[:-1]], self.SIZES * 2)
+        self.assertEqual(got[-1], "hello from chromium")
+        self.assertEqual(r["sent"], [zlib.crc32(m) for m in got[:-1]])
+        self.assertEqual(r["echoed"], [zlib.crc32(m[::-1]) for m in got[:-1]])
+        # The connection left OpenSSL after its handshake, and switchboard updated its
+        # keys after every 4 records: 2 MiB of echoes alone are over 128 records.
+        wait_for(lambda: self.switches()[0] > before[0], what="a switch to the record layer")
+        self.assertEqual(self.switches()[1], before[1], self.sb.output("err")[-20:])
+        self.assertGreaterEqual(self.tap.count(22) - key_updates_before, 32, self.tap.lengths)
+
+
+class TrackedBackend(PyBackend):
+    """PyBackend's echo, counting the connections open now (`live`) and ended: a
+    session the proxy ends must end its backend connection too."""
+
+    def __init__(self, name):
+        self.live = 0
+        self.ended = 0
+        super().__init__(name, handler=self._tracked)
+
+    async def _tracked(self, ws, path):
+        self.live += 1
+        try:
+            await self._transform_echo(ws, path)
+        finally:
+            self.live -= 1
+            self.ended += 1
+
+
+def one_worker_tls(certs, backends):
+    """tls_config with one worker: every connection of a test shares that worker's
+    record-layer ciphers and scratch contexts (WorkerContext::record_crypto), so what one
+    connection does to them, the others would see."""
+    text = tls_config(certs, backends)
+    assert "workers = 2" in text
+    return '[log]\nlevel = "debug"\n' + text.replace("workers = 2", "workers = 1")
+
+
+def read_until_closed(c, timeout=10.0):
+    """Reads a MemTlsClient until its connection ends; returns how: "eof" (a TCP end
+    without close_notify), "close_notify", or the text of the TLS error (an alert the
+    proxy sent) or of the socket error. Fails if the TCP connection is still open
+    after `timeout`, whatever came before."""
+    c.sock.settimeout(timeout)
+    try:
+        while True:
+            if not c.read():
+                how = "close_notify"
+                break
+    except ssl.SSLError as e:
+        how = str(e)
+    except ConnectionError as e:
+        return "eof" if "without close_notify" in str(e) else str(e)
+    except socket.timeout:
+        raise AssertionError(f"the proxy left the connection open for {timeout}s")
+    # After its close_notify or a fatal alert, the proxy's TCP end.
+    try:
+        while c.sock.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except socket.timeout:
+        raise AssertionError(f"after {how!r} the proxy left the connection open for {timeout}s")
+    return how
+
+
+class PeerAlertTest(unittest.TestCase):
+    """A client's fatal alert after the switch to the record layer, encrypted under
+    its traffic keys like any record: the proxy must end the session (client and
+    backend connections) without answering, say why in its log, and go on serving
+    everyone else. The alert is a real one: the client's own OpenSSL is handed a
+    record "from the server" that fails to open, and writes its bad_record_mac alert
+    as it would on the wire."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.rsa = cls.pki.leaf("rsa.test", dns=["rsa.test"])
+        cls.backend = TrackedBackend("secure")
+        cls.sb = Switchboard(one_worker_tls([cls.rsa], [cls.backend.address]))
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            stop_cleanly(cls.sb)
+        finally:
+            cls.backend.stop()
+
+    def switches(self):
+        return "\n".join(self.sb.output("err")).count("client TLS handed to the record layer")
+
+    def test_a_fatal_alert_ends_the_session_and_no_other(self):
+        async def go():
+            ctx = self.pki.client_context()
+            async with websockets.connect(f"wss://127.0.0.1:{self.sb.port()}/", ssl=ctx,
+                                          server_hostname="rsa.test") as good:
+                await good.send("before")
+                self.assertEqual(await good.recv(), "secure:before")
+                for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2):
+                    with self.subTest(version=version):
+                        await asyncio.get_running_loop().run_in_executor(
+                            None, self.one_alert, version)
+                        await good.send(f"after {version.name}")
+                        self.assertEqual(await good.recv(), f"secure:after {version.name}")
+        run(go(), timeout=60)
+
+    def one_alert(self, version):
+        ctx = self.pki.client_context()
+        ctx.minimum_version = ctx.maximum_version = version
+        switched = self.switches()
+        ended = self.backend.ended
+        c = MemTlsClient(self.sb.port(), ctx, "rsa.test")
+        port = c.sock.getsockname()[1]
+        try:
+            rest = ws_upgrade(c)
+            c.send(encode_frame(0x1, b"hello"))
+            frames, _ = read_frames(c, rest, 1)
+            self.assertEqual(frames[0][2], b"secure:hello")
+            wait_for(lambda: self.switches() > switched, what="a switch to the record layer")
+            self.assertEqual(self.backend.live, 2)  # the good client's and this one's
+
+            # The client's OpenSSL answers a record that fails to open with a fatal
+            # bad_record_mac, protected like application data (TLS 1.3: an outer type
+            # of application_data; TLS 1.2: an alert record with an explicit nonce).
+            c.incoming.write(b"\x17\x03\x03\x00\x40" + os.urandom(64))
+            with self.assertRaisesRegex(ssl.SSLError, "BAD_RECORD_MAC|bad record mac"):
+                c.tls.read(100)
+            alert = c.outgoing.read()
+            outer = 0x17 if version == ssl.TLSVersion.TLSv1_3 else 0x15
+            self.assertEqual(alert[0], outer, alert.hex())
+            self.assertGreater(len(alert), 5 + 2 + 16, "not encrypted: " + alert.hex())
+            c.sock.sendall(alert)
+
+            # The proxy closes without answering (RFC 8446 §6.2: nothing follows a
+            # fatal alert), and the backend connection goes with it.
+            c.sock.settimeout(10)
+            after = b""
+            try:
+                while chunk := c.sock.recv(65536):
+                    after += chunk
+            except ConnectionResetError:
+                pass
+            self.assertEqual(after, b"", "the proxy answered the alert")
+            wait_for(lambda: self.backend.ended > ended, what="the backend connection's end")
+            self.assertEqual(self.backend.live, 1)
+        finally:
+            c.close()
+        # Said in the log: the session's line, naming the alert, and its access log
+        # record.
+        record = wait_for(lambda: [r for r in self.sb.access_log()
+                                   if r["client"].endswith(f":{port}")], what="its access log")
+        self.assertEqual((record[0]["reason"], record[0]["closed_by"]), ("client_reset", "client"))
+        line = [l for l in self.sb.output("err")
+                if "client connection error" in l and f":{port} " in l]
+        self.assertEqual(len(line), 1, self.sb.output("err")[-20:])
+        self.assertIn('detail="TLS alert received: bad_record_mac"', line[0])
+
+
+class HostileNeighbourTest(unittest.TestCase):
+    """One well-behaved wss client mid-conversation, on the same worker as clients that
+    break the record layer's rules one after the other: garbage where a record should
+    be, a record that fails to open, one longer than the protocol allows, a handshake
+    record after the handshake, a record cut short and then the TCP end. Each of those
+    connections ends, with its backend connection; the good client's echoes go on,
+    byte for byte, throughout."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.rsa = cls.pki.leaf("rsa.test", dns=["rsa.test"])
+        cls.backend = TrackedBackend("secure")
+        cls.sb = Switchboard(one_worker_tls([cls.rsa], [cls.backend.address]))
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            stop_cleanly(cls.sb)
+        finally:
+            cls.backend.stop()
+
+    def hostile(self, version, upgrade, send):
+        """A client that completes its TLS handshake (and the WebSocket upgrade, if
+        `upgrade`), then does `send(client)`; returns how its connection ended and its
+        port."""
+        ctx = self.pki.client_context()
+        ctx.minimum_version = ctx.maximum_version = version
+        c = MemTlsClient(self.sb.port(), ctx, "rsa.test")
+        try:
+            if upgrade:
+                rest = ws_upgrade(c)
+                c.send(encode_frame(0x2, b"x" * 3000))
+                frames, _ = read_frames(c, rest, 1)
+                self.assertEqual(frames[0][2], b"x" * 3000)
+            send(c)
+            return read_until_closed(c), c.sock.getsockname()[1]
+        finally:
+            c.close()
+
+    def test_hostile_records_leave_a_good_neighbour_alone(self):
+        def garbage(c):
+            c.sock.sendall(b"\x00\x01\x02garbage that is no record" * 20)
+
+        def bad_tag(c):
+            c.sock.sendall(b"\x17\x03\x03\x00\x40" + os.urandom(64))
+
+        def overlong(c):
+            c.sock.sendall(b"\x17\x03\x03\x48\x01" + os.urandom(0x4801))
+
+        def handshake_record(c):
+            # A plaintext ClientHello-shaped record once the keys are in use.
+            c.sock.sendall(b"\x16\x03\x03\x00\x08\x01\x00\x00\x04\x03\x03\x00\x00")
+
+        def truncated_then_end(c):
+            # A valid record's first part: the rest never comes, the TCP stream ends.
+            c.tls.write(encode_frame(0x2, os.urandom(5000)))
+            record = c.outgoing.read()
+            c.sock.sendall(record[:len(record) // 2])
+            c.sock.shutdown(socket.SHUT_WR)
+
+        cases = [(name, version, upgrade, send)
+                 for version in (ssl.TLSVersion.TLSv1_3, ssl.TLSVersion.TLSv1_2)
+                 for name, send in (("garbage", garbage), ("bad_tag", bad_tag),
+                                    ("overlong", overlong), ("handshake", handshake_record),
+                                    ("truncated", truncated_then_end))
+                 for upgrade in (True, False)]
+        endings = {}
+        echoes = [0]
+
+        async def good_client(stop):
+            ctx = self.pki.client_context()
+            async with websockets.connect(f"wss://127.0.0.1:{self.sb.port()}/", ssl=ctx,
+                                          server_hostname="rsa.test", max_size=None,
+                                          compression=None) as ws:
+                sizes = (10, 20000, 300000)
+                while not stop.is_set():
+                    data = os.urandom(sizes[echoes[0] % len(sizes)])
+                    await ws.send(data)
+                    if await ws.recv() != data[::-1]:
+                        raise AssertionError(f"echo {echoes[0]} differs")
+                    echoes[0] += 1
+
+        async def go():
+            loop = asyncio.get_running_loop()
+            stop = asyncio.Event()
+            good = asyncio.create_task(good_client(stop))
+            try:
+                await wait_for_async(lambda: echoes[0] >= 3 or good.done(), timeout=20,
+                                     what="the good client's first echoes")
+                for name, version, upgrade, send in cases:
+                    ended = self.backend.ended
+                    endings[(name, version.name, upgrade)] = await loop.run_in_executor(
+                        None, self.hostile, version, upgrade, send)
+                    if upgrade:
+                        await wait_for_async(lambda: self.backend.ended > ended, timeout=10,
+                                             what=f"{name}'s backend connection to end")
+                    # The good client goes on: three more echoes after each.
+                    n = echoes[0]
+                    await wait_for_async(lambda: echoes[0] >= n + 3 or good.done(), timeout=20,
+                                         what=f"echoes after {name}")
+                    if good.done():
+                        good.result()  # its failure
+                        self.fail(f"the good client stopped after {name}")
+                self.assertEqual(self.backend.live, 1)  # the good client's only
+            finally:
+                stop.set()
+                await asyncio.wait_for(good, 30)
+
+        run(go(), timeout=240)
+        # Every connection, the good one's included, was on the record layer.
+        out = "\n".join(self.sb.output("err"))
+        self.assertEqual(out.count("client TLS handed to the record layer"), len(cases) + 1)
+        self.assertEqual(out.count("client TLS stays on OpenSSL"), 0)
+        # Each broken record is answered with the fatal alert its fault calls for, which
+        # the session's log line names; the cut one is a TCP end, passed on as one (the
+        # backend's end then ends it).
+        lines = self.sb.output("err")
+        for (name, version, upgrade), (how, port) in endings.items():
+            with self.subTest(name=name, version=version, upgrade=upgrade):
+                alert = {"garbage": "unexpected_message", "bad_tag": "bad_record_mac",
+                         "overlong": "record_overflow",
+                         # TLS 1.2 protects handshake records after the handshake too: a
+                         # plaintext one does not open.
+                         "handshake": ("unexpected_message" if version == "TLSv1_3"
+                                       else "bad_record_mac"),
+                         "truncated": None}[name]
+                errors = [l for l in lines if "client connection error" in l and f":{port} " in l]
+                if alert is None:
+                    self.assertRegex(how, "^(close_notify|eof)$")
+                    self.assertEqual(errors, [])
+                    continue
+                self.assertRegex(how, alert.upper() + "|" + alert.replace("_", " "))
+                self.assertEqual(len(errors), 1, lines[-20:])
+                self.assertIn(f'detail="TLS alert sent: {alert}"', errors[0])
+        self.assertTrue(self.sb.proc.poll() is None)
 
 
 if __name__ == "__main__":

@@ -191,6 +191,14 @@ TEST(RecordCrypto, AKeyUpdateForgetsTheOldKey) {
     ASSERT_TRUE(tls13_update(crypto, k));
     EXPECT_FALSE(crypto.cached(old));
     EXPECT_TRUE(round_trip(crypto, other, k, 2));
+TEST(RecordLayer, AlertNamesAreTheRfcs) {
+    // The log names the alert that ended a connection (Endpoint::end_detail).
+    EXPECT_EQ(alert_name(alert::kCloseNotify), "close_notify");
+    EXPECT_EQ(alert_name(alert::kBadRecordMac), "bad_record_mac");
+    EXPECT_EQ(alert_name(alert::kRecordOverflow), "record_overflow");
+    EXPECT_EQ(alert_name(alert::kNoRenegotiation), "no_renegotiation");
+    EXPECT_EQ(alert_name(120), "no_application_protocol");
+    EXPECT_EQ(alert_name(255), "");
 }
 
 // What a reader made of a byte stream fed in pieces of `chunk` bytes.
