@@ -20,6 +20,20 @@ namespace sb::tls {
 
 namespace {
 
+// TLS 1.3 session tickets sent after a full handshake (RFC 8446 §4.6.1 lets a server
+// send several). One, by measurement (tools/tls-resumption, docs/tls.md): Python's ssl,
+// `openssl s_client`, Node and Chromium reconnecting 50 times in a loop (Chromium also
+// two connections at a time) resumed every time after the first with 1, 2 and 4
+// tickets alike, because each resumption brings its client one new ticket, whatever
+// this count (OpenSSL sends one then; TicketKeys asks for it). What a count cannot do
+// is make up for resumptions without a ticket: Chromium uses each ticket once (RFC 8446
+// §C.4) and keeps two per server, so before TicketKeys asked it resumed 51% of the time
+// with 1 ticket and 67% with 2 or 4. Each ticket costs a full handshake a key
+// derivation, an encryption and a record (about 5% of it); OpenSSL's default of two
+// would spend that for none of these clients. The record layer counts whatever
+// tickets OpenSSL wrote (record_handoff.h), so any count works there.
+constexpr size_t kTls13Tickets = 1;
+
 std::string last_error() {
     unsigned long e = ERR_peek_last_error();
     ERR_clear_error();
@@ -122,10 +136,7 @@ std::shared_ptr<ServerContext> ServerContext::load(const config::ListenerTlsConf
         // idle most of the time.
         SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
         SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);  // tickets carry sessions
-        // TLS 1.3: one ticket per connection, not OpenSSL's two. A WebSocket client
-        // reconnects with one connection at a time, and each ticket costs the full
-        // handshake a key derivation, an encryption and a record (about 5 % of it).
-        SSL_CTX_set_num_tickets(ctx, 1);
+        SSL_CTX_set_num_tickets(ctx, kTls13Tickets);
         SSL_CTX_set_alpn_select_cb(ctx, &select_alpn, nullptr);
         // The traffic secrets for the record layer that takes over after the handshake
         // (Connection::take_record_keys); they stay in the connection, never logged.

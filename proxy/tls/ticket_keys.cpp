@@ -30,7 +30,7 @@ void TicketKeys::rotate() {
 }
 
 int TicketKeys::on_ticket(unsigned char name[16], unsigned char iv[16], EVP_CIPHER_CTX* cipher,
-                          EVP_MAC_CTX* mac, int encrypt) {
+                          EVP_MAC_CTX* mac, int encrypt, bool tls13) {
     Key key;
     int result = 1;
     {
@@ -39,6 +39,7 @@ int TicketKeys::on_ticket(unsigned char name[16], unsigned char iv[16], EVP_CIPH
             key = current_;
         } else if (std::memcmp(name, current_.name.data(), 16) == 0) {
             key = current_;
+            if (tls13) result = 2;  // a ticket for the next connection (see the header)
         } else if (has_previous_ && std::memcmp(name, previous_.name.data(), 16) == 0) {
             key = previous_;
             result = 2;  // still good, but issue a ticket under the current key
@@ -70,7 +71,10 @@ namespace {
 int ticket_callback(SSL* ssl, unsigned char* name, unsigned char* iv, EVP_CIPHER_CTX* cipher,
                     EVP_MAC_CTX* mac, int encrypt) {
     auto* keys = static_cast<TicketKeys*>(SSL_CTX_get_app_data(SSL_get_SSL_CTX(ssl)));
-    return keys != nullptr ? keys->on_ticket(name, iv, cipher, mac, encrypt) : 0;
+    // The version is settled before OpenSSL opens a ticket (it picks the extension to
+    // read the ticket from by it).
+    const bool tls13 = SSL_version(ssl) == TLS1_3_VERSION;
+    return keys != nullptr ? keys->on_ticket(name, iv, cipher, mac, encrypt, tls13) : 0;
 }
 
 }  // namespace

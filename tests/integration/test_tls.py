@@ -16,8 +16,9 @@ import unittest
 
 import websockets
 
-from sbtest import (BINARY, PyBackend, Switchboard, TestPki, handshake_status, raw_exchange, run,
-                    s_client, status_of, upgrade_request, wait_for)
+from sbtest import (BINARY, PyBackend, Switchboard, TestPki, decode_frame, encode_frame,
+                    handshake_status, raw_exchange, read_head, run, s_client, status_of,
+                    upgrade_request, wait_for)
 
 import subprocess
 
@@ -127,6 +128,51 @@ class TlsTest(unittest.TestCase):
         s_client(self.sb.port(), "-tls1_2", "-sess_out", sess12, *ask, stdin=request)
         self.assertIn("Reused, TLSv1.2",
                       s_client(self.sb.port(), "-tls1_2", "-sess_in", sess12, *ask, stdin=request))
+
+    def reconnect(self, count, single_use):
+        """`count` wss connections one after another from Python's ssl (TLS 1.3), each
+        offering the session kept from the one before and echoing one message (the
+        record layer's sequence numbers then start behind the tickets that connection
+        got); says whether each was resumed. With `single_use` a ticket is offered once
+        only, as RFC 8446 §C.4 asks of clients and Chromium does: a connection that
+        brought no new ticket leaves the next one nothing to offer."""
+        context = self.pki.client_context()
+        context.minimum_version = ssl.TLSVersion.TLSv1_3
+        session = None
+        offered = set()  # OpenSSL gives each ticket's session an id of its own
+        reused = []
+        for i in range(count):
+            with socket.create_connection(("127.0.0.1", self.sb.port()), timeout=5) as raw:
+                with context.wrap_socket(raw, server_hostname="rsa.test",
+                                         session=session) as s:
+                    reused.append(s.session_reused)
+                    s.sendall(upgrade_request(host="rsa.test"))
+                    head = read_head(s)
+                    self.assertEqual(status_of(head), 101)
+                    rest = head.split(b"\r\n\r\n", 1)[1]
+                    s.sendall(encode_frame(1, f"m{i}".encode()))
+                    while (frame := decode_frame(rest)) is None:
+                        chunk = s.recv(4096)
+                        self.assertTrue(chunk, "closed before the echo")
+                        rest += chunk
+                    self.assertEqual(frame[2], f"secure:m{i}".encode())
+                    latest = s.session  # any ticket came before the 101
+            fresh = latest is not None and latest.has_ticket and latest.id not in offered
+            session = latest if fresh or not single_use else None
+            if session is not None:
+                offered.add(session.id)
+        return reused
+
+    def test_a_client_keeping_only_its_latest_session_resumes_every_time(self):
+        # Issue 17: Python's SSLSocket.session, s_client -sess_out and https.Agent keep
+        # one session per server; each reconnection after the first must resume.
+        self.assertEqual(self.reconnect(8, single_use=False), [False] + [True] * 7)
+
+    def test_a_client_using_each_ticket_once_resumes_every_time(self):
+        # Issue 17: a resumed TLS 1.3 connection got no ticket (the ticket key callback
+        # did not ask OpenSSL for one), so such a client resumed every other time,
+        # whatever the number of tickets a full handshake brings (docs/tls.md).
+        self.assertEqual(self.reconnect(8, single_use=True), [False] + [True] * 7)
 
     def test_plain_http_to_a_tls_port_fails_cleanly_and_the_proxy_keeps_serving(self):
         response = raw_exchange(self.sb.port(), upgrade_request())

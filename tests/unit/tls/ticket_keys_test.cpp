@@ -1,8 +1,9 @@
 // tls::TicketKeys: a ticket sealed under the current key opens (1); after one
 // rotation it still opens but asks for renewal (2), with the same cipher and MAC keys
 // it was sealed with; after two rotations, or under a name we never issued, it is
-// unknown (0) and the client gets a full handshake. Driven through on_ticket() with
-// real cipher and MAC contexts, as OpenSSL calls it.
+// unknown (0) and the client gets a full handshake. A TLS 1.3 resumption always asks
+// for renewal, so that every resumed connection brings its client a new ticket.
+// Driven through on_ticket() with real cipher and MAC contexts, as OpenSSL calls it.
 #include "tls/ticket_keys.h"
 
 #include <openssl/core_names.h>
@@ -37,8 +38,8 @@ class TicketCall {
     TicketCall(const TicketCall&) = delete;
     TicketCall& operator=(const TicketCall&) = delete;
 
-    int run(TicketKeys& keys, Name& name, Iv& iv, bool encrypt) {
-        return keys.on_ticket(name.data(), iv.data(), cipher_, mac_, encrypt ? 1 : 0);
+    int run(TicketKeys& keys, Name& name, Iv& iv, bool encrypt, bool tls13 = false) {
+        return keys.on_ticket(name.data(), iv.data(), cipher_, mac_, encrypt ? 1 : 0, tls13);
     }
 
     // Encrypts (or decrypts) `in` with the cipher the call set up.
@@ -93,9 +94,9 @@ Sealed seal(TicketKeys& keys) {
 
 // Opens `s` as OpenSSL would: the callback's answer, and whether the cipher and MAC
 // it set up match the ones the ticket was sealed with.
-int open_ticket(TicketKeys& keys, Sealed s, bool* matches = nullptr) {
+int open_ticket(TicketKeys& keys, Sealed s, bool* matches = nullptr, bool tls13 = false) {
     TicketCall call;
-    int rc = call.run(keys, s.name, s.iv, false);
+    int rc = call.run(keys, s.name, s.iv, false, tls13);
     if (matches != nullptr) {
         *matches = rc > 0 && call.mac(s.ciphertext) == s.tag &&
                    call.crypt(s.ciphertext, false) == kSession;
@@ -131,6 +132,20 @@ TEST(TicketKeys, AfterOneRotationAnOldTicketOpensAndIsRenewed) {
     Sealed fresh = seal(keys);
     EXPECT_NE(fresh.name, old.name);
     EXPECT_EQ(open_ticket(keys, fresh), 1);
+}
+
+TEST(TicketKeys, ATls13ResumptionIsAlwaysRenewed) {
+    // Issue 17: without renewal, a client that uses each ticket once resumed only
+    // every other time (OpenSSL sends a resumed TLS 1.3 connection no ticket on 1).
+    TicketKeys keys;
+    Sealed s = seal(keys);
+    bool matches = false;
+    EXPECT_EQ(open_ticket(keys, s, &matches, true), 2);
+    EXPECT_TRUE(matches);
+    keys.rotate();
+    EXPECT_EQ(open_ticket(keys, s, nullptr, true), 2);
+    keys.rotate();
+    EXPECT_EQ(open_ticket(keys, s, nullptr, true), 0);  // renewal opens nothing unknown
 }
 
 TEST(TicketKeys, AfterTwoRotationsAnOldTicketIsUnknown) {

@@ -75,14 +75,15 @@ class Proxy:
 
 
 def start_target(name, tools, procs, cpu, work, backend, limits, tls=None, http=False,
-                 config=None):
+                 config=None, env=None):
     """Starts target `name` pinned to `cpu`, with its files in `work`, relaying to
     `backend` (HOST:PORT); returns once it accepts connections. With `tls`, a
     (certificate, private key) pair of PEM files, the proxies terminate TLS. With
     `http`, they proxy HTTP/1.1 requests to an HTTP origin (WebSocket otherwise).
     `config`, when given, writes the configuration instead: called with the port the
     peer is to listen on (None for switchboard, which binds port 0), it returns the
-    file's text (the storm scenario's several backends and limits)."""
+    file's text (the storm scenario's several backends and limits). `env`, when given,
+    is the proxy's environment (tools/tls-resumption preloads a library)."""
     if tls is not None and name in ("direct", "relay"):
         raise AssertionError(f"{name} has no TLS")
     if tls is not None and http:
@@ -91,7 +92,8 @@ def start_target(name, tools, procs, cpu, work, backend, limits, tls=None, http=
     if name == "direct":
         return Proxy(backend)
     if name == "relay":
-        proc = procs.spawn([str(tools.relay), "--backend", backend], cpu, work / "relay.log")
+        proc = procs.spawn([str(tools.relay), "--backend", backend], cpu, work / "relay.log",
+                           env=env)
         address = wait_for_line(proc, "listening ", 10).split()[1]
     elif name == "switchboard":
         config = work / "switchboard.toml"
@@ -101,7 +103,7 @@ def start_target(name, tools, procs, cpu, work, backend, limits, tls=None, http=
             config.write_text(switchboard_http_config(backend) if http
                               else switchboard_config(backend, tls))
         proc = procs.spawn([str(tools.switchboard), "-c", str(config)], cpu,
-                           work / "switchboard.log")
+                           work / "switchboard.log", env=env)
         # "listening public 127.0.0.1:PORT" on stderr, once it accepts.
         address = wait_for_line(proc, "listening public ", 15).split()[2]
     elif name == "haproxy":
@@ -112,7 +114,8 @@ def start_target(name, tools, procs, cpu, work, backend, limits, tls=None, http=
         else:
             config.write_text(haproxy_http_config(port, backend, work, limits) if http
                               else haproxy_config(port, backend, work, limits, tls))
-        proc = procs.spawn([tools.haproxy, "-db", "-f", str(config)], cpu, work / "haproxy.log")
+        proc = procs.spawn([tools.haproxy, "-db", "-f", str(config)], cpu, work / "haproxy.log",
+                           env=env)
         wait_for_port(proc, port, 15)
         address = f"127.0.0.1:{port}"
     elif name == "nginx":
@@ -126,7 +129,7 @@ def start_target(name, tools, procs, cpu, work, backend, limits, tls=None, http=
             config.write_text(nginx_http_config(port, backend, work, limits) if http
                               else nginx_config(port, backend, work, limits, tls))
         proc = procs.spawn([tools.nginx, "-p", str(work), "-e", str(work / "nginx-error.log"),
-                            "-c", str(config)], cpu, work / "nginx.log")
+                            "-c", str(config)], cpu, work / "nginx.log", env=env)
         wait_for_port(proc, port, 15)
         address = f"127.0.0.1:{port}"
     else:
