@@ -369,6 +369,9 @@ def derive(s, result, report):
             tls = report["tls"]
             result["figures"]["resumed_share"] = (tls["resumed"] / tls["handshakes"]
                                                   if tls["handshakes"] else None)
+            if tls["handshakes"] and not tls["resumed"]:
+                result["tls_note"] = (f"none of {tls['handshakes']} TLS handshakes resumed a "
+                                      "session")
 
 
 def derive_http(result, summary):

@@ -54,7 +54,7 @@ def figure(results, scenario, target, key):
 
 
 def _flagged(r):
-    return any(r.get(k) for k in ("errors", "rate_note", "idle_note", "cpu_note"))
+    return any(r.get(k) for k in ("errors", "rate_note", "idle_note", "cpu_note", "tls_note"))
 
 
 def _cell(results, scenario, target, key, fmt):
@@ -130,7 +130,7 @@ def notes(results, targets):
             if r.get("status") in ("skipped", "failed"):
                 out.append(f"{where}: {r['status']}: {r.get('reason', '')}")
                 continue
-            for key in ("rate_note", "idle_note", "cpu_note", "storm_note"):
+            for key in ("rate_note", "idle_note", "cpu_note", "storm_note", "tls_note"):
                 if r.get(key):
                     out.append(f"{where}: {r[key]}")
             if r.get("errors"):
