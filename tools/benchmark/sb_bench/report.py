@@ -208,6 +208,10 @@ WSS_TARGETS = [
 ]
 
 
+def _number(v):
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.1f}" if abs(v) >= 1 else f"{v:.2f}"
+
+
 def wss_targets(results, target="switchboard"):
     """One line per issue-17 target whose figures were measured: met or MISSED, and
     by how much (the figure against its bound)."""
@@ -224,10 +228,10 @@ def wss_targets(results, target="switchboard"):
             if not peers:
                 continue
             best, peer = (min if how == "lower" else max)(peers)
-            bound, against = best * factor, f" ({peer}: {best:,.4g})"
+            bound, against = best * factor, f" ({peer}: {_number(best)})"
         met = value <= bound if how in ("fixed", "lower") else value >= bound
         ratio = value / bound if bound else float("inf")
-        out.append(f"{what}: {value:,.4g} against a bound of {bound:,.4g}{against}: "
+        out.append(f"{what}: {_number(value)} against a bound of {_number(bound)}{against}: "
                    + ("met" if met else f"MISSED by {abs(ratio - 1):.0%}")
                    + f" ({ratio:.2f}x the bound)")
     return out
