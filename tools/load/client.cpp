@@ -33,6 +33,8 @@ std::string_view client_error_name(ClientError e) {
             return "write";
         case ClientError::CloseTimeout:
             return "close_timeout";
+        case ClientError::Tls:
+            return "tls";
     }
     return "unknown";
 }
@@ -55,6 +57,7 @@ bool Client::connect(uint64_t now_ns) {
     tcp_.data = this;
     connect_req_.data = this;
     writer_.init(reinterpret_cast<uv_stream_t*>(&tcp_), this, kLowWatermark);
+    if (context_.tls != nullptr) tls_ = std::make_unique<TlsStream>(*context_.tls, slot_, writer_);
     handshake_ = std::make_unique<Handshake>();
     int rc =
         uv_tcp_connect(&connect_req_, &tcp_, reinterpret_cast<const sockaddr*>(&context_.address),
@@ -108,11 +111,14 @@ void Client::handle_connect(int status) {
         return;
     }
     uv_tcp_nodelay(&tcp_, 1);
-    handshake_->key = random_key(context_.rng);
-    std::string request = upgrade_request(context_.host_header, context_.path, handshake_->key);
     state_ = State::Handshaking;
-    if (writer_.write(request.data(), request.size()) != 0) {
-        abort(ClientError::Write);
+    if (tls_ != nullptr) {
+        // The upgrade request follows once the TLS handshake is done (handle_tls_bytes).
+        if (!tls_->start()) {
+            abort(writer_.error() != 0 ? ClientError::Write : ClientError::Tls);
+            return;
+        }
+    } else if (!send_upgrade_request()) {
         return;
     }
     if (uv_read_start(reinterpret_cast<uv_stream_t*>(&tcp_), &Client::on_alloc, &Client::on_read) !=
@@ -121,25 +127,87 @@ void Client::handle_connect(int status) {
     }
 }
 
+bool Client::send_upgrade_request() {
+    handshake_->key = random_key(context_.rng);
+    std::string request = upgrade_request(context_.host_header, context_.path, handshake_->key);
+    if (send_bytes(request.data(), request.size()) != 0) {
+        abort(ClientError::Write);
+        return false;
+    }
+    return true;
+}
+
 void Client::handle_read(ssize_t nread, const uv_buf_t* buf) {
     if (nread == 0 || state_ == State::Closed) return;
     if (nread < 0) {
-        // EOF or reset. After the close handshake this is the server's TCP close, the
-        // normal end; anywhere else the connection died under us.
-        if (state_ == State::Handshaking) {
-            abort(ClientError::Handshake);
-        } else if (state_ == State::Closing && close_received_) {
-            abort(ClientError::None);
-        } else {
-            abort(ClientError::Eof);
-        }
+        handle_end();
         return;
     }
+    auto* data = reinterpret_cast<uint8_t*>(buf->base);
     auto n = static_cast<size_t>(nread);
+    if (tls_ != nullptr) {
+        handle_tls_bytes(data, n);
+    } else {
+        handle_plain(data, n);
+    }
+}
+
+void Client::handle_end() {
+    // After the close handshake this is the server's close, the normal end; anywhere
+    // else the connection died under us.
     if (state_ == State::Handshaking) {
-        handle_handshake_bytes(buf->base, n);
+        abort(tls_ != nullptr && !tls_->handshake_done() ? ClientError::Tls
+                                                         : ClientError::Handshake);
+    } else if (state_ == State::Closing && close_received_) {
+        if (tls_ != nullptr) tls_->end_cleanly();
+        abort(ClientError::None);
+    } else {
+        abort(ClientError::Eof);
+    }
+}
+
+void Client::handle_tls_bytes(uint8_t* data, size_t n) {
+    tls_->give_input(data, n);
+    if (!tls_->handshake_done()) {
+        switch (tls_->handshake()) {
+            case TlsStream::Status::Ok:
+                break;
+            case TlsStream::Status::WantRead:
+                return;
+            case TlsStream::Status::Closed:
+            case TlsStream::Status::Error:
+                abort(ClientError::Tls);
+                return;
+        }
+        if (!send_upgrade_request()) return;
+    }
+    // Each pass either decrypts a record (consuming input) or has consumed it all, so
+    // the loop ends with the bytes handed in.
+    uint8_t* plain = context_.plain_buffer.get();
+    for (;;) {
+        size_t got = 0;
+        switch (tls_->read(plain, ClientContext::kChunkBytes, got)) {
+            case TlsStream::Status::Ok:
+                handle_plain(plain, got);
+                if (state_ == State::Closed) return;
+                break;
+            case TlsStream::Status::WantRead:
+                return;
+            case TlsStream::Status::Closed:
+                handle_end();
+                return;
+            case TlsStream::Status::Error:
+                abort(ClientError::Tls);
+                return;
+        }
+    }
+}
+
+void Client::handle_plain(uint8_t* data, size_t n) {
+    if (state_ == State::Handshaking) {
+        handle_handshake_bytes(reinterpret_cast<const char*>(data), n);
     } else if (!close_received_) {
-        process_frames(reinterpret_cast<uint8_t*>(buf->base), n);
+        process_frames(data, n);
     }
 }
 
@@ -203,7 +271,7 @@ void Client::pump(size_t header_length) {
             static_cast<size_t>(std::min<uint64_t>(tx_left_, ClientContext::kChunkBytes));
         mask_copy(buffer + header_length, context_.pattern_at(tx_start_, tx_offset_), chunk,
                   tx_mask_, tx_offset_);
-        if (writer_.write(buffer, header_length + chunk) != 0) {
+        if (send_bytes(buffer, header_length + chunk) != 0) {
             tx_active_ = false;
             abort(ClientError::Write);
             return;
@@ -240,7 +308,7 @@ void Client::send_control(uint8_t opcode, const uint8_t* payload, size_t n) {
     std::memcpy(mask, &key, sizeof mask);
     size_t header_length = encode_frame_header(frame, true, opcode, n, mask);
     mask_copy(frame + header_length, payload, n, mask, 0);
-    if (writer_.write(frame, header_length + n) != 0) abort(ClientError::Write);
+    if (send_bytes(frame, header_length + n) != 0) abort(ClientError::Write);
 }
 
 void Client::send_close(uint16_t code) {

@@ -1,7 +1,8 @@
 // Client: one sb-load WebSocket connection, from connect to close: TCP connect, the
-// upgrade handshake, masked binary messages generated from the shared pattern,
-// echoes checked byte for byte as they arrive, Pong answers to Pings, and the close
-// handshake. What to send and when is decided by its owner through Events (LoadRun).
+// TLS handshake when the run has --tls (TlsStream), the upgrade handshake, masked
+// binary messages generated from the shared pattern, echoes checked byte for byte as
+// they arrive, Pong answers to Pings, and the close handshake. What to send and when
+// is decided by its owner through Events (LoadRun).
 //
 // A message is one frame. It is generated in 64 KiB chunks while the write queue is
 // under kHighWatermark, so a 16 MiB message costs no 16 MiB buffer, and small
@@ -23,6 +24,7 @@
 #include "common/frame_codec.h"
 #include "common/stream_writer.h"
 #include "load/client_context.h"
+#include "load/tls_stream.h"
 #include "ws/protocol.h"
 
 namespace sb::tools {
@@ -40,8 +42,9 @@ enum class ClientError {
     Eof,           // the connection closed or reset without a close handshake
     Write,         // a write failed
     CloseTimeout,  // no answer to our Close in time
+    Tls,           // the TLS handshake failed, or a record did not decrypt
 };
-inline constexpr size_t kClientErrorKinds = 11;
+inline constexpr size_t kClientErrorKinds = 12;
 std::string_view client_error_name(ClientError e);
 
 // Scheduled send times of one client in rate mode: [head, sent) were sent and await
@@ -84,7 +87,7 @@ class Client final : public StreamWriter::Listener {
 
     enum class State {
         Connecting,   // TCP connect in progress
-        Handshaking,  // request sent, reading the response head
+        Handshaking,  // TLS handshake (--tls), then request sent, reading the response head
         Open,         // messages flow
         Closing,      // close handshake under way; nothing new is sent
         Closed,       // uv_close called; on_client_done follows
@@ -130,6 +133,8 @@ class Client final : public StreamWriter::Listener {
     uint64_t in_flight() const { return tx_seq_ - rx_seq_; }
     // Both Close frames were exchanged.
     bool closed_cleanly() const { return close_sent_ && close_received_; }
+    // The connection's TLS (after its handshake: version, resumption); null without --tls.
+    const TlsStream* tls() const { return tls_.get(); }
 
     // Rate mode's schedule (unused otherwise).
     TimeRing schedule;
@@ -151,6 +156,17 @@ class Client final : public StreamWriter::Listener {
 
     void handle_connect(int status);
     void handle_read(ssize_t nread, const uv_buf_t* buf);
+    // The server closed (TCP EOF, a reset, or TLS close_notify).
+    void handle_end();
+    // Ciphertext read with --tls: the handshake, then plaintext to handle_plain().
+    void handle_tls_bytes(uint8_t* data, size_t n);
+    // Bytes of the WebSocket connection: the response head, then frames.
+    void handle_plain(uint8_t* data, size_t n);
+    bool send_upgrade_request();
+    // Everything leaves through here: encrypted with --tls, as is otherwise.
+    int send_bytes(const void* data, size_t n) {
+        return tls_ != nullptr ? tls_->write(data, n) : writer_.write(data, n);
+    }
     void handle_handshake_bytes(const char* data, size_t n);
     void process_frames(uint8_t* data, size_t n);
     // Generates and writes the current message until it is done or the queue is full.
@@ -173,6 +189,7 @@ class Client final : public StreamWriter::Listener {
     uv_tcp_t tcp_{};
     uv_connect_t connect_req_{};
     StreamWriter writer_;
+    std::unique_ptr<TlsStream> tls_;  // --tls only; writes into writer_
     std::unique_ptr<Handshake> handshake_;
     FrameReader reader_;
     ws::MessageState messages_;

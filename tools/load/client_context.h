@@ -1,6 +1,7 @@
 // ClientContext: what every sb-load Client of one run shares: the target, the message
-// size, the timeouts, the random generator, the payload pattern, and the buffers a
-// client borrows while one of its callbacks runs (read and transmit scratch).
+// size, the timeouts, the TLS settings, the random generator, the payload pattern, and
+// the buffers a client borrows while one of its callbacks runs (read, decrypted and
+// transmit scratch).
 //
 // Payloads are not stored per message. Message `seq` of client `id` is the slice of a
 // random pattern starting at pattern_start(id, seq); the pattern is kept twice over so
@@ -23,6 +24,7 @@
 
 #include "common/frame_codec.h"
 #include "common/rng.h"
+#include "load/tls_context.h"
 
 namespace sb::tools {
 
@@ -32,6 +34,7 @@ struct ClientContext {
 
     explicit ClientContext(uv_loop_t* l) : loop(l) {
         read_buffer.reset(new uint8_t[kChunkBytes]);
+        plain_buffer.reset(new uint8_t[kChunkBytes]);
         tx_buffer.reset(new uint8_t[kMaxFrameHeader + kChunkBytes]);
         pattern.reset(new uint8_t[2 * kPatternPeriod]);
         Rng pattern_rng(0x5B10AD);  // fixed: runs are reproducible byte for byte
@@ -56,10 +59,12 @@ struct ClientContext {
     uint64_t message_size = 64;
     uint64_t connect_timeout_ns = 10'000'000'000;  // TCP connect + handshake
     uint64_t close_timeout_ns = 5'000'000'000;     // our Close until the server's answer
+    TlsContext* tls = nullptr;                     // --tls: owned by main(); null = plain TCP
     Rng rng;
-    std::unique_ptr<uint8_t[]> read_buffer;  // kChunkBytes
-    std::unique_ptr<uint8_t[]> tx_buffer;    // a frame header + kChunkBytes
-    std::unique_ptr<uint8_t[]> pattern;      // 2 * kPatternPeriod
+    std::unique_ptr<uint8_t[]> read_buffer;   // kChunkBytes: what the socket gave
+    std::unique_ptr<uint8_t[]> plain_buffer;  // kChunkBytes: what TLS decrypted from it
+    std::unique_ptr<uint8_t[]> tx_buffer;     // a frame header + kChunkBytes
+    std::unique_ptr<uint8_t[]> pattern;       // 2 * kPatternPeriod
 };
 
 }  // namespace sb::tools

@@ -158,6 +158,14 @@ void LoadRun::on_client_open(Client& c, uint64_t now) {
     ++stats_.established;
     if (options_.mode != Mode::Churn || in_window(now)) {
         stats_.handshake_ns.record(now - c.connect_started_ns());
+        if (const TlsStream* tls = c.tls(); tls != nullptr) {
+            ++stats_.tls_handshakes;
+            if (tls->resumed()) ++stats_.tls_resumed;
+        }
+    }
+    if (const TlsStream* tls = c.tls(); tls != nullptr && stats_.tls_version.empty()) {
+        stats_.tls_version = tls->version();
+        stats_.tls_cipher = tls->cipher();
     }
     switch (phase_) {
         case Phase::Connecting:

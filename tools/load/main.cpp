@@ -32,6 +32,7 @@ int main(int argc, char** argv) {
     int exit_code = 0;
     {
         sb::tools::ClientContext context(&loop);
+        std::unique_ptr<sb::tools::TlsContext> tls;  // --tls; outlives the run's clients
         std::string error;
         if (!sb::tools::resolve(options.target.endpoint, context.address, error)) {
             std::fprintf(stderr, "sb-load: --url: %s\n", error.c_str());
@@ -41,6 +42,21 @@ int main(int argc, char** argv) {
             context.path = options.target.path;
             context.message_size = options.size;
             context.connect_timeout_ns = static_cast<uint64_t>(options.connect_timeout * 1e9);
+            if (options.tls) {
+                sb::tools::TlsOptions tls_options{
+                    options.tls_ca, options.tls_sni,
+                    options.tls_version == "1.2" ? TLS1_2_VERSION : TLS1_3_VERSION};
+                // Idle mode holds thousands of connections that carry nothing.
+                tls = std::make_unique<sb::tools::TlsContext>(
+                    tls_options, options.connections, options.mode == sb::tools::Mode::Idle);
+                if (!tls->init(error)) {
+                    std::fprintf(stderr, "sb-load: %s\n", error.c_str());
+                    exit_code = 1;
+                }
+                context.tls = tls.get();
+            }
+        }
+        if (exit_code == 0) {
             auto run = std::make_unique<sb::tools::LoadRun>(options, context);
             int rc = run->run();
             if (rc != 0) {

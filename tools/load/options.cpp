@@ -20,6 +20,14 @@ constexpr const char* kUsage =
     "  --connect-rate N       new connections per second (default unlimited)\n"
     "  --max-handshakes N     connects + handshakes in progress at once (default 200)\n"
     "  --connect-timeout S    limit for TCP connect + handshake (default 10)\n"
+    "  --tls                  speak TLS to the target (wss), without verification unless\n"
+    "                         --tls-ca is given\n"
+    "  --tls-ca FILE          verify the server's certificate against this CA (PEM)\n"
+    "  --tls-sni NAME         server name sent and verified (default localhost)\n"
+    "  --tls-version V        1.3 (default) or 1.2: the only version offered\n"
+    "With --tls every connection of a lane (a connection slot; churn's loop) offers the\n"
+    "session its previous connection received, and the report gains `tls` {version,\n"
+    "cipher, handshakes, resumed}, counted like handshake_us.\n"
     "Modes closed, rate, large and idle first open every connection, then measure.\n"
     "A run takes at most: connecting (each connection is bounded by the connect\n"
     "timeout) + warmup + duration + 5 s of closing. Prints one JSON object on stdout;\n"
@@ -67,6 +75,10 @@ int parse_options(int argc, char** argv, Options& out) {
             std::fputs(kUsage, stdout);
             return -1;
         }
+        if (name == "--tls") {  // the one option without a value
+            out.tls = true;
+            continue;
+        }
         if (!args.value(value)) return usage_error(args.error());
         std::string bad = "bad value for " + std::string(name) + ": '" + std::string(value) + "'";
         uint64_t number = 0;
@@ -107,6 +119,13 @@ int parse_options(int argc, char** argv, Options& out) {
             if (!parse_non_negative(value, out.connect_timeout) || out.connect_timeout <= 0) {
                 return usage_error(bad);
             }
+        } else if (name == "--tls-ca") {
+            out.tls_ca = std::string(value);
+        } else if (name == "--tls-sni") {
+            out.tls_sni = std::string(value);
+        } else if (name == "--tls-version") {
+            if (value != "1.3" && value != "1.2") return usage_error(bad + " (1.3 or 1.2)");
+            out.tls_version = std::string(value);
         } else {
             return usage_error("unknown option " + std::string(name));
         }
@@ -115,6 +134,10 @@ int parse_options(int argc, char** argv, Options& out) {
     std::string error;
     if (!parse_ws_url(out.url, out.target, error)) return usage_error(error);
     if (out.mode == Mode::Rate && out.rate <= 0) return usage_error("--mode rate needs --rate");
+    if (!out.tls &&
+        (!out.tls_ca.empty() || out.tls_version != "1.3" || out.tls_sni != "localhost")) {
+        return usage_error("--tls-ca, --tls-sni and --tls-version need --tls");
+    }
     return 0;
 }
 

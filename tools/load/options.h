@@ -31,6 +31,10 @@ struct Options {
     uint32_t max_handshakes = 200;  // connects + handshakes in progress at once
     double connect_timeout = 10;    // seconds for TCP connect + handshake
     uint64_t max_messages = 0;      // 0 = no limit
+    bool tls = false;               // TLS to the target (--tls)
+    std::string tls_ca;             // verify against this CA file; empty = no verification
+    std::string tls_sni = "localhost";
+    std::string tls_version = "1.3";  // "1.3" or "1.2": the only version offered
 };
 
 // Parses argv into `out`. Returns 0 to run, -1 when --help was printed (exit 0), or

@@ -67,6 +67,14 @@ nlohmann::ordered_json make_report(const Options& options, const Stats& stats) {
         out["handshakes"] = stats.handshakes;
         out["handshakes_per_sec"] = per_second(static_cast<double>(stats.handshakes));
     }
+    if (options.tls) {
+        nlohmann::ordered_json tls;
+        tls["version"] = stats.tls_version;
+        tls["cipher"] = stats.tls_cipher;
+        tls["handshakes"] = stats.tls_handshakes;
+        tls["resumed"] = stats.tls_resumed;
+        out["tls"] = tls;
+    }
     return out;
 }
 

@@ -4,11 +4,14 @@
 // messages, messages_per_sec, bytes_per_sec, rtt_us {p50 p90 p99 p999 max},
 // handshake_us {same}, errors, error_kinds {one key per ClientError}, established,
 // failed. Rate mode adds rate, sent, received, late, dropped; churn mode adds
-// handshakes, handshakes_per_sec. Percentiles of an empty histogram are 0.
+// handshakes, handshakes_per_sec; --tls adds tls {version, cipher, handshakes, resumed}
+// (TLS handshakes of connections that opened, counted where handshake_us is: in churn
+// inside the window, elsewhere all). Percentiles of an empty histogram are 0.
 #pragma once
 
 #include <array>
 #include <cstdint>
+#include <string>
 
 #include <nlohmann/json.hpp>
 
@@ -27,7 +30,11 @@ struct Stats {
     uint64_t dropped = 0;     // rate: scheduled sends that had no open connection or room
     uint64_t handshakes = 0;  // churn: completed connect-echo-close cycles
     Histogram rtt_ns;
-    Histogram handshake_ns;  // TCP connect start to 101 received
+    Histogram handshake_ns;       // TCP connect start to 101 received
+    uint64_t tls_handshakes = 0;  // --tls: counted as handshake_ns is
+    uint64_t tls_resumed = 0;     // of which resumed a session
+    std::string tls_version;      // of the first connection that opened
+    std::string tls_cipher;
     // Over the whole run.
     uint64_t established = 0;  // handshakes that succeeded
     uint64_t failed = 0;       // connections that never opened

@@ -8,4 +8,5 @@
   storm      the reconnect storm: four backends, one killed, sb-storm's clients
   report     the table (text and Markdown), its notes and the RTT plot
   host       peers from Debian, the release build, descriptor limits, machine facts
+  tls        the wss scenarios' certificate (ECDSA P-256), shared with tools/ops-bench
 """

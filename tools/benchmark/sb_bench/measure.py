@@ -3,7 +3,12 @@
 A measurement starts a fresh sb-echo-backend (on the load CPU), a fresh target (on
 the proxy CPU) and sb-load (on the load CPU), reads /proc while sb-load runs, takes
 sb-load's JSON report and stops everything it started. Fresh processes every time,
-so that no scenario inherits another's connections, buffers or heap."""
+so that no scenario inherits another's connections, buffers or heap.
+
+The wss scenarios (small-wss, large-wss, idle-wss, churn-wss) are small, large, idle
+and churn with the client side over TLS 1.3: each measurement makes a fresh ECDSA
+P-256 certificate, the target terminates TLS with it, and sb-load --tls verifies
+it (the backend side stays plain ws). Only the proxies have TLS (TLS_TARGETS)."""
 
 import json
 import signal
@@ -18,6 +23,7 @@ from .processes import BenchError, log, sleep_until, tail, wait_for_line
 from .procfs import core_seconds, cpu_seconds, cpus_allowed, rss_bytes, socket_count
 from .storm import storm_size
 from .targets import start_target
+from .tls import make_certificate
 
 # Seconds cut from each end of the measured window before CPU time is read, so that
 # both samples fall inside sb-load's window (see Measurement.cpu_window).
@@ -38,6 +44,12 @@ class Scenario:
     rate: float = 0.0
     warmup: float = 0.0
     duration: float = 5.0  # idle: how long the connections are held
+    tls: bool = False  # the wss scenarios: TLS between sb-load and the proxy
+
+    @property
+    def kind(self):
+        """The plain scenario this one has the shape of (small-wss: small)."""
+        return self.name.removesuffix("-wss")
 
     def load_args(self):
         args = ["--mode", self.mode, "--connections", str(self.connections),
@@ -64,10 +76,14 @@ class Scenario:
                           "static file",
             "storm": f"{self.connections:,} clients, a room each, over 4 backends; one "
                      "backend is killed and its clients reconnect",
-        }[self.name]
+        }[self.kind]
+        if self.tls:
+            what = what.replace("WebSocket", "wss") + ", over TLS 1.3 (ECDSA P-256)"
+            if self.kind == "churn":
+                what += ", resuming the lane's last session"
         if self.name == "storm":
             return what
-        if self.name == "idle":
+        if self.kind == "idle":
             return f"{what}; held {self.duration:g} s"
         return f"{what}; {self.warmup:g} s warm-up, {self.duration:g} s measured"
 
@@ -81,6 +97,13 @@ def scenarios(quick):
             Scenario("large", "large messages", "large", 2, 64 << 10, warmup=0.3, duration=1),
             Scenario("idle", "idle connections", "idle", 200, duration=1),
             Scenario("churn", "connection churn", "churn", 8, 64, warmup=0.3, duration=1),
+            Scenario("small-wss", "small messages over TLS", "closed", 20, 64, warmup=0.3,
+                     duration=1, tls=True),
+            Scenario("large-wss", "large messages over TLS", "large", 2, 64 << 10, warmup=0.3,
+                     duration=1, tls=True),
+            Scenario("idle-wss", "idle TLS connections", "idle", 200, duration=1, tls=True),
+            Scenario("churn-wss", "TLS connection churn", "churn", 8, 64, warmup=0.3,
+                     duration=1, tls=True),
             Scenario("http-small", "HTTP, 1 KiB responses", "http", 50, 1 << 10, warmup=1,
                      duration=2),
             Scenario("http-large", "HTTP, 1 MiB responses", "http", 10, 1 << 20, warmup=1,
@@ -95,6 +118,13 @@ def scenarios(quick):
         Scenario("large", "large messages", "large", 4, 1 << 20, warmup=2, duration=10),
         Scenario("idle", "idle connections", "idle", 5000, duration=3),
         Scenario("churn", "connection churn", "churn", 32, 64, warmup=1, duration=8),
+        Scenario("small-wss", "small messages over TLS", "closed", 100, 64, warmup=2,
+                 duration=10, tls=True),
+        Scenario("large-wss", "large messages over TLS", "large", 4, 1 << 20, warmup=2,
+                 duration=10, tls=True),
+        Scenario("idle-wss", "idle TLS connections", "idle", 5000, duration=3, tls=True),
+        Scenario("churn-wss", "TLS connection churn", "churn", 32, 64, warmup=1, duration=8,
+                 tls=True),
         Scenario("http-small", "HTTP, 1 KiB responses", "http", 50, 1 << 10, warmup=2,
                  duration=10),
         Scenario("http-large", "HTTP, 1 MiB responses", "http", 10, 1 << 20, warmup=2,
@@ -140,19 +170,21 @@ class Measurement:
         echo = self.procs.spawn([str(self.tools.echo), "--listen", "127.0.0.1:0"],
                                 self.load_cpu, work / "echo.log")
         backend = wait_for_line(echo, "listening ", 10).split()[1]
+        cert = make_certificate(work, "ec") if s.tls else None
         proxy = start_target(self.target, self.tools, self.procs, self.proxy_cpu, work, backend,
-                             self.limits)
+                             self.limits, tls=cert)
         result = {"address": proxy.address}
         if proxy.proc is not None:
             result["proxy_pids"] = proxy.pids
             result["proxy_cpus"] = cpus_allowed(proxy.proc.pid)
         rss_before = rss_bytes(proxy.pids)
 
+        tls_args = ["--tls", "--tls-ca", cert[0]] if s.tls else []
         load = self.procs.spawn([str(self.tools.load), "--url", f"ws://{proxy.address}/"]
-                                + s.load_args(), self.load_cpu, work / "load.log")
+                                + tls_args + s.load_args(), self.load_cpu, work / "load.log")
         started = time.monotonic()
         deadline = started + s.warmup + s.duration + LOAD_SLACK
-        if s.mode == "idle":
+        if s.kind == "idle":
             line = wait_for_line(load, "idle ", deadline - started)
             time.sleep(IDLE_SETTLE)
             idle = int(line.split()[1])
@@ -295,38 +327,51 @@ def derive(s, result, report):
     if report.get("errors"):
         result["errors"] = report["errors"]
         result["error_kinds"] = {k: v for k, v in report["error_kinds"].items() if v}
-    if s.name != "idle" and report["messages"] == 0:
+    if s.kind != "idle" and report["messages"] == 0:
         kinds = {k: v for k, v in report["error_kinds"].items() if v}
         raise BenchError(f"no message was echoed (sb-load errors: {kinds})")
     if "cpu_seconds" in result:
         interval = result["cpu_interval_s"]
-        per_sec = report["handshakes_per_sec"] if s.name == "churn" else report["messages_per_sec"]
+        per_sec = report["handshakes_per_sec"] if s.kind == "churn" else report["messages_per_sec"]
         if per_sec * interval > 0:
             cpu = result["cpu_seconds"]
             result["cpu_share"] = round(cpu / interval, 3)  # of one core
             result["cpu_us_per_message"] = cpu * 1e6 / (per_sec * interval)
             result["cpu_ms_per_gb"] = cpu * 1e3 / (report["bytes_per_sec"] * interval / 1e9)
     cpu_per_message = result.get("cpu_us_per_message")
-    if s.name == "small":
+    if s.tls:
+        result["tls"] = report.get("tls")
+        if not report.get("tls", {}).get("version"):
+            raise BenchError("sb-load reported no TLS connection")
+    if s.kind == "small":
         result["figures"] = {"msgs_per_sec": report["messages_per_sec"], "rtt_p50_us": rtt["p50"],
                              "rtt_p99_us": rtt["p99"], "cpu_us_per_msg": cpu_per_message}
-    elif s.name == "rate":
+    elif s.kind == "rate":
         result["figures"] = {"rtt_p50_us": rtt["p50"], "rtt_p99_us": rtt["p99"],
                              "rtt_p999_us": rtt["p999"], "cpu_us_per_msg": cpu_per_message}
         if report["received"] < 0.99 * report["sent"] or report["dropped"]:
             result["rate_note"] = (f"sent {report['sent']}, received {report['received']}, "
                                    f"dropped {report['dropped']}")
-    elif s.name == "large":
+    elif s.kind == "large":
         result["figures"] = {"mb_per_sec": report["bytes_per_sec"] / 1e6,
                              "cpu_ms_per_gb": result.get("cpu_ms_per_gb")}
-    elif s.name == "idle":
+    elif s.kind == "idle":
         result["figures"] = {"bytes_per_conn": result.get("rss_bytes_per_connection")}
         if result["idle_connections"] < s.connections:
             result["idle_note"] = (f"only {result['idle_connections']} of {s.connections} "
                                    "connections opened")
-    elif s.name == "churn":
+    elif s.kind == "churn":
         result["figures"] = {"handshakes_per_sec": report["handshakes_per_sec"],
                              "cpu_us_per_handshake": cpu_per_message}
+        if s.tls:
+            # Of the TLS handshakes in sb-load's window, the share that resumed the
+            # lane's previous session (its first, full handshake is in the warm-up).
+            tls = report["tls"]
+            result["figures"]["resumed_share"] = (tls["resumed"] / tls["handshakes"]
+                                                  if tls["handshakes"] else None)
+            if tls["handshakes"] and not tls["resumed"]:
+                result["tls_note"] = (f"none of {tls['handshakes']} TLS handshakes resumed a "
+                                      "session")
 
 
 def derive_http(result, summary):

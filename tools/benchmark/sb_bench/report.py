@@ -17,6 +17,18 @@ ROWS = [
     ("idle", "bytes_per_conn", "idle: proxy RSS bytes per connection", "{:,.0f}", "lower"),
     ("churn", "handshakes_per_sec", "churn: handshakes/s", "{:,.0f}", "higher"),
     ("churn", "cpu_us_per_handshake", "churn: proxy CPU-µs per connection", "{:,.0f}", "lower"),
+    ("small-wss", "msgs_per_sec", "small-wss: messages/s", "{:,.0f}", "higher"),
+    ("small-wss", "rtt_p50_us", "small-wss: RTT p50 µs", "{:,.0f}", "lower"),
+    ("small-wss", "rtt_p99_us", "small-wss: RTT p99 µs", "{:,.0f}", "lower"),
+    ("small-wss", "cpu_us_per_msg", "small-wss: proxy CPU-µs per message", "{:,.1f}", "lower"),
+    ("large-wss", "mb_per_sec", "large-wss: MB/s", "{:,.0f}", "higher"),
+    ("large-wss", "cpu_ms_per_gb", "large-wss: proxy CPU-ms per GB", "{:,.0f}", "lower"),
+    ("idle-wss", "bytes_per_conn", "idle-wss: proxy RSS bytes per connection", "{:,.0f}",
+     "lower"),
+    ("churn-wss", "handshakes_per_sec", "churn-wss: handshakes/s", "{:,.0f}", "higher"),
+    ("churn-wss", "cpu_us_per_handshake", "churn-wss: proxy CPU-µs per connection", "{:,.0f}",
+     "lower"),
+    ("churn-wss", "resumed_share", "churn-wss: TLS handshakes resumed", "{:.0%}", "higher"),
     ("http-small", "req_per_sec", "http-small: requests/s", "{:,.0f}", "higher"),
     ("http-small", "latency_p50_us", "http-small: latency p50 µs", "{:,.0f}", "lower"),
     ("http-small", "latency_p99_us", "http-small: latency p99 µs", "{:,.0f}", "lower"),
@@ -42,7 +54,7 @@ def figure(results, scenario, target, key):
 
 
 def _flagged(r):
-    return any(r.get(k) for k in ("errors", "rate_note", "idle_note", "cpu_note"))
+    return any(r.get(k) for k in ("errors", "rate_note", "idle_note", "cpu_note", "tls_note"))
 
 
 def _cell(results, scenario, target, key, fmt):
@@ -118,7 +130,7 @@ def notes(results, targets):
             if r.get("status") in ("skipped", "failed"):
                 out.append(f"{where}: {r['status']}: {r.get('reason', '')}")
                 continue
-            for key in ("rate_note", "idle_note", "cpu_note", "storm_note"):
+            for key in ("rate_note", "idle_note", "cpu_note", "storm_note", "tls_note"):
                 if r.get(key):
                     out.append(f"{where}: {r[key]}")
             if r.get("errors"):
@@ -179,6 +191,50 @@ def storm_markdown_table(by_variant):
     for row in storm_rows(by_variant):
         lines.append("| " + " | ".join(row) + " |")
     return "\n".join(lines)
+
+
+# Issue 17's targets for the wss scenarios: (scenario, figure key, what, the test).
+# Each test gets switchboard's figure and the better peer's and returns the bound.
+WSS_TARGETS = [
+    ("idle-wss", "bytes_per_conn", "idle wss at most 1.5 KiB per connection", "fixed", 1536),
+    ("small-wss", "cpu_us_per_msg", "CPU per small wss message at most 0.9x the better peer's",
+     "lower", 0.9),
+    ("large-wss", "cpu_ms_per_gb", "CPU per GB over wss at most 0.9x the better peer's",
+     "lower", 0.9),
+    ("churn-wss", "handshakes_per_sec", "churn-wss handshakes/s at least the better peer's",
+     "higher", 1.0),
+    ("churn-wss", "resumed_share", "churn-wss resumed share at least the better peer's",
+     "higher", 1.0),
+]
+
+
+def _number(v):
+    return f"{v:,.0f}" if abs(v) >= 100 else f"{v:,.1f}" if abs(v) >= 1 else f"{v:.2f}"
+
+
+def wss_targets(results, target="switchboard"):
+    """One line per issue-17 target whose figures were measured: met or MISSED, and
+    by how much (the figure against its bound)."""
+    out = []
+    for scenario, key, what, how, factor in WSS_TARGETS:
+        value = figure(results, scenario, target, key)
+        if value is None:
+            continue
+        if how == "fixed":
+            bound, against = factor, ""
+        else:
+            peers = [(figure(results, scenario, p, key), p) for p in PEERS]
+            peers = [(v, p) for v, p in peers if v is not None]
+            if not peers:
+                continue
+            best, peer = (min if how == "lower" else max)(peers)
+            bound, against = best * factor, f" ({peer}: {_number(best)})"
+        met = value <= bound if how in ("fixed", "lower") else value >= bound
+        ratio = value / bound if bound else float("inf")
+        out.append(f"{what}: {_number(value)} against a bound of {_number(bound)}{against}: "
+                   + ("met" if met else f"MISSED by {abs(ratio - 1):.0%}")
+                   + f" ({ratio:.2f}x the bound)")
+    return out
 
 
 def interference(results):

@@ -28,6 +28,7 @@ from .procfs import process_tree
 
 ALL_TARGETS = ["direct", "relay", "haproxy", "nginx", "switchboard"]
 PEERS = ["haproxy", "nginx"]  # what every figure is also given as a ratio to
+TLS_TARGETS = ["haproxy", "nginx", "switchboard"]  # those that terminate TLS (wss scenarios)
 
 
 @dataclass
