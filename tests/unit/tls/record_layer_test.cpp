@@ -191,6 +191,8 @@ TEST(RecordCrypto, AKeyUpdateForgetsTheOldKey) {
     ASSERT_TRUE(tls13_update(crypto, k));
     EXPECT_FALSE(crypto.cached(old));
     EXPECT_TRUE(round_trip(crypto, other, k, 2));
+}
+
 TEST(RecordLayer, AlertNamesAreTheRfcs) {
     // The log names the alert that ended a connection (Endpoint::end_detail).
     EXPECT_EQ(alert_name(alert::kCloseNotify), "close_notify");
