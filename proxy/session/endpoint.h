@@ -62,6 +62,8 @@ class Endpoint {
     // Room left after the data of every block read from a socket: a record sealed in
     // place needs its content type and tag there (tls::seal_suffix).
     static constexpr uint32_t kTailroom = 32;
+    static_assert(kHeadroom + kTailroom <= uv::BlockPool::kBlockSlack,
+                  "a block reads 16 KiB: a full TLS record's plaintext");
 
     // The handle's `data` points at the Session from the start (libuv never touches
     // it), which is how the Endpoint finds its Session without a member of its own.

@@ -106,7 +106,8 @@ class Pipe {
     static constexpr uint64_t kSpliceMin = 32 * 1024;
     // Bytes per splice round at most: what the destination refuses of a round is
     // parked in read blocks.
-    static constexpr uint64_t kSpliceRound = 8 * uv::BlockPool::kBlockSize;
+    static constexpr uint64_t kSpliceRound =
+        8 * (uv::BlockPool::kBlockSize - uv::BlockPool::kBlockSlack);
     // Splice rounds per read callback: 1 MiB, then the other sessions' turn.
     static constexpr int kSpliceRounds = 8;
     static_assert(kSpliceRound <= net::SplicePipe::kCapacity);

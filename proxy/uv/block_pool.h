@@ -28,8 +28,12 @@ struct Block {
 class BlockPool {
   public:
     // 16 KiB reads: as large as nginx's proxy_buffer_size, and what a client that
-    // stopped reading can pin per direction before reading stops.
-    static constexpr uint32_t kBlockSize = 16 * 1024;
+    // stopped reading can pin per direction before reading stops. kBlockSlack more
+    // holds an Endpoint's headroom and tailroom around them (session/endpoint.h), so
+    // that a full TLS record's plaintext (16 KiB) fits one block: one write toward the
+    // backend per record, not two.
+    static constexpr uint32_t kBlockSlack = 64;
+    static constexpr uint32_t kBlockSize = 16 * 1024 + kBlockSlack;
 
     explicit BlockPool(size_t max_free = 256) : max_free_(max_free) {}
     ~BlockPool();
