@@ -30,6 +30,11 @@ from .tls import make_certificate
 CPU_MARGIN = 0.25
 # Pause after sb-load says its idle connections are open, before RSS is read.
 IDLE_SETTLE = 0.5
+# Connections opened and closed before an idle measurement's baseline is read: more
+# than the 64 handshakes after which switchboard trims its heap at the burst's end
+# (Session::kTrimAfterHandshakes), so that the baseline is read after a trim, as the
+# figure after the measured burst is, and the warm-up's freed heap counts on neither.
+IDLE_WARMUP = 100
 # Seconds sb-load may take beyond its warm-up and duration (connecting, closing).
 LOAD_SLACK = 60
 
@@ -177,9 +182,27 @@ class Measurement:
         if proxy.proc is not None:
             result["proxy_pids"] = proxy.pids
             result["proxy_cpus"] = cpus_allowed(proxy.proc.pid)
+        tls_args = ["--tls", "--tls-ca", cert[0]] if s.tls else []
+        if s.kind == "idle":
+            # What a proxy allocates once, not per connection (TLS libraries' lazy
+            # state, caches of cipher contexts, spare read buffers, first pages of its
+            # pools), is in the baseline: IDLE_WARMUP connections opened and closed
+            # first, as tools/ops-bench does.
+            warm = self.procs.spawn([str(self.tools.load), "--url", f"ws://{proxy.address}/",
+                                     "--mode", "idle", "--connections", str(IDLE_WARMUP),
+                                     "--duration", "0.3"] + tls_args,
+                                    self.load_cpu, work / "warmup.log")
+            try:
+                warm.wait(timeout=LOAD_SLACK)
+            except subprocess.TimeoutExpired:
+                raise BenchError(f"the idle warm-up did not end: {tail(warm.log_path)}")
+            finally:
+                self.procs.stop(warm)
+            if warm.returncode != 0:
+                raise BenchError(f"the idle warm-up failed: {tail(warm.log_path)}")
+            time.sleep(IDLE_SETTLE)
         rss_before = rss_bytes(proxy.pids)
 
-        tls_args = ["--tls", "--tls-ca", cert[0]] if s.tls else []
         load = self.procs.spawn([str(self.tools.load), "--url", f"ws://{proxy.address}/"]
                                 + tls_args + s.load_args(), self.load_cpu, work / "load.log")
         started = time.monotonic()
