@@ -42,10 +42,8 @@ uv::Slab& Endpoint::Records::slab() {
     return slab;
 }
 
-void* Endpoint::Records::operator new(size_t size) {
-    void* p = size == sizeof(Records) ? slab().allocate() : nullptr;
-    if (p == nullptr) throw std::bad_alloc();
-    return p;
+void* Endpoint::Records::operator new(size_t size) noexcept {
+    return size == sizeof(Records) ? slab().allocate() : nullptr;
 }
 
 void Endpoint::Records::operator delete(void* p) noexcept {
@@ -191,7 +189,11 @@ void Endpoint::switch_to_records() {
     // and the tickets it wrote are out (flush_tls), counted by the written counter.
     tls::RecordCrypto& crypto = record_crypto();
     if (!crypto.ok() || tls_->has_output()) return;
-    auto r = std::make_unique<Records>();
+    std::unique_ptr<Records> r(new Records);
+    if (r == nullptr) {
+        log::warn("client TLS stays on OpenSSL", {{"detail", "no memory for the record layer"}});
+        return;
+    }
     std::string why;
     if (!tls_->take_record_keys(crypto, r->keys, why)) {
         log::debug("client TLS stays on OpenSSL", {{"detail", why}});

@@ -212,7 +212,9 @@ class Endpoint {
     struct Records {
         // From the worker's slab for them, like Sessions: a connection's lasting state
         // kept apart from the handshake's freed memory (uv/slab.h).
-        static void* operator new(size_t size);
+        // Null when the slab can map no more memory (`new Records` is then null too):
+        // the connection stays on OpenSSL rather than end the process.
+        static void* operator new(size_t size) noexcept;
         static void operator delete(void* p) noexcept;
         static uv::Slab& slab();
 
