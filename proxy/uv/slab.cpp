@@ -3,6 +3,12 @@
 #include <malloc.h>
 #include <sys/mman.h>
 
+#if defined(__has_feature)
+#define SB_HAS_ASAN_FEATURE __has_feature(address_sanitizer)
+#else
+#define SB_HAS_ASAN_FEATURE 0
+#endif
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 // A freed slot is poisoned, so ASan still reports a session used after it is gone.
@@ -53,7 +59,13 @@ void Slab::free(void* slot) {
 }
 
 void Slab::trim_heap() {
+#if defined(__SANITIZE_ADDRESS__) || SB_HAS_ASAN_FEATURE
+    // ASan's allocator serves every malloc, so glibc's arenas hold nothing to return.
+    // malloc_trim would still initialise them on first call, without a lock, and a
+    // second worker trimming at the same moment walked them half-built and crashed.
+#else
     ::malloc_trim(0);
+#endif
 }
 
 }  // namespace sb::uv

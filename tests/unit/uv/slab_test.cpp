@@ -1,13 +1,19 @@
 // uv::Slab: slots are distinct, aligned and writable; freed slots come back first;
 // slabs are added only when one is full; churn stays within the peak; and under ASan
-// a freed slot is poisoned (a session used after it is gone is still reported).
+// a freed slot is poisoned (a session used after it is gone is still reported). Heap
+// trims may start on several threads at once.
 #include "uv/slab.h"
 
 #include <gtest/gtest.h>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <set>
+#include <thread>
 #include <vector>
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -70,6 +76,37 @@ TEST(SlabTest, ChurnKeepsMemoryAtThePeak) {
         live.clear();
     }
     EXPECT_EQ(slab.slabs(), 1u);
+}
+
+// Every worker trims the heap after its own handshake burst, so the first trims can
+// run at once on several threads. Under ASan, malloc_trim initialised glibc's own
+// arena (which ASan's allocator never uses) on first call without a lock, and a second
+// thread walked it half-built: the proxy crashed in mtrim (CI, stop 22). Each child
+// process starts with that arena untouched and races its first trims.
+TEST(SlabTest, FirstHeapTrimsOnSeveralThreadsAtOnce) {
+    for (int child = 0; child < 40; ++child) {
+        pid_t pid = ::fork();
+        ASSERT_GE(pid, 0);
+        if (pid == 0) {
+            std::atomic<bool> go{false};
+            std::vector<std::thread> threads;
+            for (int t = 0; t < 8; ++t) {
+                threads.emplace_back([&go] {
+                    while (!go.load()) {
+                    }
+                    Slab::trim_heap();
+                });
+            }
+            go = true;
+            for (auto& t : threads)
+                t.join();
+            ::_exit(0);
+        }
+        int status = 0;
+        ASSERT_EQ(::waitpid(pid, &status, 0), pid);
+        ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+            << "child " << child << " status " << status;
+    }
 }
 
 #if defined(__SANITIZE_ADDRESS__)
