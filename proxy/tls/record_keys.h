@@ -114,6 +114,7 @@ class RecordCrypto {
         EVP_CIPHER_CTX* ctx = nullptr;  // bound to ciphers_[aead] while not null
         uint8_t key[kMaxKeySize] = {};  // the key it holds, when `valid`
         Aead aead = Aead::Aes128Gcm;
+        int8_t enc = -1;  // the direction it was last set up for (1 sealing, 0 opening)
         bool valid = false;
         uint32_t used = 0;  // the tick of its last use: the older of a set goes first
     };
@@ -122,9 +123,12 @@ class RecordCrypto {
                size_t aad_len, uint8_t* data, size_t len, uint8_t* tag);
     // The context holding `keys`' key, or null.
     Keyed* find(const TrafficKeys& keys);
-    // A context keyed with `keys`' key (and no nonce yet): found, or made by evicting
-    // the older of the key's set. Null on an OpenSSL error.
-    EVP_CIPHER_CTX* keyed(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize]);
+    // A context keyed with `keys`' key, set up for one record in direction `enc` with
+    // `nonce` (and, opening, the expected `tag`): found, or made by evicting the older
+    // of the key's set. Null on an OpenSSL error.
+    EVP_CIPHER_CTX* keyed(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize],
+                          uint8_t* tag);
+    static bool set_tag(EVP_CIPHER_CTX* ctx, int enc, uint8_t* tag);
     static void clear(Keyed& k);
 
     bool ok_ = false;

@@ -4,6 +4,7 @@
 // end switches to the record layer and the client, still OpenSSL, must understand it
 // both ways: data, KeyUpdates, close_notify, padding, any cut of the byte stream.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
 
 #include <cstring>
 #include <string>
@@ -179,6 +180,69 @@ TEST(RecordCrypto, MoreKeysThanTheCacheHoldsAllSealAndOpen) {
         cached += crypto.cached(k) ? 1 : 0;
     EXPECT_LE(cached, RecordCrypto::kKeyedContexts);
     EXPECT_GT(cached, 0u);
+}
+
+// One record as OpenSSL's EVP computes it on a fresh context: the reference the cached
+// contexts must match whatever nonce, direction or tag came before.
+std::vector<uint8_t> reference_seal(const TrafficKeys& k, const uint8_t nonce[kIvSize],
+                                    const uint8_t* aad, size_t aad_len, std::vector<uint8_t> data) {
+    static const char* names[] = {"AES-128-GCM", "AES-256-GCM", "ChaCha20-Poly1305"};
+    EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, names[static_cast<int>(k.aead)], nullptr);
+    EVP_CIPHER_CTX* ctx = EVP_CIPHER_CTX_new();
+    int n = 0;
+    bool ok =
+        EVP_EncryptInit_ex2(ctx, cipher, k.key, nonce, nullptr) == 1 &&
+        EVP_EncryptUpdate(ctx, nullptr, &n, aad, static_cast<int>(aad_len)) == 1 &&
+        EVP_EncryptUpdate(ctx, data.data(), &n, data.data(), static_cast<int>(data.size())) == 1 &&
+        EVP_EncryptFinal_ex(ctx, nullptr, &n) == 1;
+    uint8_t tag[kTagSize];
+    ok = ok && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, kTagSize, tag) == 1;
+    EVP_CIPHER_CTX_free(ctx);
+    EVP_CIPHER_free(cipher);
+    EXPECT_TRUE(ok);
+    data.insert(data.end(), tag, tag + kTagSize);
+    return data;
+}
+
+TEST(RecordCrypto, CachedContextsMatchAFreshContextRecordAfterRecord) {
+    // A cached context only gets the next nonce (and, opening, the tag): nothing of the
+    // record before may leak into the next, in either direction, after a bad tag too.
+    RecordCrypto crypto;
+    for (Aead aead : {Aead::Aes128Gcm, Aead::Aes256Gcm, Aead::Chacha20Poly1305}) {
+        TrafficKeys k = random_keys(aead, 40 + static_cast<uint32_t>(aead));
+        for (uint32_t seq = 0; seq < 40; ++seq) {
+            uint8_t nonce[kIvSize];
+            std::memcpy(nonce, k.iv, kIvSize);
+            nonce[kIvSize - 1] ^= static_cast<uint8_t>(seq);
+            nonce[kIvSize - 2] ^= static_cast<uint8_t>(seq * 7);
+            const uint8_t aad[5] = {23, 3, 3, 0, static_cast<uint8_t>(seq)};
+            std::vector<uint8_t> plain(1 + seq * 37 % 300);
+            for (size_t i = 0; i < plain.size(); ++i)
+                plain[i] = static_cast<uint8_t>(i * seq + 3);
+            const std::vector<uint8_t> want = reference_seal(k, nonce, aad, sizeof(aad), plain);
+            std::vector<uint8_t> buf = plain;
+            uint8_t tag[kTagSize];
+            ASSERT_TRUE(crypto.seal(k, nonce, aad, sizeof(aad), buf.data(), buf.size(), tag));
+            buf.insert(buf.end(), tag, tag + kTagSize);
+            ASSERT_EQ(buf, want) << "aead " << static_cast<int>(aead) << " seq " << seq;
+            // Every third record also opens on the same key (the direction switches),
+            // every fifth first fails with a wrong tag.
+            if (seq % 3 == 0) {
+                std::vector<uint8_t> c(want.begin(), want.end() - kTagSize);
+                if (seq % 5 == 0) {
+                    uint8_t bad[kTagSize];
+                    std::memcpy(bad, want.data() + plain.size(), kTagSize);
+                    bad[0] ^= 1;
+                    std::vector<uint8_t> c2 = c;
+                    EXPECT_FALSE(
+                        crypto.open(k, nonce, aad, sizeof(aad), c2.data(), c2.size(), bad));
+                }
+                ASSERT_TRUE(crypto.open(k, nonce, aad, sizeof(aad), c.data(), c.size(),
+                                        want.data() + plain.size()));
+                EXPECT_EQ(c, plain);
+            }
+        }
+    }
 }
 
 TEST(RecordCrypto, AKeyUpdateForgetsTheOldKey) {
