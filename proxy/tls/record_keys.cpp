@@ -36,6 +36,10 @@ size_t key_size(Aead aead) {
 RecordCrypto::RecordCrypto() {
     limits_[0] = limits_[1] = kGcmLimits;
     limits_[2] = kChachaLimits;
+    // The first key takes place 0.
+    for (size_t i = 0; i < kKeyedContexts; ++i)
+        free_[i] = static_cast<uint16_t>(kKeyedContexts - 1 - i);
+    free_count_ = kKeyedContexts;
     ok_ = true;
     for (size_t i = 0; i < kAeadCount; ++i) {
         ciphers_[i] = EVP_CIPHER_fetch(nullptr, kCipherNames[i], nullptr);
@@ -70,16 +74,13 @@ void RecordCrypto::clear(Keyed& k) {
 
 namespace {
 
-// Keys are uniformly random: their first bytes are as good a hash as any.
-size_t set_of(const TrafficKeys& keys) {
+// Keys are uniformly random: their first bytes are as good a hash as any, and a peer
+// cannot choose them (they come out of the key schedule).
+size_t bucket_of(const uint8_t* key) {
     uint32_t h;
-    std::memcpy(&h, keys.key, sizeof(h));
-    return h % RecordCrypto::kKeyedSets;
+    std::memcpy(&h, key, sizeof(h));
+    return h & (RecordCrypto::kIndexSize - 1);
 }
-
-}  // namespace
-
-namespace {
 
 // Whether two keys of n bytes (16 or 32) are equal, in time that does not depend on
 // where they differ: a word at a time, as CRYPTO_memcmp does a byte at a time, at a
@@ -95,16 +96,67 @@ bool same_key(const uint8_t* a, const uint8_t* b, size_t n) {
     return diff == 0;
 }
 
+constexpr size_t kIndexMask = RecordCrypto::kIndexSize - 1;
+
 }  // namespace
 
 RecordCrypto::Keyed* RecordCrypto::find(const TrafficKeys& keys) {
-    Keyed* set = &keyed_[2 * set_of(keys)];
     const size_t n = key_size(keys.aead);
-    for (int i = 0; i < 2; ++i) {
-        Keyed& k = set[i];
-        if (k.valid && k.aead == keys.aead && same_key(k.key, keys.key, n)) return &k;
+    // At most half the index is in use: a probe always meets a hole.
+    for (size_t b = bucket_of(keys.key);; b = (b + 1) & kIndexMask) {
+        const uint16_t e = index_[b];
+        if (e == 0) return nullptr;
+        Keyed& k = keyed_[e - 1];
+        if (k.aead == keys.aead && same_key(k.key, keys.key, n)) return &k;
     }
-    return nullptr;
+}
+
+void RecordCrypto::index(size_t place) {
+    size_t b = bucket_of(keyed_[place].key);
+    while (index_[b] != 0)
+        b = (b + 1) & kIndexMask;
+    index_[b] = static_cast<uint16_t>(place + 1);
+}
+
+void RecordCrypto::unindex(size_t place) {
+    size_t hole = bucket_of(keyed_[place].key);
+    while (index_[hole] != place + 1)
+        hole = (hole + 1) & kIndexMask;
+    // Linear probing without tombstones: each later entry of the run moves back into
+    // the hole unless its own bucket lies after the hole (cyclically), where a probe
+    // for it starts past the hole anyway.
+    for (size_t j = (hole + 1) & kIndexMask; index_[j] != 0; j = (j + 1) & kIndexMask) {
+        const size_t home = bucket_of(keyed_[index_[j] - 1].key);
+        if (((j - home) & kIndexMask) >= ((j - hole) & kIndexMask)) {
+            index_[hole] = index_[j];
+            hole = j;
+        }
+    }
+    index_[hole] = 0;
+}
+
+size_t RecordCrypto::take_place() {
+    if (free_count_ > 0) return free_[--free_count_];
+    // Every place holds a key: the clock's hand gives each key used since it last
+    // passed another round, and takes the first that was not.
+    for (;;) {
+        const size_t place = hand_;
+        hand_ = (hand_ + 1) % kKeyedContexts;
+        Keyed& k = keyed_[place];
+        if (k.referenced) {
+            k.referenced = false;
+            continue;
+        }
+        unindex(place);
+        k.valid = false;
+        return place;
+    }
+}
+
+void RecordCrypto::drop(size_t place) {
+    unindex(place);
+    clear(keyed_[place]);
+    free_[free_count_++] = static_cast<uint16_t>(place);
 }
 
 bool RecordCrypto::cached(const TrafficKeys& keys) const {
@@ -112,14 +164,13 @@ bool RecordCrypto::cached(const TrafficKeys& keys) const {
 }
 
 void RecordCrypto::forget(const TrafficKeys& keys) {
-    if (Keyed* k = find(keys)) clear(*k);
+    if (Keyed* k = find(keys)) drop(static_cast<size_t>(k - keyed_));
 }
 
 EVP_CIPHER_CTX* RecordCrypto::keyed(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize],
                                     uint8_t* tag) {
-    ++tick_;
     if (Keyed* k = find(keys)) {
-        k->used = tick_;
+        k->referenced = true;
         if (k->aead != Aead::Chacha20Poly1305 && k->enc == enc) {
             // AES-GCM in the same direction: the key schedule is there, only the nonce
             // (and, opening, the expected tag) change, set as one parameter list.
@@ -136,7 +187,7 @@ EVP_CIPHER_CTX* RecordCrypto::keyed(const TrafficKeys& keys, int enc, const uint
                 OSSL_PARAM_construct_end(),
             };
             if (EVP_CIPHER_CTX_set_params(k->ctx, params) != 1) {
-                clear(*k);
+                drop(static_cast<size_t>(k - keyed_));
                 return nullptr;
             }
             return k->ctx;
@@ -145,44 +196,42 @@ EVP_CIPHER_CTX* RecordCrypto::keyed(const TrafficKeys& keys, int enc, const uint
         // direction switched (only tests seal and open under one key).
         if (EVP_CipherInit_ex2(k->ctx, nullptr, nullptr, nonce, enc, nullptr) != 1 ||
             !set_tag(k->ctx, enc, tag)) {
-            clear(*k);
+            drop(static_cast<size_t>(k - keyed_));
             return nullptr;
         }
         k->enc = static_cast<int8_t>(enc);
         return k->ctx;
     }
-    Keyed* set = &keyed_[2 * set_of(keys)];
-    // An empty place first, else the one used longer ago (ticks wrap: compare distances).
-    Keyed& k = !set[0].valid                                ? set[0]
-               : !set[1].valid                              ? set[1]
-               : tick_ - set[0].used >= tick_ - set[1].used ? set[0]
-                                                            : set[1];
-    k.valid = false;
+    const size_t place = take_place();
+    Keyed& k = keyed_[place];
     const size_t a = static_cast<size_t>(keys.aead);
     if (k.ctx != nullptr && k.aead != keys.aead) {
         EVP_CIPHER_CTX_free(k.ctx);
         k.ctx = nullptr;
     }
+    // Not indexed yet: on an error the place only goes back to the free ones.
+    auto fail = [&] {
+        clear(k);
+        free_[free_count_++] = static_cast<uint16_t>(place);
+        return nullptr;
+    };
     if (k.ctx == nullptr) {
         // Bound to its cipher once: later inits pass no cipher, so OpenSSL keeps the
         // provider's context and only re-keys it.
         k.ctx = EVP_CIPHER_CTX_new();
         if (k.ctx == nullptr ||
-            EVP_CipherInit_ex2(k.ctx, ciphers_[a], nullptr, nullptr, enc, nullptr) != 1) {
-            clear(k);
-            return nullptr;
-        }
+            EVP_CipherInit_ex2(k.ctx, ciphers_[a], nullptr, nullptr, enc, nullptr) != 1)
+            return fail();
     }
     k.aead = keys.aead;
     if (EVP_CipherInit_ex2(k.ctx, nullptr, keys.key, nonce, enc, nullptr) != 1 ||
-        !set_tag(k.ctx, enc, tag)) {
-        clear(k);
-        return nullptr;
-    }
+        !set_tag(k.ctx, enc, tag))
+        return fail();
     std::memcpy(k.key, keys.key, key_size(keys.aead));
     k.enc = static_cast<int8_t>(enc);
     k.valid = true;
-    k.used = tick_;
+    k.referenced = true;
+    index(place);
     return k.ctx;
 }
 

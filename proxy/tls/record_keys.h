@@ -70,11 +70,15 @@ struct KeyLimits {
 // as a per-connection context would, while an idle connection holds no context at
 // all: its keys are evicted by those in use. kKeyedContexts bounds the cache, about
 // a kilobyte each, whatever the number of connections.
+//
+// Any key may take any place (an open-addressed index from the key's first bytes to
+// its place), so up to kKeyedContexts active keys all stay, whatever their bytes;
+// past that, the clock algorithm evicts a key not used since the hand last passed.
 class RecordCrypto {
   public:
-    // Two-way sets: a key has two places it may be cached in.
-    static constexpr size_t kKeyedSets = 128;
-    static constexpr size_t kKeyedContexts = 2 * kKeyedSets;
+    static constexpr size_t kKeyedContexts = 512;
+    // Twice the contexts, a power of two: probes stay short and always find a hole.
+    static constexpr size_t kIndexSize = 2 * kKeyedContexts;
 
     RecordCrypto();
     ~RecordCrypto();
@@ -116,7 +120,7 @@ class RecordCrypto {
         Aead aead = Aead::Aes128Gcm;
         int8_t enc = -1;  // the direction it was last set up for (1 sealing, 0 opening)
         bool valid = false;
-        uint32_t used = 0;  // the tick of its last use: the older of a set goes first
+        bool referenced = false;  // used since the clock's hand last passed
     };
 
     bool crypt(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize], const uint8_t* aad,
@@ -124,17 +128,27 @@ class RecordCrypto {
     // The context holding `keys`' key, or null.
     Keyed* find(const TrafficKeys& keys);
     // A context keyed with `keys`' key, set up for one record in direction `enc` with
-    // `nonce` (and, opening, the expected `tag`): found, or made by evicting the older
-    // of the key's set. Null on an OpenSSL error.
+    // `nonce` (and, opening, the expected `tag`): found, or made in a free place or in
+    // the clock's victim. Null on an OpenSSL error.
     EVP_CIPHER_CTX* keyed(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize],
                           uint8_t* tag);
     static bool set_tag(EVP_CIPHER_CTX* ctx, int enc, uint8_t* tag);
+    // A place for a new key, out of the index: a free one, else the clock's victim
+    // (its context kept for reuse).
+    size_t take_place();
+    void index(size_t place);
+    void unindex(size_t place);
+    // Frees a place: out of the index, its context freed and key cleansed.
+    void drop(size_t place);
     static void clear(Keyed& k);
 
     bool ok_ = false;
     EVP_CIPHER* ciphers_[kAeadCount] = {};
     Keyed keyed_[kKeyedContexts];
-    uint32_t tick_ = 0;
+    uint16_t index_[kIndexSize] = {};  // place + 1 of the key that hashed here, 0 if none
+    uint16_t free_[kKeyedContexts] = {};
+    size_t free_count_ = 0;
+    size_t hand_ = 0;
     EVP_KDF* tls13_kdf_ = nullptr;
     EVP_KDF* tls1_prf_ = nullptr;
     KeyLimits limits_[kAeadCount];

@@ -245,6 +245,73 @@ TEST(RecordCrypto, CachedContextsMatchAFreshContextRecordAfterRecord) {
     }
 }
 
+TEST(RecordCrypto, AsManyActiveKeysAsTheCacheHoldsAllStayCached) {
+    // tools/bench's small-wss keeps 100 connections (200 keys) busy. Two-way sets lost
+    // about half of such keys to their set's neighbours, and each miss re-keys a context
+    // (the key schedule and GHASH's table, four thousand instructions). Up to the bound,
+    // every active key must stay, whatever its bytes; forgotten keys free their place.
+    RecordCrypto crypto;
+    RecordCrypto other;
+    std::vector<TrafficKeys> keys;
+    for (uint32_t i = 0; i < RecordCrypto::kKeyedContexts; ++i)
+        keys.push_back(random_keys(i % 4 == 3 ? Aead::Chacha20Poly1305 : Aead::Aes128Gcm, i + 1));
+    for (int pass = 0; pass < 3; ++pass)
+        for (uint32_t i = 0; i < keys.size(); ++i)
+            ASSERT_TRUE(round_trip(crypto, other, keys[i], i)) << "key " << i;
+    for (uint32_t i = 0; i < keys.size(); ++i)
+        EXPECT_TRUE(crypto.cached(keys[i])) << "key " << i;
+    // Half go (connections closed), as many new ones come: all of those are cached,
+    // and the ones that stayed are still there.
+    for (uint32_t i = 0; i < keys.size(); i += 2) {
+        crypto.forget(keys[i]);
+        keys[i] = random_keys(Aead::Aes256Gcm, 100'000 + i);
+    }
+    for (uint32_t i = 0; i < keys.size(); ++i)
+        ASSERT_TRUE(round_trip(crypto, other, keys[i], i)) << "key " << i;
+    for (uint32_t i = 0; i < keys.size(); ++i)
+        EXPECT_TRUE(crypto.cached(keys[i])) << "key " << i;
+    // One key more than the bound evicts exactly one.
+    TrafficKeys extra = random_keys(Aead::Aes128Gcm, 999'999);
+    ASSERT_TRUE(round_trip(crypto, other, extra, 1));
+    EXPECT_TRUE(crypto.cached(extra));
+    size_t cached = 0;
+    for (const TrafficKeys& k : keys)
+        cached += crypto.cached(k) ? 1 : 0;
+    EXPECT_EQ(cached, keys.size() - 1);
+}
+
+TEST(RecordCrypto, KeysComeAndGoInAnyOrderAndTheIndexFindsEveryOneLeft) {
+    // Connections close in any order, so keys leave the index from the middle of a
+    // probe run. Here the first bytes of the keys (the index's hash) take only 8
+    // values, so runs are long and every removal shifts entries back.
+    RecordCrypto crypto;
+    RecordCrypto other;
+    std::vector<TrafficKeys> live;
+    std::vector<TrafficKeys> gone;
+    uint32_t next = 1;
+    uint32_t rng = 12345;
+    auto rand = [&rng] { return rng = rng * 1103515245u + 12345u; };
+    for (int step = 0; step < 4000; ++step) {
+        if (live.size() < RecordCrypto::kKeyedContexts && (live.empty() || rand() % 3 != 0)) {
+            TrafficKeys k = random_keys(Aead::Aes128Gcm, next++);
+            const uint32_t bucket = (rand() >> 8) % 8 * 97;
+            std::memcpy(k.key, &bucket, sizeof(bucket));
+            ASSERT_TRUE(round_trip(crypto, other, k, next));
+            live.push_back(k);
+        } else {
+            const size_t i = (rand() >> 8) % live.size();
+            crypto.forget(live[i]);
+            gone.push_back(live[i]);
+            live[i] = live.back();
+            live.pop_back();
+        }
+    }
+    for (const TrafficKeys& k : live)
+        ASSERT_TRUE(crypto.cached(k));
+    for (const TrafficKeys& k : gone)
+        ASSERT_FALSE(crypto.cached(k));
+}
+
 TEST(RecordCrypto, AKeyUpdateForgetsTheOldKey) {
     RecordCrypto crypto;
     RecordCrypto other;
