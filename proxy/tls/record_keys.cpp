@@ -148,6 +148,9 @@ size_t RecordCrypto::take_place() {
             continue;
         }
         unindex(place);
+        // Its context is reused (re-keyed, or freed for another AEAD); its key goes now,
+        // since a shorter key would overwrite only part of it.
+        OPENSSL_cleanse(k.key, sizeof(k.key));
         k.valid = false;
         return place;
     }
