@@ -59,6 +59,8 @@ RecordCrypto::RecordCrypto() {
 RecordCrypto::~RecordCrypto() {
     for (Keyed& k : keyed_)
         clear(k);
+    for (Keyed& k : scratch_)
+        clear(k);
     for (size_t i = 0; i < kAeadCount; ++i)
         EVP_CIPHER_free(ciphers_[i]);
     EVP_KDF_free(tls13_kdf_);
@@ -168,6 +170,33 @@ bool RecordCrypto::cached(const TrafficKeys& keys) const {
 
 void RecordCrypto::forget(const TrafficKeys& keys) {
     if (Keyed* k = find(keys)) drop(static_cast<size_t>(k - keyed_));
+    // The scratch context may hold the key's schedule: it goes too.
+    Keyed& s = scratch_[static_cast<size_t>(keys.aead)];
+    if (s.valid && same_key(s.key, keys.key, key_size(keys.aead))) clear(s);
+}
+
+EVP_CIPHER_CTX* RecordCrypto::scratch(const TrafficKeys& keys, int enc,
+                                      const uint8_t nonce[kIvSize], uint8_t* tag) {
+    const size_t a = static_cast<size_t>(keys.aead);
+    Keyed& s = scratch_[a];
+    if (s.ctx == nullptr) {
+        s.ctx = EVP_CIPHER_CTX_new();
+        if (s.ctx == nullptr ||
+            EVP_CipherInit_ex2(s.ctx, ciphers_[a], nullptr, nullptr, enc, nullptr) != 1) {
+            clear(s);
+            return nullptr;
+        }
+    }
+    s.valid = false;
+    if (EVP_CipherInit_ex2(s.ctx, nullptr, keys.key, nonce, enc, nullptr) != 1 ||
+        !set_tag(s.ctx, enc, tag)) {
+        clear(s);
+        return nullptr;
+    }
+    std::memcpy(s.key, keys.key, key_size(keys.aead));
+    s.aead = keys.aead;
+    s.valid = true;
+    return s.ctx;
 }
 
 EVP_CIPHER_CTX* RecordCrypto::keyed(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize],
@@ -204,6 +233,10 @@ EVP_CIPHER_CTX* RecordCrypto::keyed(const TrafficKeys& keys, int enc, const uint
         }
         k->enc = static_cast<int8_t>(enc);
         return k->ctx;
+    }
+    if (!keys.used) {
+        keys.used = true;
+        return scratch(keys, enc, nonce, tag);
     }
     const size_t place = take_place();
     Keyed& k = keyed_[place];

@@ -49,6 +49,10 @@ struct TrafficKeys {
     Aead aead = Aead::Aes128Gcm;
     RecordVersion version = RecordVersion::Tls13;
     uint8_t secret_size = 0;
+    // Whether RecordCrypto has protected a record under this key: its second record
+    // takes a place in the worker's cache, its first does not. State of the cache, not
+    // of the key, hence mutable; it fills the struct's padding.
+    mutable bool used = false;
 };
 
 // Records a key may protect, per AEAD (RFC 8446 §5.5). Past key_update_at, sealing
@@ -74,6 +78,8 @@ struct KeyLimits {
 // Any key may take any place (an open-addressed index from the key's first bytes to
 // its place), so up to kKeyedContexts active keys all stay, whatever their bytes;
 // past that, the clock algorithm evicts a key not used since the hand last passed.
+// A key takes a place at its second record: its first goes through a scratch context
+// (one per AEAD), so that connections which go idle after their upgrade hold none.
 class RecordCrypto {
   public:
     static constexpr size_t kKeyedContexts = 512;
@@ -101,8 +107,10 @@ class RecordCrypto {
     // A key that will protect no more records (its connection closed, or a KeyUpdate
     // replaced it): its cached context, if any, is freed with the key schedule in it.
     void forget(const TrafficKeys& keys);
-    // Whether `keys`' key has a keyed context now (for tests).
+    // Whether `keys`' key has a keyed context now, and how many places are taken (for
+    // tests).
     bool cached(const TrafficKeys& keys) const;
+    size_t contexts_in_use() const { return kKeyedContexts - free_count_; }
 
     const KeyLimits& limits(Aead aead) const { return limits_[static_cast<size_t>(aead)]; }
     // Lowers (or restores) a limit so that tests reach it in a few records.
@@ -133,6 +141,9 @@ class RecordCrypto {
     EVP_CIPHER_CTX* keyed(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize],
                           uint8_t* tag);
     static bool set_tag(EVP_CIPHER_CTX* ctx, int enc, uint8_t* tag);
+    // The AEAD's scratch context, keyed with `keys`' key and set up for one record.
+    EVP_CIPHER_CTX* scratch(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize],
+                            uint8_t* tag);
     // A place for a new key, out of the index: a free one, else the clock's victim
     // (its context kept for reuse).
     size_t take_place();
@@ -147,6 +158,7 @@ class RecordCrypto {
     Keyed keyed_[kKeyedContexts];
     uint16_t index_[kIndexSize] = {};  // place + 1 of the key that hashed here, 0 if none
     uint16_t free_[kKeyedContexts] = {};
+    Keyed scratch_[kAeadCount];
     size_t free_count_ = 0;
     size_t hand_ = 0;
     EVP_KDF* tls13_kdf_ = nullptr;

@@ -148,6 +148,9 @@ TEST(RecordCrypto, KeysInUseAreCachedAndForgottenKeysAreNot) {
     ASSERT_TRUE(crypto.ok());
     TrafficKeys k = random_keys(Aead::Aes128Gcm, 1);
     EXPECT_FALSE(crypto.cached(k));
+    // A key's first record goes through a scratch context; its second caches it.
+    EXPECT_TRUE(round_trip(crypto, other, k, 1));
+    EXPECT_FALSE(crypto.cached(k));
     EXPECT_TRUE(round_trip(crypto, other, k, 1));
     EXPECT_TRUE(crypto.cached(k));
     // Sealing and opening under one key share its context, direction switched.
@@ -266,13 +269,15 @@ TEST(RecordCrypto, AsManyActiveKeysAsTheCacheHoldsAllStayCached) {
         crypto.forget(keys[i]);
         keys[i] = random_keys(Aead::Aes256Gcm, 100'000 + i);
     }
-    for (uint32_t i = 0; i < keys.size(); ++i)
-        ASSERT_TRUE(round_trip(crypto, other, keys[i], i)) << "key " << i;
+    for (int pass = 0; pass < 2; ++pass)
+        for (uint32_t i = 0; i < keys.size(); ++i)
+            ASSERT_TRUE(round_trip(crypto, other, keys[i], i)) << "key " << i;
     for (uint32_t i = 0; i < keys.size(); ++i)
         EXPECT_TRUE(crypto.cached(keys[i])) << "key " << i;
     // One key more than the bound evicts exactly one.
     TrafficKeys extra = random_keys(Aead::Aes128Gcm, 999'999);
     ASSERT_TRUE(round_trip(crypto, other, extra, 1));
+    ASSERT_TRUE(round_trip(crypto, other, extra, 2));
     EXPECT_TRUE(crypto.cached(extra));
     size_t cached = 0;
     for (const TrafficKeys& k : keys)
@@ -297,6 +302,7 @@ TEST(RecordCrypto, KeysComeAndGoInAnyOrderAndTheIndexFindsEveryOneLeft) {
             const uint32_t bucket = (rand() >> 8) % 8 * 97;
             std::memcpy(k.key, &bucket, sizeof(bucket));
             ASSERT_TRUE(round_trip(crypto, other, k, next));
+            ASSERT_TRUE(round_trip(crypto, other, k, next + 1));
             live.push_back(k);
         } else {
             const size_t i = (rand() >> 8) % live.size();
@@ -310,6 +316,36 @@ TEST(RecordCrypto, KeysComeAndGoInAnyOrderAndTheIndexFindsEveryOneLeft) {
         ASSERT_TRUE(crypto.cached(k));
     for (const TrafficKeys& k : gone)
         ASSERT_FALSE(crypto.cached(k));
+}
+
+TEST(RecordCrypto, KeysUsedOnceTakeNoPlace) {
+    // An idle wss connection protects two records after the switch (the upgrade request
+    // and its 101), then nothing for hours. Cached, 5,000 such connections filled all
+    // 512 places, about 600 KB, for keys that would never be used again. A key takes a
+    // place at its second record; its first goes through a scratch context.
+    RecordCrypto crypto;
+    RecordCrypto other;
+    std::vector<TrafficKeys> once;
+    for (uint32_t i = 0; i < 2 * RecordCrypto::kKeyedContexts; ++i) {
+        once.push_back(random_keys(i % 3 == 0 ? Aead::Chacha20Poly1305 : Aead::Aes256Gcm, i + 1));
+        ASSERT_TRUE(round_trip(crypto, other, once.back(), i));
+    }
+    EXPECT_EQ(crypto.contexts_in_use(), 0u);
+    for (const TrafficKeys& k : once)
+        EXPECT_FALSE(crypto.cached(k));
+    // A key used again takes a place.
+    TrafficKeys busy = random_keys(Aead::Aes128Gcm, 5'000'000);
+    ASSERT_TRUE(round_trip(crypto, other, busy, 1));
+    ASSERT_TRUE(round_trip(crypto, other, busy, 2));
+    EXPECT_TRUE(crypto.cached(busy));
+    EXPECT_EQ(crypto.contexts_in_use(), 1u);
+    // A forgotten key is gone from the scratch context too: the next key's first record
+    // under the same AEAD still seals correctly, and the forgotten key is nowhere.
+    TrafficKeys last = random_keys(Aead::Aes128Gcm, 77);
+    ASSERT_TRUE(round_trip(crypto, other, last, 1));
+    crypto.forget(last);
+    EXPECT_FALSE(crypto.cached(last));
+    ASSERT_TRUE(round_trip(crypto, other, random_keys(Aead::Aes128Gcm, 78), 1));
 }
 
 TEST(RecordCrypto, AKeyUpdateForgetsTheOldKey) {
