@@ -175,28 +175,34 @@ void RecordCrypto::forget(const TrafficKeys& keys) {
     if (s.valid && same_key(s.key, keys.key, key_size(keys.aead))) clear(s);
 }
 
-EVP_CIPHER_CTX* RecordCrypto::scratch(const TrafficKeys& keys, int enc,
-                                      const uint8_t nonce[kIvSize], uint8_t* tag) {
+bool RecordCrypto::key_context(Keyed& k, const TrafficKeys& keys, int enc,
+                               const uint8_t nonce[kIvSize], uint8_t* tag) {
     const size_t a = static_cast<size_t>(keys.aead);
-    Keyed& s = scratch_[a];
-    if (s.ctx == nullptr) {
-        s.ctx = EVP_CIPHER_CTX_new();
-        if (s.ctx == nullptr ||
-            EVP_CipherInit_ex2(s.ctx, ciphers_[a], nullptr, nullptr, enc, nullptr) != 1) {
-            clear(s);
-            return nullptr;
+    k.valid = false;
+    if (k.ctx != nullptr && k.aead != keys.aead) {
+        EVP_CIPHER_CTX_free(k.ctx);
+        k.ctx = nullptr;
+    }
+    if (k.ctx == nullptr) {
+        // Bound to its cipher once: later inits pass no cipher, so OpenSSL keeps the
+        // provider's context and only re-keys it.
+        k.ctx = EVP_CIPHER_CTX_new();
+        if (k.ctx == nullptr ||
+            EVP_CipherInit_ex2(k.ctx, ciphers_[a], nullptr, nullptr, enc, nullptr) != 1) {
+            clear(k);
+            return false;
         }
     }
-    s.valid = false;
-    if (EVP_CipherInit_ex2(s.ctx, nullptr, keys.key, nonce, enc, nullptr) != 1 ||
-        !set_tag(s.ctx, enc, tag)) {
-        clear(s);
-        return nullptr;
+    k.aead = keys.aead;
+    if (EVP_CipherInit_ex2(k.ctx, nullptr, keys.key, nonce, enc, nullptr) != 1 ||
+        !set_tag(k.ctx, enc, tag)) {
+        clear(k);
+        return false;
     }
-    std::memcpy(s.key, keys.key, key_size(keys.aead));
-    s.aead = keys.aead;
-    s.valid = true;
-    return s.ctx;
+    std::memcpy(k.key, keys.key, key_size(keys.aead));
+    k.enc = static_cast<int8_t>(enc);
+    k.valid = true;
+    return true;
 }
 
 EVP_CIPHER_CTX* RecordCrypto::keyed(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize],
@@ -235,37 +241,19 @@ EVP_CIPHER_CTX* RecordCrypto::keyed(const TrafficKeys& keys, int enc, const uint
         return k->ctx;
     }
     if (!keys.used) {
+        // Its first record: the AEAD's scratch context, so that a key used once (an
+        // idle connection's upgrade and 101) takes no place.
         keys.used = true;
-        return scratch(keys, enc, nonce, tag);
+        Keyed& scratch = scratch_[static_cast<size_t>(keys.aead)];
+        return key_context(scratch, keys, enc, nonce, tag) ? scratch.ctx : nullptr;
     }
     const size_t place = take_place();
     Keyed& k = keyed_[place];
-    const size_t a = static_cast<size_t>(keys.aead);
-    if (k.ctx != nullptr && k.aead != keys.aead) {
-        EVP_CIPHER_CTX_free(k.ctx);
-        k.ctx = nullptr;
-    }
-    // Not indexed yet: on an error the place only goes back to the free ones.
-    auto fail = [&] {
-        clear(k);
+    if (!key_context(k, keys, enc, nonce, tag)) {
+        // Not indexed yet: the place only goes back to the free ones.
         free_[free_count_++] = static_cast<uint16_t>(place);
         return nullptr;
-    };
-    if (k.ctx == nullptr) {
-        // Bound to its cipher once: later inits pass no cipher, so OpenSSL keeps the
-        // provider's context and only re-keys it.
-        k.ctx = EVP_CIPHER_CTX_new();
-        if (k.ctx == nullptr ||
-            EVP_CipherInit_ex2(k.ctx, ciphers_[a], nullptr, nullptr, enc, nullptr) != 1)
-            return fail();
     }
-    k.aead = keys.aead;
-    if (EVP_CipherInit_ex2(k.ctx, nullptr, keys.key, nonce, enc, nullptr) != 1 ||
-        !set_tag(k.ctx, enc, tag))
-        return fail();
-    std::memcpy(k.key, keys.key, key_size(keys.aead));
-    k.enc = static_cast<int8_t>(enc);
-    k.valid = true;
     k.referenced = true;
     index(place);
     return k.ctx;

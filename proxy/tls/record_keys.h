@@ -141,9 +141,10 @@ class RecordCrypto {
     EVP_CIPHER_CTX* keyed(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize],
                           uint8_t* tag);
     static bool set_tag(EVP_CIPHER_CTX* ctx, int enc, uint8_t* tag);
-    // The AEAD's scratch context, keyed with `keys`' key and set up for one record.
-    EVP_CIPHER_CTX* scratch(const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize],
-                            uint8_t* tag);
+    // Keys `k`'s context (made, or remade for another AEAD, as needed) with `keys`' key
+    // and sets it up for one record. On an error `k` is cleared and false returned.
+    bool key_context(Keyed& k, const TrafficKeys& keys, int enc, const uint8_t nonce[kIvSize],
+                     uint8_t* tag);
     // A place for a new key, out of the index: a free one, else the clock's victim
     // (its context kept for reuse).
     size_t take_place();
