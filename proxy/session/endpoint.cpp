@@ -134,10 +134,10 @@ void Endpoint::on_close(uv_handle_t* handle) noexcept {
     e->tls_.reset();
     if (e->records_) {
         if (e->records_->in != nullptr) e->blocks().give(e->records_->in);
-        // The keys protect nothing more: their cached schedules go, and the bytes too.
+        // The keys protect nothing more: their cached schedules go, and the bytes too
+        // (~Records).
         record_crypto().forget(e->records_->keys.read);
         record_crypto().forget(e->records_->keys.write);
-        OPENSSL_cleanse(&e->records_->keys, sizeof(e->records_->keys));
         e->records_.reset();
     }
     if (e->held_ != nullptr) {

@@ -30,6 +30,7 @@
 // session.h: "Endpoint events").
 #pragma once
 
+#include <openssl/crypto.h>
 #include <uv.h>
 
 #include <cstdint>
@@ -217,6 +218,9 @@ class Endpoint {
         static void* operator new(size_t size) noexcept;
         static void operator delete(void* p) noexcept;
         static uv::Slab& slab();
+        // The keys leave no copy in the slab, however the switch or the connection ends
+        // (a key derivation that fails halfway included).
+        ~Records() { OPENSSL_cleanse(&keys, sizeof(keys)); }
 
         tls::RecordKeys keys;
         tls::RecordReader reader;

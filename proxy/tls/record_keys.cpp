@@ -3,10 +3,14 @@
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/params.h>
+#include <openssl/rand.h>
+#include <xxhash.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <initializer_list>
+#include <random>
 
 namespace sb::tls {
 
@@ -40,6 +44,10 @@ RecordCrypto::RecordCrypto() {
     for (size_t i = 0; i < kKeyedContexts; ++i)
         free_[i] = static_cast<uint16_t>(kKeyedContexts - 1 - i);
     free_count_ = kKeyedContexts;
+    if (RAND_bytes(reinterpret_cast<unsigned char*>(&secret_), sizeof(secret_)) != 1) {
+        secret_ = std::random_device{}();
+        secret_ = secret_ << 32 | std::random_device{}();
+    }
     ok_ = true;
     for (size_t i = 0; i < kAeadCount; ++i) {
         ciphers_[i] = EVP_CIPHER_fetch(nullptr, kCipherNames[i], nullptr);
@@ -76,14 +84,6 @@ void RecordCrypto::clear(Keyed& k) {
 
 namespace {
 
-// Keys are uniformly random: their first bytes are as good a hash as any, and a peer
-// cannot choose them (they come out of the key schedule).
-size_t bucket_of(const uint8_t* key) {
-    uint32_t h;
-    std::memcpy(&h, key, sizeof(h));
-    return h & (RecordCrypto::kIndexSize - 1);
-}
-
 // Whether two keys of n bytes (16 or 32) are equal, in time that does not depend on
 // where they differ: a word at a time, as CRYPTO_memcmp does a byte at a time, at a
 // tenth of its cost on every record.
@@ -101,6 +101,29 @@ bool same_key(const uint8_t* a, const uint8_t* b, size_t n) {
 constexpr size_t kIndexMask = RecordCrypto::kIndexSize - 1;
 
 }  // namespace
+
+size_t RecordCrypto::home(const TrafficKeys& keys) const {
+    return bucket_of(keys.key);
+}
+
+size_t RecordCrypto::bucket_of(const uint8_t* key) const {
+    // Keys are random, but a TLS 1.3 client knows its own and may keep only the
+    // connections whose keys collide: under a secret of this worker's it cannot tell
+    // which do. Every key has at least 16 bytes; two that share them are the same key
+    // to anyone but a brute force of 2^64.
+    return XXH3_64bits_withSeed(key, 16, secret_) & kIndexMask;
+}
+
+size_t RecordCrypto::longest_run() const {
+    size_t longest = 0;
+    size_t run = 0;
+    // Twice round, so that a run across the end of the index counts whole.
+    for (size_t i = 0; i < 2 * kIndexSize; ++i) {
+        run = index_[i & kIndexMask] != 0 ? run + 1 : 0;
+        longest = std::max(longest, run);
+    }
+    return std::min(longest, kIndexSize);
+}
 
 RecordCrypto::Keyed* RecordCrypto::find(const TrafficKeys& keys) {
     const size_t n = key_size(keys.aead);

@@ -111,6 +111,11 @@ class RecordCrypto {
     // tests).
     bool cached(const TrafficKeys& keys) const;
     size_t contexts_in_use() const { return kKeyedContexts - free_count_; }
+    // Where a key's probe in the index starts: a hash of the key under this worker's
+    // own random secret, so that no peer can steer keys together.
+    size_t home(const TrafficKeys& keys) const;
+    // The longest run of used entries in the index, the longest probe a lookup makes.
+    size_t longest_run() const;
 
     const KeyLimits& limits(Aead aead) const { return limits_[static_cast<size_t>(aead)]; }
     // Lowers (or restores) a limit so that tests reach it in a few records.
@@ -148,6 +153,8 @@ class RecordCrypto {
     // A place for a new key, out of the index: a free one, else the clock's victim
     // (its context kept for reuse).
     size_t take_place();
+    // The index entry where a probe for `key` starts (home()).
+    size_t bucket_of(const uint8_t* key) const;
     void index(size_t place);
     void unindex(size_t place);
     // Frees a place: out of the index, its context freed and key cleansed.
@@ -158,6 +165,7 @@ class RecordCrypto {
     EVP_CIPHER* ciphers_[kAeadCount] = {};
     Keyed keyed_[kKeyedContexts];
     uint16_t index_[kIndexSize] = {};  // place + 1 of the key that hashed here, 0 if none
+    uint64_t secret_ = 0;              // the index's hash key, random per worker
     uint16_t free_[kKeyedContexts] = {};
     Keyed scratch_[kAeadCount];
     size_t free_count_ = 0;
