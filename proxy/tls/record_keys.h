@@ -77,8 +77,8 @@ struct KeyLimits {
 //
 // Any key may take any place (an open-addressed index from a hash of the key, under a
 // secret of the worker's, to its place), so up to kKeyedContexts active keys all
-// stay, whatever their bytes;
-// past that, the clock algorithm evicts a key not used since the hand last passed.
+// stay, whatever their bytes; past that, the clock algorithm evicts a key not used
+// since the hand last passed.
 // A key takes a place at its second record: its first goes through a scratch context
 // (one per AEAD), so that connections which go idle after their upgrade hold none.
 class RecordCrypto {

@@ -54,7 +54,7 @@ def core_seconds(cpu):
     as the core's softirq time and in the running process's stime, and a proxy
     spends a quarter of its time there: loopback delivers each segment it sends in
     its own softirq. Left out, the core looked 25 points less busy than the proxy
-    on it, and "other programs" always read 0. With IRQ_TIME_ACCOUNTING, interrupt
+    on it, and "other programs" read that much too low (0 unless they took more). With IRQ_TIME_ACCOUNTING, interrupt
     time is in neither a process's time nor system, and shows as others."""
     with open("/proc/stat") as f:
         for line in f:
