@@ -32,6 +32,8 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
             cl.config_path = a.substr(9);
         } else if (a.rfind("--debug-record-key-update=", 0) == 0) {
             cl.record_key_update = std::strtoull(a.c_str() + 26, nullptr, 10);
+        } else if (a == "--debug-no-ring") {
+            cl.no_ring = true;
         } else if (a == "--check" || a == "-t") {
             check = true;
         } else if (a == "--version" || a == "-v") {
@@ -109,6 +111,7 @@ int run(int argc, char** argv) {
             break;
     }
     session::WorkerContext::record_key_update_for_test = cl.record_key_update;
+    session::WorkerContext::ring_disabled = cl.no_ring;
     Server server(cl.config_path);
     return server.run();
 }

@@ -16,6 +16,9 @@ struct CommandLine {
     // --debug-record-key-update=N, for tests and not in --help: the client side's TLS
     // keys are due for a KeyUpdate after N records (0: RFC 8446 §5.5's limits).
     uint64_t record_key_update = 0;
+    // --debug-no-ring, for tests and comparisons and not in --help: workers do every
+    // read and write through libuv, as when the kernel offers no io_uring.
+    bool no_ring = false;
 };
 
 CommandLine parse_command_line(const std::vector<std::string>& args);

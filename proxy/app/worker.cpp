@@ -5,6 +5,7 @@
 
 #include "log/logger.h"
 #include "session/session.h"
+#include "uv/ring.h"
 #include "uv/slab.h"
 
 namespace sb::app {
@@ -57,13 +58,66 @@ void Worker::join() {
 
 void Worker::run() {
     session::WorkerContext::current = context_.get();
-    uv_run(&loop_, UV_RUN_DEFAULT);
+    // The ring is made on this thread: only its maker may submit (SINGLE_ISSUER).
+    const uint32_t buffer_len =
+        uv::BlockPool::kBlockSize - session::Endpoint::kHeadroom - session::Endpoint::kTailroom;
+    if (!session::WorkerContext::ring_disabled &&
+        context_->ring.open(context_->blocks, session::Endpoint::kHeadroom, buffer_len,
+                            &Worker::on_ring_completion)) {
+        run_on_ring();
+    } else {
+        uv_run(&loop_, UV_RUN_DEFAULT);
+    }
+    context_->ring.close();
     // Every handle is closed by now; closing the loop must succeed (libuv's rule).
     int rc = uv_loop_close(&loop_);
     if (rc != 0) log::error("worker loop did not close cleanly", {{"detail", uv_strerror(rc)}});
     context_.reset();
     exited_.store(true, std::memory_order_release);
     if (on_exit_) on_exit_();
+}
+
+namespace {
+// libuv's epoll descriptor was ready: the worker runs libuv (run_on_ring).
+thread_local bool libuv_ready = false;
+}  // namespace
+
+void Worker::on_ring_completion(uint64_t user_data, int32_t res, uint32_t flags) noexcept {
+    if ((user_data & uv::Ring::kTagMask) == uv::Ring::kPoll) {
+        libuv_ready = true;
+        return;
+    }
+    session::Endpoint::on_ring_completion(user_data, res, flags);
+}
+
+void Worker::run_on_ring() {
+    // The worker waits in the ring. libuv's own epoll descriptor is one of the things
+    // it waits for (a poll operation, armed again after each run), and libuv runs once,
+    // without waiting, when that descriptor is ready, when a timer is due, or when it
+    // has callbacks to make (closing handles, writes completed): what uv_run would have
+    // done, at the moments it would have done it.
+    uv::Ring& ring = context_->ring;
+    const int backend = uv_backend_fd(&loop_);
+    bool poll_armed = false;
+    libuv_ready = true;
+    bool alive = true;
+    for (;;) {
+        if (libuv_ready || uv_backend_timeout(&loop_) == 0) {
+            libuv_ready = false;
+            alive = uv_run(&loop_, UV_RUN_NOWAIT) != 0;
+            // The loop has nothing left when its handles are closed; a closed side may
+            // still wait for the ring to give its operations back (Endpoint::close).
+            if (!alive && ring.in_flight() == 0) break;
+        }
+        if (!poll_armed && alive) {
+            ring.poll(backend);
+            poll_armed = true;
+        }
+        const int timeout = alive ? uv_backend_timeout(&loop_) : -1;
+        ring.run_once(timeout);
+        if (libuv_ready) poll_armed = false;
+        uv_update_time(&loop_);
+    }
 }
 
 void Worker::post(Task task) {

@@ -18,6 +18,7 @@
 #include "session/session_list.h"
 #include "tls/record_keys.h"
 #include "uv/block_pool.h"
+#include "uv/ring.h"
 #include "uv/timer_heap.h"
 
 namespace sb::session {
@@ -50,12 +51,18 @@ struct WorkerContext {
     // due for a KeyUpdate after N records instead of RFC 8446 §5.5's millions. Set
     // before the workers start.
     static inline uint64_t record_key_update_for_test = 0;
+    // The hidden --debug-no-ring: workers do all I/O through libuv (tests of that path,
+    // and comparisons). Set before the workers start.
+    static inline bool ring_disabled = false;
 
     uv_loop_t* loop;
     unsigned index;
     uv::TimerHeap timers;
     IdleConnections idle;  // keep-alive connections to backends between HTTP requests
     uv::BlockPool blocks;
+    // The relay's reads and writes (session/endpoint.h, use_ring); closed when the
+    // kernel offers no io_uring. After `blocks`: its read buffers go back there.
+    uv::Ring ring;
     net::SplicePipe splice;  // large payloads between plain sockets (Pipe::splice_payload)
     // Owned by the Worker, which outlives this context, so the admin thread may read
     // the counters until the process ends.

@@ -1,6 +1,8 @@
 #include "session/endpoint.h"
 
 #include <openssl/crypto.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include "log/logger.h"
 #include "session/context.h"
 #include "session/session.h"
+#include "uv/ring.h"
 
 namespace sb::session {
 
@@ -29,6 +32,10 @@ tls::RecordCrypto& record_crypto() {
     return WorkerContext::current->record_crypto;
 }
 
+uv::Ring& ring() {
+    return WorkerContext::current->ring;
+}
+
 // `p` lies in `block`'s buffer.
 bool inside(uv::Block* block, const void* p) {
     const char* c = static_cast<const char*>(p);
@@ -36,6 +43,32 @@ bool inside(uv::Block* block, const void* p) {
 }
 
 }  // namespace
+
+// One write through the ring: the iovecs the kernel reads until the write completes,
+// and the blocks they point into. A short write goes in again from where it stopped.
+struct Endpoint::SendOp {
+    static constexpr unsigned kInline = 8;
+
+    static void* operator new(size_t size) noexcept {
+        return size == sizeof(SendOp) ? slab().allocate() : nullptr;
+    }
+    static void operator delete(void* p) noexcept { slab().free(p); }
+    static uv::Slab& slab() {
+        thread_local uv::Slab slab(sizeof(SendOp));
+        return slab;
+    }
+
+    Endpoint* endpoint = nullptr;
+    SendOp* next = nullptr;
+    uv::Block* owner = nullptr;
+    uv::Block* extra = nullptr;
+    msghdr msg{};
+    iovec* iov = nullptr;  // inline_iov, or more's
+    unsigned first = 0;    // the first iovec not yet written
+    unsigned count = 0;
+    std::unique_ptr<iovec[]> more;
+    iovec inline_iov[kInline];
+};
 
 uv::Slab& Endpoint::Records::slab() {
     thread_local uv::Slab slab(sizeof(Records));
@@ -51,7 +84,9 @@ void Endpoint::Records::operator delete(void* p) noexcept {
 }
 
 Endpoint::~Endpoint() {
-    // By now libuv has closed the handle and cancelled every request.
+    // By now libuv has closed the handle and cancelled every request, and the ring
+    // has given back every operation (finish_close).
+    release_sends();
     if (held_ != nullptr) blocks().give(held_);
     if (records_ && records_->in != nullptr) blocks().give(records_->in);
 }
@@ -123,11 +158,31 @@ void Endpoint::close() {
     open_ = false;
     wanted_ = false;
     reading_ = false;
+    // The kernel holds the socket for as long as an operation on it is in flight,
+    // whatever the descriptor: they are cancelled, and on_close waits for them. What is
+    // queued for it goes in first, while its descriptor still names it (a last alert,
+    // say, leaves as it would have left through libuv's write).
+    if (ring_busy()) ring().submit();
+    if (recv_armed_) ring().cancel(reinterpret_cast<uintptr_t>(this) | uv::Ring::kRecv);
+    if (send_armed_) ring().cancel(reinterpret_cast<uintptr_t>(sends_) | uv::Ring::kSend);
     uv_close(as_handle(&tcp_), &Endpoint::on_close);
 }
 
 void Endpoint::on_close(uv_handle_t* handle) noexcept {
     Endpoint* e = &Endpoint::of(handle);
+    // Still alive for the Session until the ring gives back what it holds.
+    if (e->ring_busy()) {
+        e->close_waits_ = true;
+        return;
+    }
+    e->finish_close();
+}
+
+void Endpoint::finish_close() {
+    Endpoint* e = this;
+    e->close_waits_ = false;
+    e->ring_ = e->ring_writes_ = false;
+    e->release_sends();
     e->alive_ = false;
     // libuv has called back every request of the handle by now (the connect request
     // included, which its owner may now free or reuse for a next attempt).
@@ -375,6 +430,13 @@ void Endpoint::resume() {
 }
 
 void Endpoint::start_reading() {
+    if (ring_) {
+        if (!recv_armed_ && open_) {
+            ring().recv(fd(), this);
+            recv_armed_ = true;
+        }
+        return;
+    }
     if (reading_) return;
     int rc = uv_read_start(stream(), &Endpoint::on_alloc, &Endpoint::on_read);
     if (rc == 0 || rc == UV_EALREADY) reading_ = true;
@@ -393,6 +455,9 @@ void Endpoint::pause() {
 }
 
 void Endpoint::stop_reading() {
+    // On the ring, lazily: a read in the kernel completes and is held (on_read_result),
+    // as a lazy pause's read is (cancelling it would cost as much as its completion).
+    if (ring_) return;
     if (reading_ && open_) uv_read_stop(stream());
     reading_ = false;
 }
@@ -430,6 +495,11 @@ void Endpoint::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) 
         char* start = e->tls_ ? buf->base : buf->base - kHeadroom;
         block = reinterpret_cast<uv::Block*>(start) - 1;
     }
+    e->on_read_result(block, buf->base, nread);
+}
+
+void Endpoint::on_read_result(uv::Block* block, char* base, ssize_t nread) {
+    Endpoint* e = this;
     if (nread <= 0 || !e->open_) {
         if (block != nullptr) e->blocks().give(block);
         if (nread == UV_EOF && e->open_ && !e->wanted_) {
@@ -443,37 +513,50 @@ void Endpoint::on_read(uv_stream_t* stream, ssize_t nread, const uv_buf_t* buf) 
         return;
     }
     if (e->tls_) {
-        e->tls_->give_input(block, buf->base, static_cast<size_t>(nread));
+        e->tls_->give_input(block, base, static_cast<size_t>(nread));
         if (!e->wanted_) e->stop_reading();  // the TLS layer holds this read's records
         e->run_deliveries();
         return;
     }
     if (e->records_) {
         // Reading stops while records of the last read wait (pause(), and the loop
-        // opens them all before it reads again), so there is none here.
+        // opens them all before it reads again), so there is none here. (On the ring,
+        // a read is started only once they are all opened, and one at a time.)
         Records& r = *e->records_;
+        if (r.in != nullptr) {
+            e->blocks().give(block);
+            e->deliver_end(UV_EPROTO);
+            return;
+        }
         r.in = block;
-        r.in_offset = static_cast<uint32_t>(buf->base - block->data());
+        r.in_offset = static_cast<uint32_t>(base - block->data());
         r.in_len = static_cast<uint32_t>(nread);
         if (!e->wanted_) e->stop_reading();
         e->run_deliveries();
         return;
     }
     if (!e->wanted_ && !e->delivering_) {
-        // Arrived while paused (lazily): held, and reading stops until resume().
+        // Arrived while paused (lazily): held, and reading stops until resume(). One
+        // block at most: reading stops (on the ring: no read starts) while one is held.
+        if (e->held_ != nullptr) {
+            e->blocks().give(block);
+            e->deliver_end(UV_EPROTO);
+            return;
+        }
         e->held_ = block;
-        e->held_offset_ = static_cast<uint16_t>(buf->base - block->data());
+        e->held_offset_ = static_cast<uint16_t>(base - block->data());
         e->held_len_ = static_cast<uint16_t>(nread);
         e->stop_reading();
         return;
     }
     e->delivering_ = true;
-    e->deliver(block, buf->base, static_cast<size_t>(nread));
+    e->deliver(block, base, static_cast<size_t>(nread));
     e->delivering_ = false;
     // What the delivery left (bytes given back) goes on now if the consumer still
     // wants it, and reading restarts if it was stopped meanwhile. The usual read (no
     // bytes given back, still reading) has nothing left: skip the loop.
-    if (e->held_ != nullptr || (e->wanted_ && !e->reading_)) e->run_deliveries();
+    const bool reading = e->ring_ ? e->recv_armed_ : e->reading_;
+    if (e->held_ != nullptr || (e->wanted_ && !reading)) e->run_deliveries();
 }
 
 void Endpoint::deliver(uv::Block* block, char* data, size_t n) {
@@ -492,7 +575,11 @@ void Endpoint::deliver(uv::Block* block, char* data, size_t n) {
 
 void Endpoint::deliver_end(int status) {
     ended_ = true;
-    if (reading_ && open_) uv_read_stop(stream());
+    if (recv_armed_ && open_) {
+        ring().cancel(reinterpret_cast<uintptr_t>(this) | uv::Ring::kRecv);
+    } else if (reading_ && open_) {
+        uv_read_stop(stream());
+    }
     reading_ = false;
     if (consumer_ == Consumer::Pipe) {
         session().pipe_from(*this).on_end(status);
@@ -741,6 +828,12 @@ bool Endpoint::write_raw(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::B
         tls::release_chain(blocks(), extra);
         return false;
     }
+    // Writes go through the ring once every write libuv holds is out: they leave in
+    // the order they were made.
+    if (ring_ && (ring_writes_ || writes_in_flight_ == 0)) {
+        ring_writes_ = true;
+        return ring_write(owner, bufs, count, extra);
+    }
     size_t total = 0;
     for (unsigned i = 0; i < count; ++i)
         total += bufs[i].len;
@@ -836,6 +929,162 @@ void Endpoint::on_shutdown(uv_shutdown_t* req, int status) noexcept {
     if (status == UV_ECANCELED || !e->open_) return;
     e->shutdown_done_ = true;
     e->session().on_shutdown(*e);
+}
+
+// ---- the ring ----
+
+void Endpoint::use_ring() {
+    if (ring_ || !open_ || tls_ != nullptr || !ring().is_open()) return;
+    if (reading_) uv_read_stop(stream());
+    reading_ = false;
+    ring_ = true;
+}
+
+void Endpoint::on_ring_completion(uint64_t user_data, int32_t res, uint32_t flags) noexcept {
+    const uint64_t address = user_data & ~uint64_t{uv::Ring::kTagMask};
+    switch (user_data & uv::Ring::kTagMask) {
+        case uv::Ring::kRecv:
+            reinterpret_cast<Endpoint*>(address)->on_ring_recv(res, flags);
+            return;
+        case uv::Ring::kSend:
+            on_ring_send(reinterpret_cast<SendOp*>(address), res);
+            return;
+        default:
+            return;
+    }
+}
+
+void Endpoint::on_ring_recv(int32_t res, uint32_t flags) {
+    recv_armed_ = false;
+    uv::Block* block = nullptr;
+    if ((flags & IORING_CQE_F_BUFFER) != 0) {
+        block = ring().take_buffer(static_cast<uint16_t>(flags >> IORING_CQE_BUFFER_SHIFT));
+    }
+    if (close_waits_ || !open_ || ended_) {
+        // Closing, or the end was delivered already (the read was cancelled).
+        if (block != nullptr) blocks().give(block);
+        if (close_waits_ && !ring_busy()) finish_close();
+        return;
+    }
+    if (res == -ENOBUFS) {
+        // More reads completed in one wakeup than buffers were provided: this one
+        // starts again, once, now that they are refilled (a read started again goes in
+        // ahead of the next wakeup's completions). Without a block to refill them, or
+        // twice in a row, the read fails as libuv's does when its allocation fails.
+        if (ring().buffers() == 0 || recv_retried_) {
+            on_read_result(nullptr, nullptr, UV_ENOBUFS);
+        } else {
+            recv_retried_ = true;
+            if (wanted_) start_reading();
+        }
+        return;
+    }
+    recv_retried_ = false;
+    if (res > 0 && block == nullptr) res = -EIO;  // a read into no buffer: cannot be
+    if (res <= 0) {
+        if (block != nullptr) blocks().give(block);
+        on_read_result(nullptr, nullptr, res == 0 ? UV_EOF : res);
+        return;
+    }
+    on_read_result(block, block->data() + kHeadroom, res);
+}
+
+bool Endpoint::ring_write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra) {
+    auto* op = new SendOp;
+    if (op == nullptr) {
+        tls::release_chain(blocks(), owner);
+        tls::release_chain(blocks(), extra);
+        failed_write(UV_ENOBUFS);
+        return false;
+    }
+    op->endpoint = this;
+    op->owner = owner;
+    op->extra = extra;
+    op->iov = op->inline_iov;
+    if (count > SendOp::kInline) {
+        op->more.reset(new (std::nothrow) iovec[count]);
+        if (op->more == nullptr) {
+            delete op;
+            tls::release_chain(blocks(), owner);
+            tls::release_chain(blocks(), extra);
+            failed_write(UV_ENOBUFS);
+            return false;
+        }
+        op->iov = op->more.get();
+    }
+    for (unsigned i = 0; i < count; ++i) {
+        if (bufs[i].len > 0) op->iov[op->count++] = iovec{bufs[i].base, bufs[i].len};
+    }
+    if (op->count == 0) {
+        tls::release_chain(blocks(), owner);
+        tls::release_chain(blocks(), extra);
+        delete op;
+        return true;
+    }
+    SendOp** tail = &sends_;
+    while (*tail != nullptr)
+        tail = &(*tail)->next;
+    *tail = op;
+    ++writes_in_flight_;
+    if (!send_armed_) submit_send();
+    return true;
+}
+
+void Endpoint::submit_send() {
+    SendOp* op = sends_;
+    op->msg.msg_iov = op->iov + op->first;
+    op->msg.msg_iovlen = op->count - op->first;
+    ring().sendmsg(fd(), &op->msg, op);
+    send_armed_ = true;
+}
+
+void Endpoint::on_ring_send(SendOp* op, int32_t res) {
+    Endpoint* e = op->endpoint;
+    e->send_armed_ = false;
+    if (res > 0 && e->open_) {
+        // A short write goes in again from where it stopped.
+        auto left = static_cast<size_t>(res);
+        while (op->first < op->count && left >= op->iov[op->first].iov_len)
+            left -= op->iov[op->first++].iov_len;
+        if (op->first < op->count) {
+            iovec& v = op->iov[op->first];
+            v.iov_base = static_cast<char*>(v.iov_base) + left;
+            v.iov_len -= left;
+            e->submit_send();
+            return;
+        }
+    }
+    // Written, failed, or its side is closing: its blocks go back.
+    e->sends_ = op->next;
+    tls::release_chain(e->blocks(), op->owner);
+    tls::release_chain(e->blocks(), op->extra);
+    delete op;
+    if (e->writes_in_flight_ > 0) --e->writes_in_flight_;
+    if (e->close_waits_) {
+        if (!e->ring_busy()) e->finish_close();
+        return;
+    }
+    if (!e->open_) return;  // the close callback releases the rest
+    if (res <= 0) {
+        e->failed_write(res < 0 ? res : UV_EPIPE);
+        return;
+    }
+    if (e->sends_ != nullptr) {
+        e->submit_send();
+        return;
+    }
+    e->session().on_drained(*e);
+    if (e->open_ && e->shutdown_wanted_) e->maybe_shutdown();
+}
+
+void Endpoint::release_sends() {
+    while (sends_ != nullptr) {
+        SendOp* op = sends_;
+        sends_ = op->next;
+        tls::release_chain(blocks(), op->owner);
+        tls::release_chain(blocks(), op->extra);
+        delete op;
+    }
 }
 
 }  // namespace sb::session

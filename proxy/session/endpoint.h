@@ -22,8 +22,18 @@
 //    are then opened in the read blocks and sealed in the written ones (in place when
 //    the bytes have room around them, else into fresh blocks). A connection OpenSSL
 //    cannot hand over (another cipher, early data...) stays on OpenSSL.
+//  - The ring (uv/ring.h): once a session relays WebSocket frames, a side without
+//    OpenSSL (plain, or on the record layer) reads and writes through the worker's
+//    io_uring instead of libuv (use_ring()): the same deliveries, the same rules, one
+//    system call per wakeup for the whole worker. A read is started when reading is
+//    wanted and delivered when it completes (held, like a lazy pause's read, if the
+//    consumer paused meanwhile); every write is queued as a SendOp whose iovecs live
+//    until its completion, one in the kernel at a time, so writes leave in order.
 //  - Closing: close() closes the socket; its close callback is where the connect
-//    request is freed (libuv cancels it there, and may touch it until then).
+//    request is freed (libuv cancels it there, and may touch it until then). A side on
+//    the ring asks the kernel to cancel its operations, and its close completes (the
+//    Session hears on_closed) only once the last of them has come back: until then the
+//    kernel may still write into its read block or read from its write blocks.
 //
 // Owned by its Session (a member, never moved); single-threaded (the worker's loop).
 // It calls back into the Session only through a handful of named events (see
@@ -96,6 +106,13 @@ class Endpoint {
     // The handle exists: opened and its close callback has not run yet.
     bool alive() const { return alive_; }
     bool connected() const { return connected_; }
+    // Reads and writes go through the worker's ring from now on (writes once libuv's
+    // are out), if the worker has one and this side has no OpenSSL layer. The session
+    // calls it when the WebSocket relay starts; until then, and for HTTP exchanges
+    // (whose backend connections are parked between requests), libuv does the I/O.
+    void use_ring();
+    // A completion of the worker's ring for a side (kRecv) or one of its writes (kSend).
+    static void on_ring_completion(uint64_t user_data, int32_t res, uint32_t flags) noexcept;
 
     // ---- TLS ----
 
@@ -165,6 +182,9 @@ class Endpoint {
   private:
     void deliver(uv::Block* block, char* data, size_t n);
     void deliver_end(int status);
+    // What a read brought (nread bytes at `base` in `block`, or an end or error), from
+    // libuv or from the ring.
+    void on_read_result(uv::Block* block, char* base, ssize_t nread);
     // Delivers held bytes and TLS plaintext while the consumer wants them (and drives
     // the TLS handshake), then (re)starts reading the socket.
     void run_deliveries();
@@ -206,6 +226,17 @@ class Endpoint {
     static void on_write(uv_write_t* req, int status) noexcept;
     static void on_shutdown(uv_shutdown_t* req, int status) noexcept;
     static void on_close(uv_handle_t* handle) noexcept;
+    // What the close callback does once nothing is left in the ring.
+    void finish_close();
+
+    // ---- the ring ----
+    struct SendOp;
+    bool ring_write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
+    void submit_send();
+    void on_ring_recv(int32_t res, uint32_t flags);
+    static void on_ring_send(SendOp* op, int32_t res);
+    void release_sends();
+    bool ring_busy() const { return recv_armed_ || send_armed_; }
 
     // The record layer's state: the keys, the reader, the read block being opened and
     // the plaintext opened but not yet delivered (in that block or the reader's). A
@@ -239,6 +270,7 @@ class Endpoint {
     uv_tcp_t tcp_;
     std::unique_ptr<tls::Connection> tls_;
     std::unique_ptr<Records> records_;
+    SendOp* sends_ = nullptr;    // writes queued in the ring, the first in the kernel
     uv::Block* held_ = nullptr;  // bytes given back with unread(); one block at most
     uint16_t held_offset_ = 0;   // ...from held_->data() + held_offset_
     uint16_t held_len_ = 0;
@@ -256,7 +288,13 @@ class Endpoint {
     bool notify_sent_ : 1 = false;  // TLS close_notify queued
     bool shutdown_sent_ : 1 = false;
     bool shutdown_done_ : 1 = false;
-    bool eof_held_ : 1 = false;  // the peer's EOF came while paused: delivered on resume
+    bool eof_held_ : 1 = false;      // the peer's EOF came while paused: delivered on resume
+    bool ring_ : 1 = false;          // reads go through the ring (use_ring)
+    bool ring_writes_ : 1 = false;   // ...and writes, libuv's being out
+    bool recv_armed_ : 1 = false;    // a read is in the kernel
+    bool send_armed_ : 1 = false;    // sends_'s first is in the kernel
+    bool close_waits_ : 1 = false;   // libuv closed the socket; the ring is not done yet
+    bool recv_retried_ : 1 = false;  // the last read found no buffer and was started again
 };
 
 }  // namespace sb::session

@@ -552,6 +552,9 @@ void Session::start_relay(bool websocket) {
         handshake_.reset();
         to_client_.attach(Pipe::Mode::Frames);
         to_backend_.attach(Pipe::Mode::Frames);
+        // From here on, sides without OpenSSL read and write through the worker's ring.
+        client_.use_ring();
+        backend_side_.use_ring();
         uint64_t now = uv_now(ctx().loop);
         const auto& ws = pool_->config().websocket;
         bool timers = ws.ping_interval.count() > 0 || ws.idle_timeout.count() > 0 ||

@@ -1,0 +1,127 @@
+// Ring: a worker's io_uring, through which relayed connections read and write.
+//
+// Why: on this project's machines a system call costs about a microsecond before it
+// does anything (docs/benchmarks.md, "When the load's core is the bottleneck"), and a
+// relay through libuv makes one per read, one per write and one per wakeup. Through
+// the ring, every read and write a worker has to start goes in with one
+// io_uring_enter, which also waits for the next completions: one system call per
+// wakeup, however many connections it serves.
+//
+// What stays in libuv: listeners, connects, handshakes, timers, DNS, signals, every
+// TLS connection OpenSSL keeps. The worker waits in the ring, with libuv's own epoll
+// descriptor watched by a poll operation: when it is ready (or a timer is due) the
+// worker runs libuv once without waiting (Worker::run_on_ring).
+//
+// Reads take their buffer from a ring of provided buffers (read blocks from the
+// worker's BlockPool) only when data arrives, so a connection waiting to read holds
+// no buffer, as with libuv. Writes hand the kernel iovecs that stay valid until their
+// completion (session/endpoint.cpp, SendOp).
+//
+// One Ring per worker, created and used on the worker's thread only (SINGLE_ISSUER,
+// DEFER_TASKRUN: completions are made only inside this thread's io_uring_enter).
+// The raw system calls: liburing is not among the project's dependencies.
+#pragma once
+
+#include <linux/io_uring.h>
+#include <sys/socket.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "uv/block_pool.h"
+
+namespace sb::uv {
+
+class Ring {
+  public:
+    // The low bits of an operation's user_data say what completed; the rest is the
+    // owner's address (8-byte aligned).
+    enum Tag : uint64_t { kPoll = 1, kRecv = 2, kSend = 3, kTagMask = 7 };
+    // Read buffers provided to the kernel at any time. A completion takes one and it is
+    // replaced at once from the pool; more completions than this in one wakeup get
+    // ENOBUFS and their reads are started again (Endpoint::on_ring_recv).
+    static constexpr unsigned kBuffers = 64;
+
+    using Completion = void (*)(uint64_t user_data, int32_t res, uint32_t flags);
+
+    Ring() = default;
+    ~Ring();
+    Ring(const Ring&) = delete;
+    Ring& operator=(const Ring&) = delete;
+
+    // Sets the ring up on the calling thread, with read buffers from `pool` whose data
+    // start `offset` bytes into a block and span `len` bytes. False (and the ring stays
+    // closed) if the kernel refuses: no io_uring, not allowed (seccomp, sysctl), too
+    // old for provided buffer rings (5.19).
+    bool open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_completion);
+    bool is_open() const { return fd_ >= 0; }
+    // Gives the provided buffers back to the pool and closes the ring. Every operation
+    // must have completed (the worker waits for them).
+    void close();
+
+    // ---- operations (submitted with the next wait) ----
+
+    // A receive into a provided buffer; completes with `owner` | kRecv.
+    void recv(int fd, const void* owner);
+    // A sendmsg of `msg`, valid until it completes with `owner` | kSend.
+    void sendmsg(int fd, const msghdr* msg, const void* owner);
+    // Asks the kernel to cancel the operation whose user_data is `user_data`. Its
+    // completion (-ECANCELED, or its result if it was done first) still comes.
+    void cancel(uint64_t user_data);
+    // One readiness poll of `fd` (POLLIN); completes with kPoll.
+    void poll(int fd);
+
+    // The read block of provided buffer `bid` (a kRecv completion's
+    // flags >> IORING_CQE_BUFFER_SHIFT); its place is refilled from the pool.
+    Block* take_buffer(uint16_t bid);
+    // Provided buffers the kernel can use now.
+    unsigned buffers() const { return provided_; }
+    // Receives and sends submitted (or queued) whose completion has not come yet.
+    size_t in_flight() const { return in_flight_; }
+
+    // Hands what was queued to the kernel now, without waiting: an operation names its
+    // descriptor by number, looked up when it is submitted, so whatever was queued for a
+    // socket must go in before the socket is closed.
+    void submit();
+    bool has_queued() const { return queued_ > 0; }
+
+    // Submits what was queued and waits until at least one completion is there, or
+    // `timeout_ms` passed (-1: no limit; 0: no wait). Then calls on_completion for each.
+    void run_once(int timeout_ms);
+
+  private:
+    io_uring_sqe* next_sqe();
+    int enter(unsigned to_submit, unsigned min_complete, unsigned flags, const void* arg,
+              size_t arg_size);
+    void provide(uint16_t bid, Block* block);
+    void refill();
+
+    int fd_ = -1;
+    Completion on_completion_ = nullptr;
+    void* rings_ = nullptr;
+    size_t rings_bytes_ = 0;
+    io_uring_sqe* sqes_ = nullptr;
+    size_t sqes_bytes_ = 0;
+    unsigned* sq_head_ = nullptr;
+    unsigned* sq_tail_ = nullptr;
+    unsigned sq_mask_ = 0;
+    unsigned sq_entries_ = 0;
+    unsigned* sq_array_ = nullptr;
+    unsigned* cq_head_ = nullptr;
+    unsigned* cq_tail_ = nullptr;
+    unsigned cq_mask_ = 0;
+    io_uring_cqe* cqes_ = nullptr;
+    unsigned queued_ = 0;  // SQEs written since the last enter
+    size_t in_flight_ = 0;
+
+    BlockPool* pool_ = nullptr;
+    uint32_t buffer_offset_ = 0;
+    uint32_t buffer_len_ = 0;
+    io_uring_buf_ring* buf_ring_ = nullptr;
+    uint16_t buf_tail_ = 0;
+    unsigned provided_ = 0;
+    bool buf_registered_ = false;
+    Block* buffers_[kBuffers] = {};  // by buffer id; null while its place is empty
+};
+
+}  // namespace sb::uv
