@@ -61,16 +61,30 @@ void Worker::run() {
     // The ring is made on this thread: only its maker may submit (SINGLE_ISSUER).
     const uint32_t buffer_len =
         uv::BlockPool::kBlockSize - session::Endpoint::kHeadroom - session::Endpoint::kTailroom;
-    if (!session::WorkerContext::ring_disabled &&
-        context_->ring.open(context_->blocks, session::Endpoint::kHeadroom, buffer_len,
-                            &Worker::on_ring_completion)) {
+    int rc = session::WorkerContext::ring_disabled
+                 ? 0
+                 : context_->ring.open(context_->blocks, session::Endpoint::kHeadroom, buffer_len,
+                                       &Worker::on_ring_completion);
+    if (index_ == 0) {
+        // Once per process: whether the relay's reads and writes go through io_uring
+        // (a container's seccomp profile or kernel.io_uring_disabled may refuse it).
+        if (context_->ring.is_open()) {
+            log::info("relay I/O through io_uring");
+        } else {
+            log::info(
+                "relay I/O through libuv",
+                {{"detail", rc == 0 ? std::string("--debug-no-ring")
+                                    : std::string("io_uring unavailable: ") + uv_strerror(rc)}});
+        }
+    }
+    if (context_->ring.is_open()) {
         run_on_ring();
     } else {
         uv_run(&loop_, UV_RUN_DEFAULT);
     }
     context_->ring.close();
     // Every handle is closed by now; closing the loop must succeed (libuv's rule).
-    int rc = uv_loop_close(&loop_);
+    rc = uv_loop_close(&loop_);
     if (rc != 0) log::error("worker loop did not close cleanly", {{"detail", uv_strerror(rc)}});
     context_.reset();
     exited_.store(true, std::memory_order_release);

@@ -32,33 +32,38 @@ int Ring::enter(unsigned to_submit, unsigned min_complete, unsigned flags, const
     return rc < 0 ? -errno : static_cast<int>(rc);
 }
 
-bool Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_completion) {
+int Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_completion) {
     io_uring_params p{};
     p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
     p.cq_entries = kCqEntries;
     fd_ = static_cast<int>(syscall(__NR_io_uring_setup, kEntries, &p));
-    if (fd_ < 0) return false;
+    if (fd_ < 0) {
+        fd_ = -1;
+        return -errno;
+    }
     const uint32_t needed =
         IORING_FEAT_SINGLE_MMAP | IORING_FEAT_NODROP | IORING_FEAT_EXT_ARG | IORING_FEAT_FAST_POLL;
     if ((p.features & needed) != needed) {
         close();
-        return false;
+        return -EINVAL;
     }
     rings_bytes_ = std::max<size_t>(p.sq_off.array + p.sq_entries * sizeof(unsigned),
                                     p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe));
     void* rings = mmap(nullptr, rings_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
                        fd_, IORING_OFF_SQ_RING);
     if (rings == MAP_FAILED) {
+        const int error = errno;
         close();
-        return false;
+        return -error;
     }
     rings_ = rings;
     sqes_bytes_ = p.sq_entries * sizeof(io_uring_sqe);
     void* sqes = mmap(nullptr, sqes_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_,
                       IORING_OFF_SQES);
     if (sqes == MAP_FAILED) {
+        const int error = errno;
         close();
-        return false;
+        return -error;
     }
     sqes_ = static_cast<io_uring_sqe*>(sqes);
     auto* base = static_cast<char*>(rings_);
@@ -78,8 +83,9 @@ bool Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_co
     void* br =
         mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (br == MAP_FAILED) {
+        const int error = errno;
         close();
-        return false;
+        return -error;
     }
     buf_ring_ = static_cast<io_uring_buf_ring*>(br);
     io_uring_buf_reg reg{};
@@ -87,8 +93,9 @@ bool Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_co
     reg.ring_entries = kBuffers;
     reg.bgid = kBufferGroup;
     if (syscall(__NR_io_uring_register, fd_, IORING_REGISTER_PBUF_RING, &reg, 1) != 0) {
+        const int error = errno;
         close();
-        return false;
+        return -error;
     }
     buf_registered_ = true;
     pool_ = &pool;
@@ -98,9 +105,9 @@ bool Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_co
     refill();
     if (provided_ == 0) {
         close();
-        return false;
+        return -ENOMEM;
     }
-    return true;
+    return 0;
 }
 
 void Ring::close() {

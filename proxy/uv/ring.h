@@ -50,10 +50,11 @@ class Ring {
     Ring& operator=(const Ring&) = delete;
 
     // Sets the ring up on the calling thread, with read buffers from `pool` whose data
-    // start `offset` bytes into a block and span `len` bytes. False (and the ring stays
-    // closed) if the kernel refuses: no io_uring, not allowed (seccomp, sysctl), too
-    // old for provided buffer rings (5.19).
-    bool open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_completion);
+    // start `offset` bytes into a block and span `len` bytes. Returns 0, or why the
+    // kernel refused (a negative errno; the ring stays closed): no io_uring (ENOSYS),
+    // not allowed (EPERM: seccomp, kernel.io_uring_disabled), too old for what the ring
+    // needs (EINVAL: DEFER_TASKRUN is 6.1, provided buffer rings 5.19).
+    int open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_completion);
     bool is_open() const { return fd_ >= 0; }
     // Gives the provided buffers back to the pool and closes the ring. Every operation
     // must have completed (the worker waits for them).

@@ -1,0 +1,179 @@
+// uv::Ring: reads land in the provided blocks at the offset asked for, a read started
+// before its data waits for it, reads beyond the provided buffers fail with ENOBUFS
+// (and the buffers come back), cancels and polls complete, and a wait ends at its
+// timeout. Skipped where the kernel offers no io_uring (the relay then uses libuv,
+// which the integration suites' .libuv runs cover wherever the tests run).
+#include "uv/ring.h"
+
+#include <gtest/gtest.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace sb::uv {
+namespace {
+
+struct Seen {
+    uint64_t user_data;
+    int32_t res;
+    uint32_t flags;
+};
+std::vector<Seen> seen;
+
+void record(uint64_t user_data, int32_t res, uint32_t flags) {
+    seen.push_back({user_data, res, flags});
+}
+
+constexpr uint32_t kOffset = 32;
+constexpr uint32_t kLen = 1000;
+
+class RingTest : public ::testing::Test {
+  protected:
+    void SetUp() override {
+        seen.clear();
+        int rc = ring.open(pool, kOffset, kLen, &record);
+        if (rc != 0) GTEST_SKIP() << "no io_uring here: " << std::strerror(-rc);
+    }
+    void TearDown() override {
+        ring.close();
+        for (int fd : fds)
+            ::close(fd);
+        // Every block the ring provided went back to the pool.
+        EXPECT_EQ(pool.in_use(), 0u);
+    }
+    std::pair<int, int> pair() {
+        int sv[2];
+        EXPECT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK, 0, sv), 0);
+        fds.push_back(sv[0]);
+        fds.push_back(sv[1]);
+        return {sv[0], sv[1]};
+    }
+    // Runs the ring until `n` completions were seen (at most 50 waits of 100 ms).
+    void run_until(size_t n) {
+        for (int i = 0; i < 50 && seen.size() < n; ++i)
+            ring.run_once(100);
+        ASSERT_EQ(seen.size(), n);
+    }
+
+    BlockPool pool;
+    Ring ring;
+    std::vector<int> fds;
+    alignas(8) char owners[Ring::kBuffers + 2][8] = {};
+};
+
+uint64_t tagged(const void* owner, Ring::Tag tag) {
+    return reinterpret_cast<uintptr_t>(owner) | tag;
+}
+
+TEST_F(RingTest, AReadLandsInAProvidedBlockAtTheOffset) {
+    auto [a, b] = pair();
+    ASSERT_EQ(write(b, "hello", 5), 5);
+    ring.recv(a, owners[0]);
+    run_until(1);
+    EXPECT_EQ(seen[0].user_data, tagged(owners[0], Ring::kRecv));
+    ASSERT_EQ(seen[0].res, 5);
+    ASSERT_NE(seen[0].flags & IORING_CQE_F_BUFFER, 0u);
+    EXPECT_EQ(ring.in_flight(), 0u);
+    Block* block =
+        ring.take_buffer(static_cast<uint16_t>(seen[0].flags >> IORING_CQE_BUFFER_SHIFT));
+    ASSERT_NE(block, nullptr);
+    EXPECT_EQ(std::string(block->data() + kOffset, 5), "hello");
+    // Its place was refilled at once.
+    EXPECT_EQ(ring.buffers(), Ring::kBuffers);
+    pool.give(block);
+}
+
+TEST_F(RingTest, AReadStartedBeforeItsDataWaitsForIt) {
+    auto [a, b] = pair();
+    ring.recv(a, owners[0]);
+    ring.run_once(0);
+    EXPECT_TRUE(seen.empty());
+    EXPECT_EQ(ring.in_flight(), 1u);
+    ASSERT_EQ(write(b, "later", 5), 5);
+    run_until(1);
+    ASSERT_EQ(seen[0].res, 5);
+    Block* block =
+        ring.take_buffer(static_cast<uint16_t>(seen[0].flags >> IORING_CQE_BUFFER_SHIFT));
+    ASSERT_NE(block, nullptr);
+    EXPECT_EQ(std::string(block->data() + kOffset, 5), "later");
+    pool.give(block);
+}
+
+TEST_F(RingTest, ReadsBeyondTheProvidedBuffersFailWithEnobufs) {
+    // Completions whose blocks are not taken leave their places empty: one read more
+    // than there are buffers finds none.
+    for (unsigned i = 0; i <= Ring::kBuffers; ++i) {
+        auto [a, b] = pair();
+        ASSERT_EQ(write(b, "x", 1), 1);
+        ring.recv(a, owners[i]);
+    }
+    run_until(Ring::kBuffers + 1);
+    unsigned enobufs = 0;
+    for (const Seen& s : seen) {
+        if (s.res == -ENOBUFS) {
+            ++enobufs;
+            EXPECT_EQ(s.flags & IORING_CQE_F_BUFFER, 0u);
+        } else {
+            EXPECT_EQ(s.res, 1);
+        }
+    }
+    EXPECT_EQ(enobufs, 1u);
+    // The blocks were never taken: close() gives them back (TearDown checks).
+}
+
+TEST_F(RingTest, ACancelledReadCompletesWithEcanceled) {
+    auto [a, b] = pair();
+    ring.recv(a, owners[0]);
+    ring.run_once(0);
+    ring.cancel(tagged(owners[0], Ring::kRecv));
+    run_until(1);
+    EXPECT_EQ(seen[0].res, -ECANCELED);
+    EXPECT_EQ(ring.in_flight(), 0u);
+}
+
+TEST_F(RingTest, ASendmsgWritesEveryIovec) {
+    auto [a, b] = pair();
+    char one[] = "one ";
+    char two[] = "two";
+    iovec iov[2] = {{one, 4}, {two, 3}};
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = 2;
+    ring.sendmsg(a, &msg, owners[0]);
+    run_until(1);
+    EXPECT_EQ(seen[0].user_data, tagged(owners[0], Ring::kSend));
+    EXPECT_EQ(seen[0].res, 7);
+    char got[16] = {};
+    ASSERT_EQ(read(b, got, sizeof(got)), 7);
+    EXPECT_EQ(std::string(got, 7), "one two");
+}
+
+TEST_F(RingTest, APollCompletesWhenItsDescriptorIsReady) {
+    int efd = eventfd(0, EFD_NONBLOCK);
+    ASSERT_GE(efd, 0);
+    fds.push_back(efd);
+    ring.poll(efd);
+    ring.run_once(0);
+    EXPECT_TRUE(seen.empty());
+    uint64_t one = 1;
+    ASSERT_EQ(write(efd, &one, sizeof(one)), static_cast<ssize_t>(sizeof(one)));
+    run_until(1);
+    EXPECT_EQ(seen[0].user_data & Ring::kTagMask, Ring::kPoll);
+}
+
+TEST_F(RingTest, AWaitEndsAtItsTimeout) {
+    auto start = std::chrono::steady_clock::now();
+    ring.run_once(30);
+    auto waited = std::chrono::steady_clock::now() - start;
+    EXPECT_TRUE(seen.empty());
+    EXPECT_GE(waited, std::chrono::milliseconds(25));
+}
+
+}  // namespace
+}  // namespace sb::uv
