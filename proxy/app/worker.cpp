@@ -123,14 +123,16 @@ void Worker::run_on_ring() {
             // still wait for the ring to give its operations back (Endpoint::close).
             if (!alive && ring.in_flight() == 0) break;
         }
-        if (!poll_armed && alive) {
-            ring.poll(backend);
-            poll_armed = true;
-        }
-        const int timeout = alive ? uv_backend_timeout(&loop_) : -1;
-        ring.run_once(timeout);
-        if (libuv_ready) poll_armed = false;
+        if (!poll_armed && alive) poll_armed = ring.poll(backend);
+        int timeout = alive ? uv_backend_timeout(&loop_) : -1;
+        // Without the poll (the kernel took nothing), libuv is looked at every 10 ms.
+        if (alive && !poll_armed && (timeout < 0 || timeout > 10)) timeout = 10;
+        ring.wait(timeout);
+        // Handlers stamp activity and arm deadlines with uv_now(): it must say now.
         uv_update_time(&loop_);
+        ring.dispatch();
+        if (libuv_ready) poll_armed = false;
+        if (alive && !poll_armed) libuv_ready = true;
     }
 }
 

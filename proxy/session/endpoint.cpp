@@ -162,7 +162,10 @@ void Endpoint::close() {
     // whatever the descriptor: they are cancelled, and on_close waits for them. What is
     // queued for it goes in first, while its descriptor still names it (a last alert,
     // say, leaves as it would have left through libuv's write).
-    if (ring_busy()) ring().submit();
+    if (ring_busy()) {
+        ring().submit();
+        ring().forget_queued(fd());  // what the kernel would not take, if anything
+    }
     if (recv_armed_) ring().cancel(reinterpret_cast<uintptr_t>(this) | uv::Ring::kRecv);
     if (send_armed_) ring().cancel(reinterpret_cast<uintptr_t>(sends_) | uv::Ring::kSend);
     uv_close(as_handle(&tcp_), &Endpoint::on_close);
@@ -431,10 +434,12 @@ void Endpoint::resume() {
 
 void Endpoint::start_reading() {
     if (ring_) {
-        if (!recv_armed_ && open_) {
-            ring().recv(fd(), this);
-            recv_armed_ = true;
+        if (recv_armed_ || !open_) return;
+        if (!ring().recv(fd(), this)) {
+            on_read_result(nullptr, nullptr, UV_ENOBUFS);  // the kernel takes nothing
+            return;
         }
+        recv_armed_ = true;
         return;
     }
     if (reading_) return;
@@ -967,19 +972,31 @@ void Endpoint::on_ring_recv(int32_t res, uint32_t flags) {
         return;
     }
     if (res == -ENOBUFS) {
-        // More reads completed in one wakeup than buffers were provided: this one
-        // starts again, once, now that they are refilled (a read started again goes in
-        // ahead of the next wakeup's completions). Without a block to refill them, or
-        // twice in a row, the read fails as libuv's does when its allocation fails.
-        if (ring().buffers() == 0 || recv_retried_) {
+        // More reads found data in one wakeup than there were buffers provided (the
+        // kernel completes them all before the worker refills one). The data is
+        // there: read it now, into a block of its own, as libuv would have. Only
+        // without a block to read into does the read fail, as libuv's does then.
+        if (!wanted_) return;  // paused: resume() starts the read again
+        uv::Block* b = blocks().take();
+        if (b == nullptr) {
             on_read_result(nullptr, nullptr, UV_ENOBUFS);
+            return;
+        }
+        char* base = b->data() + kHeadroom;
+        ssize_t n = ::recv(fd(), base, b->capacity - kHeadroom - kTailroom, MSG_DONTWAIT);
+        if (n > 0) {
+            on_read_result(b, base, n);
+            return;
+        }
+        const int error = n == 0 ? 0 : errno;
+        blocks().give(b);
+        if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR) {
+            start_reading();
         } else {
-            recv_retried_ = true;
-            if (wanted_) start_reading();
+            on_read_result(nullptr, nullptr, error == 0 ? UV_EOF : -error);
         }
         return;
     }
-    recv_retried_ = false;
     if (res > 0 && block == nullptr) res = -EIO;  // a read into no buffer: cannot be
     if (res <= 0) {
         if (block != nullptr) blocks().give(block);
@@ -1026,16 +1043,19 @@ bool Endpoint::ring_write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::
         tail = &(*tail)->next;
     *tail = op;
     ++writes_in_flight_;
-    if (!send_armed_) submit_send();
-    return true;
+    return send_armed_ || submit_send();
 }
 
-void Endpoint::submit_send() {
+bool Endpoint::submit_send() {
     SendOp* op = sends_;
     op->msg.msg_iov = op->iov + op->first;
     op->msg.msg_iovlen = op->count - op->first;
-    ring().sendmsg(fd(), &op->msg, op);
+    if (!ring().sendmsg(fd(), &op->msg, op)) {
+        failed_write(UV_ENOBUFS);  // the kernel takes nothing; the op goes on close
+        return false;
+    }
     send_armed_ = true;
+    return true;
 }
 
 void Endpoint::on_ring_send(SendOp* op, int32_t res) {

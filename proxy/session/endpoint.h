@@ -163,8 +163,17 @@ class Endpoint {
     bool write_chain(uv::Block* chain);
     // Writes a copy of `bytes` (an HTTP head, a reply).
     bool write_copy(std::string_view bytes);
-    // Writes that libuv still holds.
+    // Writes that libuv or the ring still holds.
     bool write_pending() const { return writes_in_flight_ > 0; }
+    // Writes wait behind the one being written: the source of a Pipe into this side
+    // stops reading. Through libuv, any write left over from uv_try_write waits for
+    // the socket. Through the ring every write is in flight until its completion, so
+    // one is let be: the source reads its next block while the kernel sends the last
+    // one (a direction then holds two blocks at most, instead of one), and a wakeup
+    // submits the next read with the last write.
+    bool write_blocked() const {
+        return ring_writes_ ? writes_in_flight_ > 1 : writes_in_flight_ > 0;
+    }
     // Once every queued write is out: TLS close_notify, then TCP shutdown (FIN).
     // Session::on_shutdown(*this) follows once the FIN is out.
     void shutdown();
@@ -232,7 +241,7 @@ class Endpoint {
     // ---- the ring ----
     struct SendOp;
     bool ring_write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
-    void submit_send();
+    bool submit_send();
     void on_ring_recv(int32_t res, uint32_t flags);
     static void on_ring_send(SendOp* op, int32_t res);
     void release_sends();
@@ -288,13 +297,12 @@ class Endpoint {
     bool notify_sent_ : 1 = false;  // TLS close_notify queued
     bool shutdown_sent_ : 1 = false;
     bool shutdown_done_ : 1 = false;
-    bool eof_held_ : 1 = false;      // the peer's EOF came while paused: delivered on resume
-    bool ring_ : 1 = false;          // reads go through the ring (use_ring)
-    bool ring_writes_ : 1 = false;   // ...and writes, libuv's being out
-    bool recv_armed_ : 1 = false;    // a read is in the kernel
-    bool send_armed_ : 1 = false;    // sends_'s first is in the kernel
-    bool close_waits_ : 1 = false;   // libuv closed the socket; the ring is not done yet
-    bool recv_retried_ : 1 = false;  // the last read found no buffer and was started again
+    bool eof_held_ : 1 = false;     // the peer's EOF came while paused: delivered on resume
+    bool ring_ : 1 = false;         // reads go through the ring (use_ring)
+    bool ring_writes_ : 1 = false;  // ...and writes, libuv's being out
+    bool recv_armed_ : 1 = false;   // a read is in the kernel
+    bool send_armed_ : 1 = false;   // sends_'s first is in the kernel
+    bool close_waits_ : 1 = false;  // libuv closed the socket; the ring is not done yet
 };
 
 }  // namespace sb::session

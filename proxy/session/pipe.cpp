@@ -188,7 +188,7 @@ void Pipe::reset() {
 
 void Pipe::start() {
     stopped_ = false;
-    if (source_ended_ || !attached_ || dst().write_pending()) return;
+    if (source_ended_ || !attached_ || dst().write_blocked()) return;
     if (paused_) {
         paused_ = false;
         session_.context().stats.resumes.add();
@@ -424,8 +424,8 @@ bool Pipe::park_spliced(size_t n) {
 bool Pipe::write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra) {
     if (!dst().write(owner, bufs, count, extra)) return false;
     // Backpressure: nothing more is read from the source until the destination has
-    // taken everything (on_drained).
-    if (dst().write_pending()) pause();
+    // taken everything (on_drained), or on the ring all but the write in the kernel.
+    if (dst().write_blocked()) pause();
     return true;
 }
 

@@ -552,9 +552,14 @@ void Session::start_relay(bool websocket) {
         handshake_.reset();
         to_client_.attach(Pipe::Mode::Frames);
         to_backend_.attach(Pipe::Mode::Frames);
-        // From here on, sides without OpenSSL read and write through the worker's ring.
-        client_.use_ring();
-        backend_side_.use_ring();
+        // A wss client on the record layer, and its backend unless OpenSSL has it, read
+        // and write through the worker's ring from here on. A plain ws session stays on
+        // libuv: its large payloads are spliced, and a splice cannot go in while a ring
+        // write is in flight on the same socket (docs/architecture.md).
+        if (client_.on_records()) {
+            client_.use_ring();
+            backend_side_.use_ring();
+        }
         uint64_t now = uv_now(ctx().loop);
         const auto& ws = pool_->config().websocket;
         bool timers = ws.ping_interval.count() > 0 || ws.idle_timeout.count() > 0 ||

@@ -176,8 +176,11 @@ void Ring::submit() {
 }
 
 io_uring_sqe* Ring::next_sqe() {
-    const unsigned head = __atomic_load_n(sq_head_, __ATOMIC_ACQUIRE);
-    if (*sq_tail_ - head >= sq_entries_) submit();  // full: what is queued goes in now
+    if (fd_ < 0) return nullptr;
+    if (*sq_tail_ - __atomic_load_n(sq_head_, __ATOMIC_ACQUIRE) >= sq_entries_) {
+        submit();  // full: what is queued goes in now
+        if (*sq_tail_ - __atomic_load_n(sq_head_, __ATOMIC_ACQUIRE) >= sq_entries_) return nullptr;
+    }
     const unsigned tail = *sq_tail_;
     const unsigned i = tail & sq_mask_;
     io_uring_sqe* sqe = &sqes_[i];
@@ -188,8 +191,9 @@ io_uring_sqe* Ring::next_sqe() {
     return sqe;
 }
 
-void Ring::recv(int fd, const void* owner) {
+bool Ring::recv(int fd, const void* owner) {
     io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) return false;
     sqe->opcode = IORING_OP_RECV;
     sqe->fd = fd;
     sqe->len = buffer_len_;
@@ -197,10 +201,12 @@ void Ring::recv(int fd, const void* owner) {
     sqe->buf_group = kBufferGroup;
     sqe->user_data = reinterpret_cast<uintptr_t>(owner) | kRecv;
     ++in_flight_;
+    return true;
 }
 
-void Ring::sendmsg(int fd, const msghdr* msg, const void* owner) {
+bool Ring::sendmsg(int fd, const msghdr* msg, const void* owner) {
     io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) return false;
     sqe->opcode = IORING_OP_SENDMSG;
     sqe->fd = fd;
     sqe->addr = reinterpret_cast<uintptr_t>(msg);
@@ -208,36 +214,54 @@ void Ring::sendmsg(int fd, const msghdr* msg, const void* owner) {
     sqe->msg_flags = MSG_NOSIGNAL;
     sqe->user_data = reinterpret_cast<uintptr_t>(owner) | kSend;
     ++in_flight_;
+    return true;
 }
 
-void Ring::cancel(uint64_t user_data) {
+bool Ring::cancel(uint64_t user_data) {
     io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) return false;
     sqe->opcode = IORING_OP_ASYNC_CANCEL;
     sqe->fd = -1;
     sqe->addr = user_data;
     // Its own completion says nothing anyone waits for.
     sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
     sqe->user_data = 0;
+    return true;
 }
 
-void Ring::poll(int fd) {
+bool Ring::poll(int fd) {
     io_uring_sqe* sqe = next_sqe();
+    if (sqe == nullptr) return false;
     sqe->opcode = IORING_OP_POLL_ADD;
     sqe->fd = fd;
     sqe->poll32_events = POLLIN;
     sqe->user_data = kPoll;
+    return true;
 }
 
-void Ring::run_once(int timeout_ms) {
-    unsigned head = *cq_head_;
-    const bool ready = head != __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
+void Ring::forget_queued(int fd) {
+    if (fd_ < 0) return;
+    const unsigned head = __atomic_load_n(sq_head_, __ATOMIC_ACQUIRE);
+    for (unsigned i = head; i != *sq_tail_; ++i) {
+        io_uring_sqe& sqe = sqes_[sq_array_[i & sq_mask_]];
+        if (sqe.fd != fd || (sqe.opcode != IORING_OP_RECV && sqe.opcode != IORING_OP_SENDMSG))
+            continue;
+        const uint64_t user_data = sqe.user_data;
+        std::memset(&sqe, 0, sizeof(sqe));
+        sqe.opcode = IORING_OP_NOP;
+        sqe.fd = -1;
+        sqe.user_data = user_data;
+    }
+}
+
+void Ring::wait(int timeout_ms) {
+    const bool ready = *cq_head_ != __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
     if (provided_ < kBuffers) refill();
-    unsigned flags = 0;
     unsigned min_complete = 0;
     io_uring_getevents_arg arg{};
     __kernel_timespec ts{};
     // DEFER_TASKRUN: completions are made in this call only when it gets events.
-    flags = IORING_ENTER_GETEVENTS;
+    unsigned flags = IORING_ENTER_GETEVENTS;
     if (!ready && timeout_ms != 0) {
         min_complete = 1;
         if (timeout_ms > 0) {
@@ -249,15 +273,16 @@ void Ring::run_once(int timeout_ms) {
     }
     const void* argp = (flags & IORING_ENTER_EXT_ARG) != 0 ? &arg : nullptr;
     int rc = enter(queued_, min_complete, flags, argp, argp != nullptr ? sizeof(arg) : 0);
-    if (rc >= 0) {
-        queued_ -= std::min<unsigned>(queued_, static_cast<unsigned>(rc));
-    } else if (rc != -ETIME && rc != -EINTR && rc != -EBUSY && rc != -EAGAIN) {
-        // Nothing else is expected; the SQEs stay queued for the next call.
-    }
+    // A refusal (EAGAIN, EBUSY) or an interrupted or timed-out wait leaves what was not
+    // taken queued for the next call.
+    if (rc > 0) queued_ -= std::min<unsigned>(queued_, static_cast<unsigned>(rc));
+}
+
+void Ring::dispatch() {
     // Completions are consumed as they are read, so that a handler queueing new work
     // (and submitting it when the submission queue is full) never meets a full
     // completion queue of its own making.
-    head = *cq_head_;
+    unsigned head = *cq_head_;
     while (head != __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE)) {
         const io_uring_cqe cqe = cqes_[head & cq_mask_];
         ++head;

@@ -61,16 +61,18 @@ class Ring {
     void close();
 
     // ---- operations (submitted with the next wait) ----
+    // Each returns false, queueing nothing, if the submission queue is full and the
+    // kernel takes none of it (it refuses io_uring_enter: out of memory, say).
 
     // A receive into a provided buffer; completes with `owner` | kRecv.
-    void recv(int fd, const void* owner);
+    bool recv(int fd, const void* owner);
     // A sendmsg of `msg`, valid until it completes with `owner` | kSend.
-    void sendmsg(int fd, const msghdr* msg, const void* owner);
+    bool sendmsg(int fd, const msghdr* msg, const void* owner);
     // Asks the kernel to cancel the operation whose user_data is `user_data`. Its
     // completion (-ECANCELED, or its result if it was done first) still comes.
-    void cancel(uint64_t user_data);
+    bool cancel(uint64_t user_data);
     // One readiness poll of `fd` (POLLIN); completes with kPoll.
-    void poll(int fd);
+    bool poll(int fd);
 
     // The read block of provided buffer `bid` (a kRecv completion's
     // flags >> IORING_CQE_BUFFER_SHIFT); its place is refilled from the pool.
@@ -84,11 +86,22 @@ class Ring {
     // descriptor by number, looked up when it is submitted, so whatever was queued for a
     // socket must go in before the socket is closed.
     void submit();
-    bool has_queued() const { return queued_ > 0; }
+    // Turns every receive or send still queued (not yet taken by the kernel) for `fd`
+    // into a no-op that completes with its user_data and result 0: when submit() could
+    // not hand them in, the descriptor's number must not reach the kernel after the
+    // socket is closed (a new connection may get the number).
+    void forget_queued(int fd);
 
     // Submits what was queued and waits until at least one completion is there, or
-    // `timeout_ms` passed (-1: no limit; 0: no wait). Then calls on_completion for each.
-    void run_once(int timeout_ms);
+    // `timeout_ms` passed (-1: no limit; 0: no wait).
+    void wait(int timeout_ms);
+    // Calls on_completion for each completion there (the caller updates its clock
+    // between wait() and this: handlers stamp activity and arm deadlines).
+    void dispatch();
+    void run_once(int timeout_ms) {
+        wait(timeout_ms);
+        dispatch();
+    }
 
   private:
     io_uring_sqe* next_sqe();
