@@ -19,6 +19,9 @@ struct CommandLine {
     // --debug-no-ring, for tests and comparisons and not in --help: workers do every
     // read and write through libuv, as when the kernel offers no io_uring.
     bool no_ring = false;
+    // --debug-ring-buffers=N, for tests and not in --help: the ring provides N read
+    // buffers instead of 64 (uv/ring.h), so that reads run out of them.
+    unsigned ring_buffers = 0;
 };
 
 CommandLine parse_command_line(const std::vector<std::string>& args);

@@ -977,6 +977,7 @@ void Endpoint::on_ring_recv(int32_t res, uint32_t flags) {
         // there: read it now, into a block of its own, as libuv would have. Only
         // without a block to read into does the read fail, as libuv's does then.
         if (!wanted_) return;  // paused: resume() starts the read again
+        log::debug("the ring's read buffers ran out: read directly");
         uv::Block* b = blocks().take();
         if (b == nullptr) {
             on_read_result(nullptr, nullptr, UV_ENOBUFS);

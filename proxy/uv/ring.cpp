@@ -77,8 +77,9 @@ int Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_com
     cq_mask_ = *reinterpret_cast<unsigned*>(base + p.cq_off.ring_mask);
     cqes_ = reinterpret_cast<io_uring_cqe*>(base + p.cq_off.cqes);
 
-    // The provided buffers: a page-aligned ring of kBuffers descriptors, registered as
+    // The provided buffers: a page-aligned ring of count_ descriptors, registered as
     // buffer group 0.
+    count_ = buffers_for_test != 0 ? buffers_for_test : kBuffers;
     const size_t ring_bytes = kBuffers * sizeof(io_uring_buf);
     void* br =
         mmap(nullptr, ring_bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -90,7 +91,7 @@ int Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_com
     buf_ring_ = static_cast<io_uring_buf_ring*>(br);
     io_uring_buf_reg reg{};
     reg.ring_addr = reinterpret_cast<uintptr_t>(buf_ring_);
-    reg.ring_entries = kBuffers;
+    reg.ring_entries = count_;
     reg.bgid = kBufferGroup;
     if (syscall(__NR_io_uring_register, fd_, IORING_REGISTER_PBUF_RING, &reg, 1) != 0) {
         const int error = errno;
@@ -138,7 +139,7 @@ void Ring::provide(uint16_t bid, Block* block) {
     // takes a byte, which moves the array 8 bytes from where the kernel reads it. The
     // descriptors start at the ring's first byte (the tail overlays the first one's
     // reserved field).
-    io_uring_buf& b = reinterpret_cast<io_uring_buf*>(buf_ring_)[buf_tail_ & (kBuffers - 1)];
+    io_uring_buf& b = reinterpret_cast<io_uring_buf*>(buf_ring_)[buf_tail_ & (count_ - 1)];
     b.addr = reinterpret_cast<uintptr_t>(block->data() + buffer_offset_);
     b.len = buffer_len_;
     b.bid = bid;
@@ -150,7 +151,7 @@ void Ring::provide(uint16_t bid, Block* block) {
 }
 
 void Ring::refill() {
-    for (uint16_t bid = 0; bid < kBuffers && provided_ < kBuffers; ++bid) {
+    for (uint16_t bid = 0; bid < count_ && provided_ < count_; ++bid) {
         if (buffers_[bid] != nullptr) continue;
         Block* block = pool_->take();
         if (block == nullptr) return;  // the pool's limit: reads wait for blocks back
@@ -159,7 +160,7 @@ void Ring::refill() {
 }
 
 Block* Ring::take_buffer(uint16_t bid) {
-    if (bid >= kBuffers || buffers_[bid] == nullptr) return nullptr;
+    if (bid >= count_ || buffers_[bid] == nullptr) return nullptr;
     Block* block = buffers_[bid];
     buffers_[bid] = nullptr;
     --provided_;
@@ -256,7 +257,7 @@ void Ring::forget_queued(int fd) {
 
 void Ring::wait(int timeout_ms) {
     const bool ready = *cq_head_ != __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
-    if (provided_ < kBuffers) refill();
+    if (provided_ < count_) refill();
     unsigned min_complete = 0;
     io_uring_getevents_arg arg{};
     __kernel_timespec ts{};

@@ -41,6 +41,10 @@ class Ring {
     // replaced at once from the pool; more completions than this in one wakeup get
     // ENOBUFS and their reads are started again (Endpoint::on_ring_recv).
     static constexpr unsigned kBuffers = 64;
+    // Tests only (the hidden --debug-ring-buffers=N, a power of two up to kBuffers):
+    // provide N buffers, so that a few reads at once run out of them. Set before the
+    // workers start.
+    static inline unsigned buffers_for_test = 0;
 
     using Completion = void (*)(uint64_t user_data, int32_t res, uint32_t flags);
 
@@ -134,6 +138,7 @@ class Ring {
     io_uring_buf_ring* buf_ring_ = nullptr;
     uint16_t buf_tail_ = 0;
     unsigned provided_ = 0;
+    unsigned count_ = kBuffers;  // buffers provided when all are in place
     bool buf_registered_ = false;
     Block* buffers_[kBuffers] = {};  // by buffer id; null while its place is empty
 };

@@ -895,6 +895,51 @@ class PeerAlertTest(unittest.TestCase):
         self.assertIn('detail="TLS alert received: bad_record_mac"', line[0])
 
 
+class RingReadBuffersTest(unittest.TestCase):
+    """With one read buffer provided to the kernel (the hidden --debug-ring-buffers=1),
+    reads that find data in the same wakeup run out of buffers. Each of those is read
+    directly instead (Endpoint::on_ring_recv), never failed: every byte of many busy
+    wss connections still arrives, in order. Where the relay runs on libuv (no
+    io_uring, or the suite's --debug-no-ring run) there is no ring to run out of."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.rsa = cls.pki.leaf("rsa.test", dns=["rsa.test"])
+        cls.backend = PyBackend("secure")
+        cls.sb = Switchboard(one_worker_tls([cls.rsa], [cls.backend.address]),
+                             extra_args=["--debug-ring-buffers=1"])
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            stop_cleanly(cls.sb)
+        finally:
+            cls.backend.stop()
+
+    def test_reads_that_find_no_buffer_are_read_directly(self):
+        if any("relay I/O through libuv" in line for line in self.sb.output("err")):
+            self.skipTest("the relay runs on libuv here")
+
+        async def client():
+            ctx = self.pki.client_context()
+            async with websockets.connect(f"wss://127.0.0.1:{self.sb.port()}/", ssl=ctx,
+                                          server_hostname="rsa.test", max_size=None,
+                                          compression=None) as ws:
+                for size in (1, 125, 16384, 70000, 300000) * 3:
+                    data = os.urandom(size)
+                    await ws.send(data)
+                    self.assertEqual(await ws.recv(), data[::-1])
+
+        async def go():
+            await asyncio.gather(*(client() for _ in range(24)))
+
+        run(go(), timeout=120)
+        wait_for(lambda: any("the ring's read buffers ran out" in line
+                             for line in self.sb.output("err")),
+                 what="a read that found no ring buffer")
+
+
 class HostileNeighbourTest(unittest.TestCase):
     """One well-behaved wss client mid-conversation, on the same worker as clients that
     break the record layer's rules one after the other: garbage where a record should
