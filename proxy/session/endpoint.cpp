@@ -155,6 +155,7 @@ void Endpoint::on_connect(uv_connect_t* req, int status) noexcept {
 
 void Endpoint::close() {
     if (!open_) return;
+    const int descriptor = fd();  // fd() says -1 once open_ is false
     open_ = false;
     wanted_ = false;
     reading_ = false;
@@ -164,7 +165,7 @@ void Endpoint::close() {
     // say, leaves as it would have left through libuv's write).
     if (ring_busy()) {
         ring().submit();
-        ring().forget_queued(fd());  // what the kernel would not take, if anything
+        ring().forget_queued(descriptor);  // what the kernel would not take, if anything
     }
     if (recv_armed_) ring().cancel(reinterpret_cast<uintptr_t>(this) | uv::Ring::kRecv);
     if (send_armed_) ring().cancel(reinterpret_cast<uintptr_t>(sends_) | uv::Ring::kSend);
@@ -434,12 +435,7 @@ void Endpoint::resume() {
 
 void Endpoint::start_reading() {
     if (ring_) {
-        if (recv_armed_ || !open_) return;
-        if (!ring().recv(fd(), this)) {
-            on_read_result(nullptr, nullptr, UV_ENOBUFS);  // the kernel takes nothing
-            return;
-        }
-        recv_armed_ = true;
+        arm_recv(false);
         return;
     }
     if (reading_) return;
@@ -457,6 +453,15 @@ void Endpoint::pause() {
     // A TLS side stops at once: the TLS layer keeps the ciphertext of the read it is
     // in the middle of, and a next read would take its place.
     if (held_ != nullptr || encrypted()) stop_reading();
+}
+
+void Endpoint::arm_recv(bool poll_first) {
+    if (recv_armed_ || !open_) return;
+    if (!ring().recv(fd(), this, poll_first)) {
+        on_read_result(nullptr, nullptr, UV_ENOBUFS);  // the kernel takes nothing
+        return;
+    }
+    recv_armed_ = true;
 }
 
 void Endpoint::stop_reading() {
@@ -972,29 +977,35 @@ void Endpoint::on_ring_recv(int32_t res, uint32_t flags) {
         return;
     }
     if (res == -ENOBUFS) {
-        // More reads found data in one wakeup than there were buffers provided (the
-        // kernel completes them all before the worker refills one). The data is
-        // there: read it now, into a block of its own, as libuv would have. Only
-        // without a block to read into does the read fail, as libuv's does then.
+        // The kernel picks a provided buffer as it issues a read, and more reads went
+        // in at one wakeup than there were buffers (the worker refills them only when
+        // it handles completions). Data may be waiting: it is read now, into a block
+        // of its own, as libuv would have. Then the read goes in again, waiting for
+        // data before it takes a buffer (IORING_RECVSEND_POLL_FIRST), so that a quiet
+        // socket cannot meet an empty ring twice.
         if (!wanted_) return;  // paused: resume() starts the read again
         log::debug("the ring's read buffers ran out: read directly");
         uv::Block* b = blocks().take();
-        if (b == nullptr) {
-            on_read_result(nullptr, nullptr, UV_ENOBUFS);
-            return;
-        }
-        char* base = b->data() + kHeadroom;
-        ssize_t n = ::recv(fd(), base, b->capacity - kHeadroom - kTailroom, MSG_DONTWAIT);
-        if (n > 0) {
+        char byte = 0;
+        char* base = b != nullptr ? b->data() + kHeadroom : &byte;
+        // Without a block (the pool's memory is exhausted), a peek says whether the
+        // read must fail, as libuv's does when data comes and it has no memory.
+        const size_t len = b != nullptr ? b->capacity - kHeadroom - kTailroom : 1;
+        ssize_t n = ::recv(fd(), base, len, MSG_DONTWAIT | (b == nullptr ? MSG_PEEK : 0));
+        const int error = n < 0 ? errno : 0;
+        if (n > 0 && b != nullptr) {
             on_read_result(b, base, n);
             return;
         }
-        const int error = n == 0 ? 0 : errno;
-        blocks().give(b);
-        if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR) {
-            start_reading();
+        if (b != nullptr) blocks().give(b);
+        if (n > 0) {
+            on_read_result(nullptr, nullptr, UV_ENOBUFS);
+        } else if (n == 0) {
+            on_read_result(nullptr, nullptr, UV_EOF);
+        } else if (error == EAGAIN || error == EWOULDBLOCK || error == EINTR) {
+            arm_recv(true);
         } else {
-            on_read_result(nullptr, nullptr, error == 0 ? UV_EOF : -error);
+            on_read_result(nullptr, nullptr, -error);
         }
         return;
     }

@@ -243,6 +243,9 @@ class Endpoint {
     bool ring_write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
     bool submit_send();
     void on_ring_recv(int32_t res, uint32_t flags);
+    // Starts a read in the ring, if none is in flight; `poll_first`: it takes a
+    // buffer only once data is there.
+    void arm_recv(bool poll_first);
     static void on_ring_send(SendOp* op, int32_t res);
     void release_sends();
     bool ring_busy() const { return recv_armed_ || send_armed_; }

@@ -122,6 +122,7 @@ void Ring::close() {
     }
     provided_ = 0;
     in_flight_ = 0;
+    cancels_.clear();
     buf_registered_ = false;
     if (buf_ring_ != nullptr) munmap(buf_ring_, kBuffers * sizeof(io_uring_buf));
     buf_ring_ = nullptr;
@@ -192,7 +193,7 @@ io_uring_sqe* Ring::next_sqe() {
     return sqe;
 }
 
-bool Ring::recv(int fd, const void* owner) {
+bool Ring::recv(int fd, const void* owner, bool poll_first) {
     io_uring_sqe* sqe = next_sqe();
     if (sqe == nullptr) return false;
     sqe->opcode = IORING_OP_RECV;
@@ -200,6 +201,7 @@ bool Ring::recv(int fd, const void* owner) {
     sqe->len = buffer_len_;
     sqe->flags = IOSQE_BUFFER_SELECT;
     sqe->buf_group = kBufferGroup;
+    if (poll_first) sqe->ioprio = IORING_RECVSEND_POLL_FIRST;
     sqe->user_data = reinterpret_cast<uintptr_t>(owner) | kRecv;
     ++in_flight_;
     return true;
@@ -218,16 +220,18 @@ bool Ring::sendmsg(int fd, const msghdr* msg, const void* owner) {
     return true;
 }
 
-bool Ring::cancel(uint64_t user_data) {
+void Ring::cancel(uint64_t user_data) {
     io_uring_sqe* sqe = next_sqe();
-    if (sqe == nullptr) return false;
+    if (sqe == nullptr) {
+        cancels_.push_back(user_data);
+        return;
+    }
     sqe->opcode = IORING_OP_ASYNC_CANCEL;
     sqe->fd = -1;
     sqe->addr = user_data;
     // Its own completion says nothing anyone waits for.
     sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
     sqe->user_data = 0;
-    return true;
 }
 
 bool Ring::poll(int fd) {
@@ -256,6 +260,14 @@ void Ring::forget_queued(int fd) {
 }
 
 void Ring::wait(int timeout_ms) {
+    // Cancels that found no room go in first (each one that still finds none comes
+    // back to the list).
+    if (!cancels_.empty()) {
+        std::vector<uint64_t> pending;
+        pending.swap(cancels_);
+        for (uint64_t user_data : pending)
+            cancel(user_data);
+    }
     const bool ready = *cq_head_ != __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
     if (provided_ < count_) refill();
     unsigned min_complete = 0;

@@ -27,6 +27,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "uv/block_pool.h"
 
@@ -68,13 +69,18 @@ class Ring {
     // Each returns false, queueing nothing, if the submission queue is full and the
     // kernel takes none of it (it refuses io_uring_enter: out of memory, say).
 
-    // A receive into a provided buffer; completes with `owner` | kRecv.
-    bool recv(int fd, const void* owner);
+    // A receive into a provided buffer; completes with `owner` | kRecv. The kernel
+    // picks the buffer as it issues the receive, even on a socket with nothing to
+    // read; `poll_first` makes it wait for data first (a receive that met an empty
+    // ring goes in again so).
+    bool recv(int fd, const void* owner, bool poll_first = false);
     // A sendmsg of `msg`, valid until it completes with `owner` | kSend.
     bool sendmsg(int fd, const msghdr* msg, const void* owner);
     // Asks the kernel to cancel the operation whose user_data is `user_data`. Its
-    // completion (-ECANCELED, or its result if it was done first) still comes.
-    bool cancel(uint64_t user_data);
+    // completion (-ECANCELED, or its result if it was done first) still comes. Never
+    // refused: with the submission queue full, the cancel waits in a list of its own
+    // and goes in with the next wait().
+    void cancel(uint64_t user_data);
     // One readiness poll of `fd` (POLLIN); completes with kPoll.
     bool poll(int fd);
 
@@ -131,6 +137,7 @@ class Ring {
     io_uring_cqe* cqes_ = nullptr;
     unsigned queued_ = 0;  // SQEs written since the last enter
     size_t in_flight_ = 0;
+    std::vector<uint64_t> cancels_;  // cancels the submission queue had no room for
 
     BlockPool* pool_ = nullptr;
     uint32_t buffer_offset_ = 0;

@@ -137,6 +137,46 @@ TEST_F(RingTest, ACancelledReadCompletesWithEcanceled) {
     EXPECT_EQ(ring.in_flight(), 0u);
 }
 
+TEST_F(RingTest, AReadQueuedForAClosingSocketBecomesANoOp) {
+    // What Endpoint::close() does when the kernel would not take its queued read: the
+    // descriptor's number must never reach the kernel once the socket is closed.
+    auto [a, b] = pair();
+    ASSERT_EQ(write(b, "mine", 4), 4);
+    auto [c, d] = pair();
+    ring.recv(a, owners[0]);
+    ring.recv(c, owners[1]);
+    ring.forget_queued(a);
+    run_until(1);
+    EXPECT_EQ(seen[0].user_data, tagged(owners[0], Ring::kRecv));
+    EXPECT_EQ(seen[0].res, 0);
+    EXPECT_EQ(seen[0].flags & IORING_CQE_F_BUFFER, 0u);
+    EXPECT_EQ(ring.in_flight(), 1u);  // c's read still waits
+    // The bytes are still in a's socket: the read never ran.
+    char got[8] = {};
+    ASSERT_EQ(read(a, got, sizeof(got)), 4);
+    EXPECT_EQ(std::string(got, 4), "mine");
+}
+
+TEST_F(RingTest, AReadThatPollsFirstTakesNoBufferWhileItWaits) {
+    // Every buffer is taken by reads that found data and whose blocks are kept; a read
+    // on a quiet socket that polls first waits instead of failing with ENOBUFS.
+    for (unsigned i = 0; i < Ring::kBuffers; ++i) {
+        auto [a, b] = pair();
+        ASSERT_EQ(write(b, "x", 1), 1);
+        ring.recv(a, owners[i]);
+    }
+    auto [quiet, writer] = pair();
+    ring.recv(quiet, owners[Ring::kBuffers], true);
+    run_until(Ring::kBuffers);
+    for (const Seen& s : seen)
+        EXPECT_EQ(s.res, 1);
+    EXPECT_EQ(ring.in_flight(), 1u);
+    ASSERT_EQ(write(writer, "y", 1), 1);
+    run_until(Ring::kBuffers + 1);
+    // No buffer to take: the read that waited for data fails only now, with data there.
+    EXPECT_EQ(seen.back().res, -ENOBUFS);
+}
+
 TEST_F(RingTest, ASendmsgWritesEveryIovec) {
     auto [a, b] = pair();
     char one[] = "one ";
