@@ -1,6 +1,9 @@
 #include "app/worker.h"
 
+#include <poll.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <unordered_set>
 
 #include "log/logger.h"
@@ -65,17 +68,16 @@ void Worker::run() {
                  ? 0
                  : context_->ring.open(context_->blocks, session::Endpoint::kHeadroom, buffer_len,
                                        &Worker::on_ring_completion);
-    if (index_ == 0) {
-        // Once per process: whether the relay's reads and writes go through io_uring
-        // (a container's seccomp profile or kernel.io_uring_disabled may refuse it).
-        if (context_->ring.is_open()) {
-            log::info("relay I/O through io_uring");
-        } else {
-            log::info(
-                "relay I/O through libuv",
-                {{"detail", rc == 0 ? std::string("--debug-no-ring")
-                                    : std::string("io_uring unavailable: ") + uv_strerror(rc)}});
-        }
+    // Whether the relay's reads and writes go through io_uring (a container's seccomp
+    // profile or kernel.io_uring_disabled may refuse it): said by worker 0, and by any
+    // other worker the kernel refuses.
+    if (context_->ring.is_open()) {
+        if (index_ == 0) log::info("relay I/O through io_uring");
+    } else if (index_ == 0 || rc != 0) {
+        log::info("relay I/O through libuv",
+                  {{"worker", std::to_string(index_)},
+                   {"detail", rc == 0 ? std::string("--debug-no-ring")
+                                      : std::string("io_uring unavailable: ") + uv_strerror(rc)}});
     }
     if (context_->ring.is_open()) {
         run_on_ring();
@@ -127,7 +129,18 @@ void Worker::run_on_ring() {
         int timeout = alive ? uv_backend_timeout(&loop_) : -1;
         // Without the poll (the kernel took nothing), libuv is looked at every 10 ms.
         if (alive && !poll_armed && (timeout < 0 || timeout > 10)) timeout = 10;
-        ring.wait(timeout);
+        const int rc = ring.wait(timeout);
+        if (rc == -EBADR) {
+            // A completion is lost: some side will wait for it forever. Say so.
+            log::error("io_uring dropped a completion (no kernel memory)");
+        } else if (rc < 0 && rc != -ETIME && rc != -EINTR && rc != -EAGAIN && rc != -EBUSY) {
+            // The kernel refuses the ring: wait in libuv's own descriptor instead of
+            // spinning, and say so once.
+            if (!enter_failed_) log::error("io_uring_enter failed", {{"detail", uv_strerror(rc)}});
+            enter_failed_ = true;
+            pollfd p{backend, POLLIN, 0};
+            ::poll(&p, 1, timeout < 0 || timeout > 10 ? 10 : timeout);
+        }
         // Handlers stamp activity and arm deadlines with uv_now(): it must say now.
         uv_update_time(&loop_);
         ring.dispatch();

@@ -89,6 +89,7 @@ class Worker {
     void shut_down_loop();
     // The worker's loop when it has a ring (uv/ring.h): waits there, runs libuv when due.
     void run_on_ring();
+    bool enter_failed_ = false;  // io_uring_enter refused, said once
     static void on_ring_completion(uint64_t user_data, int32_t res, uint32_t flags) noexcept;
     static void on_async(uv_async_t* handle) noexcept;
     static void on_idle_check(uv_timer_t* timer) noexcept;

@@ -185,6 +185,7 @@ void Endpoint::on_close(uv_handle_t* handle) noexcept {
 void Endpoint::finish_close() {
     Endpoint* e = this;
     e->close_waits_ = false;
+    if (e->ring_ && ring().sides > 0) --ring().sides;
     e->ring_ = e->ring_writes_ = false;
     e->release_sends();
     e->alive_ = false;
@@ -945,6 +946,9 @@ void Endpoint::on_shutdown(uv_shutdown_t* req, int status) noexcept {
 
 void Endpoint::use_ring() {
     if (ring_ || !open_ || tls_ != nullptr || !ring().is_open()) return;
+    // The completion queue has room for so many sides' completions: beyond, libuv.
+    if (ring().sides >= uv::Ring::kMaxSides) return;
+    ++ring().sides;
     if (reading_) uv_read_stop(stream());
     reading_ = false;
     ring_ = true;

@@ -22,9 +22,9 @@
 //    are then opened in the read blocks and sealed in the written ones (in place when
 //    the bytes have room around them, else into fresh blocks). A connection OpenSSL
 //    cannot hand over (another cipher, early data...) stays on OpenSSL.
-//  - The ring (uv/ring.h): once a session relays WebSocket frames, a side without
-//    OpenSSL (plain, or on the record layer) reads and writes through the worker's
-//    io_uring instead of libuv (use_ring()): the same deliveries, the same rules, one
+//  - The ring (uv/ring.h): once a wss session whose client is on the record layer
+//    relays WebSocket frames, its sides without OpenSSL read and write through the
+//    worker's io_uring instead of libuv (use_ring()): the same deliveries, the same rules, one
 //    system call per wakeup for the whole worker. A read is started when reading is
 //    wanted and delivered when it completes (held, like a lazy pause's read, if the
 //    consumer paused meanwhile); every write is queued as a SendOp whose iovecs live
@@ -107,9 +107,11 @@ class Endpoint {
     bool alive() const { return alive_; }
     bool connected() const { return connected_; }
     // Reads and writes go through the worker's ring from now on (writes once libuv's
-    // are out), if the worker has one and this side has no OpenSSL layer. The session
-    // calls it when the WebSocket relay starts; until then, and for HTTP exchanges
-    // (whose backend connections are parked between requests), libuv does the I/O.
+    // are out), if the worker has one, this side has no OpenSSL layer and the ring has
+    // room for one more side (uv::Ring::kMaxSides). The session calls it when a wss
+    // relay on the record layer starts; until then, for plain ws (spliced) and for HTTP
+    // exchanges (whose backend connections are parked between requests), libuv does
+    // the I/O.
     void use_ring();
     // A completion of the worker's ring for a side (kRecv) or one of its writes (kSend).
     static void on_ring_completion(uint64_t user_data, int32_t res, uint32_t flags) noexcept;

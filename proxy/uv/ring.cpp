@@ -17,7 +17,7 @@ namespace {
 constexpr unsigned kEntries = 256;
 // Completions outnumber submissions: every connection's read waits in the ring. The
 // kernel keeps what does not fit (IORING_FEAT_NODROP) and posts it when room is made.
-constexpr unsigned kCqEntries = 4096;
+constexpr unsigned kCqEntries = Ring::kCqEntries;
 constexpr uint16_t kBufferGroup = 0;
 
 }  // namespace
@@ -108,6 +108,18 @@ int Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_com
         close();
         return -ENOMEM;
     }
+    // A seccomp profile may allow setting a ring up and not entering it: one no-op,
+    // submitted and waited for, says the ring really works.
+    io_uring_sqe* nop = next_sqe();
+    nop->opcode = IORING_OP_NOP;
+    nop->user_data = 0;
+    const int rc = enter(queued_, 1, IORING_ENTER_GETEVENTS, nullptr, 0);
+    if (rc != 1) {
+        close();
+        return rc < 0 ? rc : -EIO;
+    }
+    queued_ = 0;
+    __atomic_store_n(cq_head_, __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
     return 0;
 }
 
@@ -259,7 +271,7 @@ void Ring::forget_queued(int fd) {
     }
 }
 
-void Ring::wait(int timeout_ms) {
+int Ring::wait(int timeout_ms) {
     // Cancels that found no room go in first (each one that still finds none comes
     // back to the list).
     if (!cancels_.empty()) {
@@ -289,6 +301,7 @@ void Ring::wait(int timeout_ms) {
     // A refusal (EAGAIN, EBUSY) or an interrupted or timed-out wait leaves what was not
     // taken queued for the next call.
     if (rc > 0) queued_ -= std::min<unsigned>(queued_, static_cast<unsigned>(rc));
+    return rc;
 }
 
 void Ring::dispatch() {
@@ -302,6 +315,9 @@ void Ring::dispatch() {
         __atomic_store_n(cq_head_, head, __ATOMIC_RELEASE);
         if (cqe.user_data == 0) continue;
         const uint64_t tag = cqe.user_data & kTagMask;
+        // A cancel still waiting for room is moot once its target completed: its
+        // address may be reused by the next operation, which it must not cancel.
+        if (!cancels_.empty()) std::erase(cancels_, cqe.user_data);
         if ((tag == kRecv || tag == kSend) && in_flight_ > 0) --in_flight_;
         on_completion_(cqe.user_data, cqe.res, cqe.flags);
     }

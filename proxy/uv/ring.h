@@ -42,6 +42,12 @@ class Ring {
     // replaced at once from the pool; more completions than this in one wakeup get
     // ENOBUFS and their reads are started again (Endpoint::on_ring_recv).
     static constexpr unsigned kBuffers = 64;
+    // Completion queue entries. Each side on the ring has at most four completions
+    // coming (its read, its write, and two cancels that may find them done), so at
+    // most kMaxSides sides use the ring and the queue never overflows; further sides
+    // stay on libuv (Endpoint::use_ring).
+    static constexpr unsigned kCqEntries = 16384;
+    static constexpr unsigned kMaxSides = kCqEntries / 4 - 16;
     // Tests only (the hidden --debug-ring-buffers=N, a power of two up to kBuffers):
     // provide N buffers, so that a few reads at once run out of them. Set before the
     // workers start.
@@ -103,8 +109,10 @@ class Ring {
     void forget_queued(int fd);
 
     // Submits what was queued and waits until at least one completion is there, or
-    // `timeout_ms` passed (-1: no limit; 0: no wait).
-    void wait(int timeout_ms);
+    // `timeout_ms` passed (-1: no limit; 0: no wait). Returns io_uring_enter's result:
+    // -ETIME, -EINTR, -EAGAIN and -EBUSY are the usual ones; -EBADR says the kernel
+    // dropped a completion it had no memory for.
+    int wait(int timeout_ms);
     // Calls on_completion for each completion there (the caller updates its clock
     // between wait() and this: handlers stamp activity and arm deadlines).
     void dispatch();
@@ -112,6 +120,8 @@ class Ring {
         wait(timeout_ms);
         dispatch();
     }
+    // Sides on the ring now (Endpoint::use_ring counts them).
+    unsigned sides = 0;
 
   private:
     io_uring_sqe* next_sqe();
