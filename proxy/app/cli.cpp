@@ -34,6 +34,8 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
             cl.record_key_update = std::strtoull(a.c_str() + 26, nullptr, 10);
         } else if (a == "--debug-no-ring") {
             cl.no_ring = true;
+        } else if (a == "--debug-ring-prompt-sends") {
+            cl.ring_prompt_sends = true;
         } else if (a.rfind("--debug-ring-buffers=", 0) == 0) {
             unsigned long n = std::strtoul(a.c_str() + 21, nullptr, 10);
             if (n == 0 || n > uv::Ring::kBuffers || (n & (n - 1)) != 0) {
@@ -122,6 +124,7 @@ int run(int argc, char** argv) {
     session::WorkerContext::record_key_update_for_test = cl.record_key_update;
     session::WorkerContext::ring_disabled = cl.no_ring;
     uv::Ring::buffers_for_test = cl.ring_buffers;
+    uv::Ring::prompt_sends_for_test = cl.ring_prompt_sends;
     Server server(cl.config_path);
     return server.run();
 }

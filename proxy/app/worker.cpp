@@ -64,10 +64,11 @@ void Worker::run() {
     // The ring is made on this thread: only its maker may submit (SINGLE_ISSUER).
     const uint32_t buffer_len =
         uv::BlockPool::kBlockSize - session::Endpoint::kHeadroom - session::Endpoint::kTailroom;
-    int rc = session::WorkerContext::ring_disabled
-                 ? 0
-                 : context_->ring.open(context_->blocks, session::Endpoint::kHeadroom, buffer_len,
-                                       &Worker::on_ring_completion);
+    int rc =
+        session::WorkerContext::ring_disabled
+            ? 0
+            : context_->ring.open(context_->blocks, session::Endpoint::kHeadroom, buffer_len,
+                                  &Worker::on_ring_completion, &session::Endpoint::send_awaited);
     // Whether the relay's reads and writes go through io_uring (a container's seccomp
     // profile or kernel.io_uring_disabled may refuse it): said by worker 0, and by any
     // other worker the kernel refuses.

@@ -64,6 +64,7 @@ struct Endpoint::SendOp {
     uv::Block* extra = nullptr;
     msghdr msg{};
     iovec* iov = nullptr;  // inline_iov, or more's
+    bool lazy = false;     // its last submission was a lazy send (uv::Ring::sendmsg)
     unsigned first = 0;    // the first iovec not yet written
     unsigned count = 0;
     std::unique_ptr<iovec[]> more;
@@ -124,6 +125,7 @@ bool Endpoint::adopt(uv_loop_t* loop, int fd) {
 
 bool Endpoint::adopt_connected(uv_loop_t* loop, int fd) {
     connected_ = ended_ = wanted_ = reading_ = eof_held_ = false;
+    drain_awaited_ = false;
     shutdown_wanted_ = notify_sent_ = shutdown_sent_ = shutdown_done_ = false;
     consumer_ = Consumer::Handshake;
     if (!adopt(loop, fd)) return false;
@@ -137,6 +139,7 @@ int Endpoint::connect(uv_loop_t* loop, const sockaddr* address, uv_connect_t& re
     tcp_.data = session;
     alive_ = open_ = true;
     connected_ = ended_ = wanted_ = reading_ = eof_held_ = false;
+    drain_awaited_ = false;
     shutdown_wanted_ = notify_sent_ = shutdown_sent_ = shutdown_done_ = false;
     consumer_ = Consumer::Handshake;
     uv_tcp_nodelay(&tcp_, 1);
@@ -898,6 +901,7 @@ void Endpoint::on_write(uv_write_t* req, int status) noexcept {
         return;
     }
     if (e->writes_in_flight_ > 0) return;
+    e->drain_awaited_ = false;
     e->session().on_drained(*e);
     if (e->open_ && e->shutdown_wanted_) e->maybe_shutdown();
 }
@@ -1062,11 +1066,12 @@ bool Endpoint::ring_write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::
     return send_armed_ || submit_send();
 }
 
-bool Endpoint::submit_send() {
+bool Endpoint::submit_send(bool lazy) {
     SendOp* op = sends_;
     op->msg.msg_iov = op->iov + op->first;
     op->msg.msg_iovlen = op->count - op->first;
-    if (!ring().sendmsg(fd(), &op->msg, op)) {
+    op->lazy = lazy && ring().lazy_sends();
+    if (!ring().sendmsg(fd(), &op->msg, op, op->lazy)) {
         failed_write(UV_ENOBUFS);  // the kernel takes nothing; the op goes on close
         return false;
     }
@@ -1074,9 +1079,21 @@ bool Endpoint::submit_send() {
     return true;
 }
 
+bool Endpoint::send_awaited(uint64_t user_data) noexcept {
+    const auto* op = reinterpret_cast<const SendOp*>(user_data & ~uint64_t{uv::Ring::kTagMask});
+    const Endpoint* e = op->endpoint;
+    return op->next != nullptr || !e->open_ || e->close_waits_ || e->shutdown_wanted_ ||
+           e->drain_awaited_;
+}
+
 void Endpoint::on_ring_send(SendOp* op, int32_t res) {
     Endpoint* e = op->endpoint;
     e->send_armed_ = false;
+    if (res == -EAGAIN && op->lazy && e->open_) {
+        // A lazy send found no room in the socket: it goes in again, waiting for room.
+        e->submit_send(false);
+        return;
+    }
     if (res > 0 && e->open_) {
         // A short write goes in again from where it stopped.
         auto left = static_cast<size_t>(res);
@@ -1086,7 +1103,8 @@ void Endpoint::on_ring_send(SendOp* op, int32_t res) {
             iovec& v = op->iov[op->first];
             v.iov_base = static_cast<char*>(v.iov_base) + left;
             v.iov_len -= left;
-            e->submit_send();
+            // The socket is full: the rest waits for room (a lazy send would fail).
+            e->submit_send(false);
             return;
         }
     }
@@ -1109,6 +1127,7 @@ void Endpoint::on_ring_send(SendOp* op, int32_t res) {
         e->submit_send();
         return;
     }
+    e->drain_awaited_ = false;
     e->session().on_drained(*e);
     if (e->open_ && e->shutdown_wanted_) e->maybe_shutdown();
 }

@@ -115,6 +115,10 @@ class Endpoint {
     void use_ring();
     // A completion of the worker's ring for a side (kRecv) or one of its writes (kSend).
     static void on_ring_completion(uint64_t user_data, int32_t res, uint32_t flags) noexcept;
+    // Whether anything waits for the ring's lazy send `user_data` to complete
+    // (uv::Ring::sendmsg): a write queued behind it, a drain someone waits for
+    // (await_drain), a shutdown, or a close.
+    static bool send_awaited(uint64_t user_data) noexcept;
 
     // ---- TLS ----
 
@@ -167,6 +171,9 @@ class Endpoint {
     bool write_copy(std::string_view bytes);
     // Writes that libuv or the ring still holds.
     bool write_pending() const { return writes_in_flight_ > 0; }
+    // The caller, having heard write_pending(), waits for on_drained: the ring must not
+    // hold back the completion of a write in the kernel until its next wakeup.
+    void await_drain() { drain_awaited_ = writes_in_flight_ > 0; }
     // Writes wait behind the one being written: the source of a Pipe into this side
     // stops reading. Through libuv, any write left over from uv_try_write waits for
     // the socket. Through the ring every write is in flight until its completion, so
@@ -243,7 +250,7 @@ class Endpoint {
     // ---- the ring ----
     struct SendOp;
     bool ring_write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* extra);
-    bool submit_send();
+    bool submit_send(bool lazy = true);
     void on_ring_recv(int32_t res, uint32_t flags);
     // Starts a read in the ring, if none is in flight; `poll_first`: it takes a
     // buffer only once data is there.
@@ -302,12 +309,13 @@ class Endpoint {
     bool notify_sent_ : 1 = false;  // TLS close_notify queued
     bool shutdown_sent_ : 1 = false;
     bool shutdown_done_ : 1 = false;
-    bool eof_held_ : 1 = false;     // the peer's EOF came while paused: delivered on resume
-    bool ring_ : 1 = false;         // reads go through the ring (use_ring)
-    bool ring_writes_ : 1 = false;  // ...and writes, libuv's being out
-    bool recv_armed_ : 1 = false;   // a read is in the kernel
-    bool send_armed_ : 1 = false;   // sends_'s first is in the kernel
-    bool close_waits_ : 1 = false;  // libuv closed the socket; the ring is not done yet
+    bool eof_held_ : 1 = false;       // the peer's EOF came while paused: delivered on resume
+    bool ring_ : 1 = false;           // reads go through the ring (use_ring)
+    bool ring_writes_ : 1 = false;    // ...and writes, libuv's being out
+    bool recv_armed_ : 1 = false;     // a read is in the kernel
+    bool send_armed_ : 1 = false;     // sends_'s first is in the kernel
+    bool close_waits_ : 1 = false;    // libuv closed the socket; the ring is not done yet
+    bool drain_awaited_ : 1 = false;  // someone waits for on_drained (await_drain)
 };
 
 }  // namespace sb::session

@@ -188,7 +188,11 @@ void Pipe::reset() {
 
 void Pipe::start() {
     stopped_ = false;
-    if (source_ended_ || !attached_ || dst().write_blocked()) return;
+    if (source_ended_ || !attached_) return;
+    if (dst().write_blocked()) {
+        dst().await_drain();  // on_drained starts it
+        return;
+    }
     if (paused_) {
         paused_ = false;
         session_.context().stats.resumes.add();
@@ -417,7 +421,7 @@ bool Pipe::park_spliced(size_t n) {
         n -= static_cast<size_t>(r);
     }
     if (!dst().write_chain(chain)) return false;
-    if (dst().write_pending()) pause();
+    if (draining()) pause();
     return true;
 }
 
@@ -425,7 +429,18 @@ bool Pipe::write(uv::Block* owner, uv_buf_t* bufs, unsigned count, uv::Block* ex
     if (!dst().write(owner, bufs, count, extra)) return false;
     // Backpressure: nothing more is read from the source until the destination has
     // taken everything (on_drained), or on the ring all but the write in the kernel.
-    if (dst().write_blocked()) pause();
+    if (dst().write_blocked()) {
+        dst().await_drain();
+        pause();
+    }
+    return true;
+}
+
+bool Pipe::draining() {
+    // Whoever waits for on_drained says so: the ring then gives the completion of a
+    // write in the kernel at once rather than with its next wakeup (uv::Ring::sendmsg).
+    if (!dst().write_pending()) return false;
+    dst().await_drain();
     return true;
 }
 
@@ -433,7 +448,7 @@ void Pipe::on_drained() {
     if (!attached_) return;
     if (control_ != nullptr && dst_boundary_) {
         write_control();
-        if (dst().write_pending()) return;
+        if (draining()) return;
     }
     if (shutdown_wanted_) {
         maybe_shutdown();
@@ -455,7 +470,11 @@ bool Pipe::queue_control(const std::string& frame, bool is_close) {
     b->size = static_cast<uint32_t>(frame.size());
     control_ = b;
     control_is_close_ = is_close;
-    if (!dst().write_pending() && !forwarding_ && dst_boundary_) write_control();
+    if (!dst().write_pending() && !forwarding_ && dst_boundary_) {
+        write_control();
+    } else {
+        dst().await_drain();  // on_drained writes it
+    }
     return true;
 }
 
@@ -493,14 +512,14 @@ void Pipe::shutdown_destination() {
 }
 
 void Pipe::maybe_shutdown() {
-    if (!shutdown_wanted_ || forwarding_ || dst().write_pending() || dst().shutdown_requested() ||
+    if (!shutdown_wanted_ || forwarding_ || draining() || dst().shutdown_requested() ||
         !dst().is_open()) {
         return;
     }
     if (control_ != nullptr) {
         if (dst_boundary_) {
             write_control();
-            if (dst().write_pending()) return;  // shut down once it is written
+            if (draining()) return;  // shut down once it is written
         } else {
             // The stream stopped inside a frame: a frame can no longer be added.
             release(control_);
@@ -514,7 +533,7 @@ void Pipe::maybe_shutdown() {
             std::memcpy(b->data(), carry_.data(), carry_.size());
             uv_buf_t buf = uv_buf_init(b->data(), static_cast<unsigned>(carry_.size()));
             carry_.clear();
-            if (!write(b, &buf, 1, nullptr) || dst().write_pending()) return;
+            if (!write(b, &buf, 1, nullptr) || draining()) return;
         }
     }
     dst().shutdown();

@@ -179,6 +179,8 @@ class Pipe {
     }
     Endpoint& src() const;
     Endpoint& dst() const;
+    // Writes to dst() are in flight, and this Pipe waits for on_drained.
+    bool draining();
 
     void forward(uv::Block* block, char* data, size_t len, size_t scanned);
     // Whether the rest of the current payload may bypass user memory (splice_payload).

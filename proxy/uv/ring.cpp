@@ -2,6 +2,7 @@
 
 #include <poll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -32,7 +33,8 @@ int Ring::enter(unsigned to_submit, unsigned min_complete, unsigned flags, const
     return rc < 0 ? -errno : static_cast<int>(rc);
 }
 
-int Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_completion) {
+int Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_completion,
+               Awaited awaited) {
     io_uring_params p{};
     p.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_CQSIZE;
     p.cq_entries = kCqEntries;
@@ -72,6 +74,7 @@ int Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_com
     sq_mask_ = *reinterpret_cast<unsigned*>(base + p.sq_off.ring_mask);
     sq_entries_ = p.sq_entries;
     sq_array_ = reinterpret_cast<unsigned*>(base + p.sq_off.array);
+    sq_flags_ = reinterpret_cast<unsigned*>(base + p.sq_off.flags);
     cq_head_ = reinterpret_cast<unsigned*>(base + p.cq_off.head);
     cq_tail_ = reinterpret_cast<unsigned*>(base + p.cq_off.tail);
     cq_mask_ = *reinterpret_cast<unsigned*>(base + p.cq_off.ring_mask);
@@ -120,7 +123,69 @@ int Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_com
     }
     queued_ = 0;
     __atomic_store_n(cq_head_, __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
+    awaited_ = awaited;
+    lazy_ok_ = !prompt_sends_for_test && check_lazy_sends();
     return 0;
+}
+
+namespace {
+
+void prepare_send(io_uring_sqe* sqe, int fd, const msghdr* msg, uint64_t user_data, bool lazy) {
+    sqe->opcode = IORING_OP_SENDMSG;
+    sqe->fd = fd;
+    sqe->addr = reinterpret_cast<uintptr_t>(msg);
+    sqe->len = 1;
+    sqe->msg_flags = MSG_NOSIGNAL;
+    if (lazy) {
+        // Never waits for room (MSG_DONTWAIT: a send that finds none fails at once with
+        // -EAGAIN, or with the count it sent), and only a whole send is a success
+        // (MSG_WAITALL), whose completion is not posted.
+        sqe->msg_flags |= MSG_DONTWAIT | MSG_WAITALL;
+        sqe->flags = IOSQE_CQE_SKIP_SUCCESS;
+    }
+    sqe->user_data = user_data;
+}
+
+}  // namespace
+
+bool Ring::check_lazy_sends() {
+    // Lazy sends rely on three rules of the kernel's: a send that fits posts no
+    // completion; one that fits in part posts its count; one that finds no room posts
+    // -EAGAIN. Each is tried once, on a pair of local sockets with the smallest send
+    // buffer, so that a kernel that keeps them otherwise gets prompt sends.
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) return false;
+    const int small = 1;
+    setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+    std::vector<char> bytes(size_t{1} << 18);
+    // The completions of one lazy send of `n` bytes: how many, and the last one's result.
+    auto try_send = [&](size_t n, int32_t& res) {
+        iovec v{bytes.data(), n};
+        msghdr msg{};
+        msg.msg_iov = &v;
+        msg.msg_iovlen = 1;
+        prepare_send(next_sqe(), pair[0], &msg, kSend, true);
+        int count = 0;
+        if (enter(queued_, 0, IORING_ENTER_GETEVENTS, nullptr, 0) != 1) return -1;
+        queued_ = 0;
+        while (*cq_head_ != __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE)) {
+            const io_uring_cqe& cqe = cqes_[*cq_head_ & cq_mask_];
+            if (cqe.user_data == kSend) {
+                res = cqe.res;
+                ++count;
+            }
+            __atomic_store_n(cq_head_, *cq_head_ + 1, __ATOMIC_RELEASE);
+        }
+        return count;
+    };
+    int32_t res = 0;
+    char in[64];
+    const bool whole = try_send(sizeof(in), res) == 0 && ::recv(pair[1], in, sizeof(in), 0) == 64;
+    const bool part = try_send(bytes.size(), res) == 1 && res > 0 && res < int32_t(bytes.size());
+    const bool none = try_send(sizeof(in), res) == 1 && res == -EAGAIN;
+    ::close(pair[0]);
+    ::close(pair[1]);
+    return whole && part && none;
 }
 
 void Ring::close() {
@@ -135,6 +200,8 @@ void Ring::close() {
     provided_ = 0;
     in_flight_ = 0;
     cancels_.clear();
+    lazy_.clear();
+    lazy_ok_ = false;
     buf_registered_ = false;
     if (buf_ring_ != nullptr) munmap(buf_ring_, kBuffers * sizeof(io_uring_buf));
     buf_ring_ = nullptr;
@@ -219,15 +286,19 @@ bool Ring::recv(int fd, const void* owner, bool poll_first) {
     return true;
 }
 
-bool Ring::sendmsg(int fd, const msghdr* msg, const void* owner) {
+bool Ring::sendmsg(int fd, const msghdr* msg, const void* owner, bool lazy) {
+    size_t len = 0;
+    if (lazy && lazy_ok_) {
+        for (size_t i = 0; i < msg->msg_iovlen; ++i)
+            len += msg->msg_iov[i].iov_len;
+    }
+    // Its length is its result: one that a completion's result cannot say goes prompt.
+    lazy = lazy && lazy_ok_ && len > 0 && len <= INT32_MAX;
     io_uring_sqe* sqe = next_sqe();
     if (sqe == nullptr) return false;
-    sqe->opcode = IORING_OP_SENDMSG;
-    sqe->fd = fd;
-    sqe->addr = reinterpret_cast<uintptr_t>(msg);
-    sqe->len = 1;
-    sqe->msg_flags = MSG_NOSIGNAL;
-    sqe->user_data = reinterpret_cast<uintptr_t>(owner) | kSend;
+    const uint64_t user_data = reinterpret_cast<uintptr_t>(owner) | kSend;
+    prepare_send(sqe, fd, msg, user_data, lazy);
+    if (lazy) lazy_.push_back(Lazy{user_data, *sq_tail_ - 1, static_cast<int32_t>(len)});
     ++in_flight_;
     return true;
 }
@@ -280,7 +351,7 @@ int Ring::wait(int timeout_ms) {
         for (uint64_t user_data : pending)
             cancel(user_data);
     }
-    const bool ready = *cq_head_ != __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
+    const bool ready = *cq_head_ != __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE) || lazy_due();
     if (provided_ < count_) refill();
     unsigned min_complete = 0;
     io_uring_getevents_arg arg{};
@@ -305,6 +376,15 @@ int Ring::wait(int timeout_ms) {
 }
 
 void Ring::dispatch() {
+    // Lazy sends the kernel took are given first: a write that is done lets the next
+    // one go straight in, rather than queue behind it and pause its source. Those that
+    // posted a completion did not go whole; they are given with it, below.
+    if (!lazy_.empty()) {
+        const unsigned tail = __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
+        for (unsigned i = *cq_head_; i != tail; ++i)
+            forget_lazy(cqes_[i & cq_mask_].user_data);
+        complete_lazy();
+    }
     // Completions are consumed as they are read, so that a handler queueing new work
     // (and submitting it when the submission queue is full) never meets a full
     // completion queue of its own making.
@@ -319,8 +399,54 @@ void Ring::dispatch() {
         // address may be reused by the next operation, which it must not cancel.
         if (!cancels_.empty()) std::erase(cancels_, cqe.user_data);
         if ((tag == kRecv || tag == kSend) && in_flight_ > 0) --in_flight_;
+        // A lazy send that posts a completion did not go whole: it is given as posted
+        // (a handler's submit() may have taken it since the first look).
+        forget_lazy(cqe.user_data);
         on_completion_(cqe.user_data, cqe.res, cqe.flags);
     }
+    // And those taken by handlers' submit() calls meanwhile.
+    complete_lazy();
+}
+
+void Ring::forget_lazy(uint64_t user_data) {
+    if (lazy_.empty() || (user_data & kTagMask) != kSend) return;
+    auto it = std::find_if(lazy_.begin(), lazy_.end(),
+                           [&](const Lazy& l) { return l.user_data == user_data; });
+    if (it != lazy_.end()) lazy_.erase(it);
+}
+
+bool Ring::lazy_due() const {
+    if (lazy_.empty()) return false;
+    // Taken by a submit() since the last wait: done, to be given now.
+    if (taken(lazy_.front().position)) return true;
+    if (awaited_ == nullptr) return true;
+    for (const Lazy& l : lazy_) {
+        if (awaited_(l.user_data)) return true;
+    }
+    return false;
+}
+
+void Ring::complete_lazy() {
+    if (lazy_.empty()) return;
+    // A completion the kernel holds back (the queue was full) may be a lazy send's
+    // failure: none is given as whole until the kernel has posted what it holds (the
+    // next wait does not sleep: lazy_due()).
+    if ((__atomic_load_n(sq_flags_, __ATOMIC_ACQUIRE) & IORING_SQ_CQ_OVERFLOW) != 0) return;
+    // The kernel takes submissions in order: the ones taken are a prefix, and each
+    // went whole (a failure would have posted its completion, handled above).
+    size_t n = 0;
+    while (n < lazy_.size() && taken(lazy_[n].position))
+        ++n;
+    if (n == 0) return;
+    // Handlers queue sends of their own (into lazy_) while these are given.
+    lazy_done_.assign(lazy_.begin(), lazy_.begin() + static_cast<ptrdiff_t>(n));
+    lazy_.erase(lazy_.begin(), lazy_.begin() + static_cast<ptrdiff_t>(n));
+    for (const Lazy& l : lazy_done_) {
+        if (!cancels_.empty()) std::erase(cancels_, l.user_data);
+        if (in_flight_ > 0) --in_flight_;
+        on_completion_(l.user_data, l.len, 0);
+    }
+    lazy_done_.clear();
 }
 
 }  // namespace sb::uv

@@ -54,6 +54,13 @@ class Ring {
     static inline unsigned buffers_for_test = 0;
 
     using Completion = void (*)(uint64_t user_data, int32_t res, uint32_t flags);
+    // Whether someone waits for the completion of the lazy send `user_data` (see
+    // sendmsg): then the next wait() does not sleep until it is given.
+    using Awaited = bool (*)(uint64_t user_data);
+    // Tests and benchmarks only (the hidden --debug-ring-prompt-sends): every send
+    // completes as a completion of its own, as before lazy sends. Set before the
+    // workers start.
+    static inline bool prompt_sends_for_test = false;
 
     Ring() = default;
     ~Ring();
@@ -65,7 +72,8 @@ class Ring {
     // kernel refused (a negative errno; the ring stays closed): no io_uring (ENOSYS),
     // not allowed (EPERM: seccomp, kernel.io_uring_disabled), too old for what the ring
     // needs (EINVAL: DEFER_TASKRUN is 6.1, provided buffer rings 5.19).
-    int open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_completion);
+    int open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_completion,
+             Awaited awaited = nullptr);
     bool is_open() const { return fd_ >= 0; }
     // Gives the provided buffers back to the pool and closes the ring. Every operation
     // must have completed (the worker waits for them).
@@ -81,7 +89,20 @@ class Ring {
     // ring goes in again so).
     bool recv(int fd, const void* owner, bool poll_first = false);
     // A sendmsg of `msg`, valid until it completes with `owner` | kSend.
-    bool sendmsg(int fd, const msghdr* msg, const void* owner);
+    //
+    // `lazy` (honoured when lazy_sends()): the send either goes whole at once, as it is
+    // submitted, or completes with what it could send (a short count, or -EAGAIN when
+    // the socket had no room), as its own completion. A whole send makes no completion
+    // in the kernel (MSG_DONTWAIT | MSG_WAITALL, IOSQE_CQE_SKIP_SUCCESS): the ring
+    // gives it, with the full length, after the wait that submitted it. So a wakeup
+    // that writes what its reads brought makes one io_uring_enter, which submits the
+    // writes and sleeps until the next reads, instead of two (the first returning at
+    // once with the writes' completions). While nobody waits for it (Awaited says
+    // no), such a completion waits for the next wakeup.
+    bool sendmsg(int fd, const msghdr* msg, const void* owner, bool lazy = false);
+    // Whether lazy sends are on: the kernel passed open()'s check of their rules, and
+    // prompt_sends_for_test is off.
+    bool lazy_sends() const { return lazy_ok_; }
     // Asks the kernel to cancel the operation whose user_data is `user_data`. Its
     // completion (-ECANCELED, or its result if it was done first) still comes. Never
     // refused: with the submission queue full, the cancel waits in a list of its own
@@ -113,8 +134,9 @@ class Ring {
     // -ETIME, -EINTR, -EAGAIN and -EBUSY are the usual ones; -EBADR says the kernel
     // dropped a completion it had no memory for.
     int wait(int timeout_ms);
-    // Calls on_completion for each completion there (the caller updates its clock
-    // between wait() and this: handlers stamp activity and arm deadlines).
+    // Calls on_completion for each lazy send the kernel took whole, then for each
+    // completion there (the caller updates its clock between wait() and this: handlers
+    // stamp activity and arm deadlines).
     void dispatch();
     void run_once(int timeout_ms) {
         wait(timeout_ms);
@@ -127,6 +149,13 @@ class Ring {
     io_uring_sqe* next_sqe();
     int enter(unsigned to_submit, unsigned min_complete, unsigned flags, const void* arg,
               size_t arg_size);
+    bool check_lazy_sends();
+    bool taken(unsigned position) const {
+        return static_cast<int>(position - __atomic_load_n(sq_head_, __ATOMIC_ACQUIRE)) < 0;
+    }
+    bool lazy_due() const;
+    void complete_lazy();
+    void forget_lazy(uint64_t user_data);
     void provide(uint16_t bid, Block* block);
     void refill();
 
@@ -148,6 +177,18 @@ class Ring {
     unsigned queued_ = 0;  // SQEs written since the last enter
     size_t in_flight_ = 0;
     std::vector<uint64_t> cancels_;  // cancels the submission queue had no room for
+    unsigned* sq_flags_ = nullptr;
+    // Lazy sends submitted or queued whose completion has not been given, in
+    // submission order: `position` is the submission queue tail that took it.
+    struct Lazy {
+        uint64_t user_data;
+        unsigned position;
+        int32_t len;
+    };
+    std::vector<Lazy> lazy_;
+    std::vector<Lazy> lazy_done_;  // complete_lazy()'s, kept for its capacity
+    bool lazy_ok_ = false;
+    Awaited awaited_ = nullptr;
 
     BlockPool* pool_ = nullptr;
     uint32_t buffer_offset_ = 0;

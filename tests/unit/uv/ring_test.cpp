@@ -1,8 +1,11 @@
 // uv::Ring: reads land in the provided blocks at the offset asked for, a read started
 // before its data waits for it, reads beyond the provided buffers fail with ENOBUFS
-// (and the buffers come back), cancels and polls complete, and a wait ends at its
-// timeout. Skipped where the kernel offers no io_uring (the relay then uses libuv,
-// which the integration suites' .libuv runs cover wherever the tests run).
+// (and the buffers come back), cancels and polls complete, a wait ends at its
+// timeout, and lazy sends keep the kernel's rules they rely on (a whole send posts
+// nothing and is given after its wait, without ending it; a short one posts its count,
+// one without room -EAGAIN; an awaited one ends the wait). Skipped where the kernel offers no
+// io_uring (the relay then uses libuv, which the integration suites' .libuv runs cover wherever the
+// tests run).
 #include "uv/ring.h"
 
 #include <gtest/gtest.h>
@@ -19,6 +22,8 @@
 namespace sb::uv {
 namespace {
 
+using milliseconds_t = std::chrono::milliseconds;
+
 struct Seen {
     uint64_t user_data;
     int32_t res;
@@ -30,6 +35,12 @@ void record(uint64_t user_data, int32_t res, uint32_t flags) {
     seen.push_back({user_data, res, flags});
 }
 
+// What the ring's Awaited asks about lazy sends (Endpoint::send_awaited in the proxy).
+bool awaited_answer = true;
+bool awaited(uint64_t) {
+    return awaited_answer;
+}
+
 constexpr uint32_t kOffset = 32;
 constexpr uint32_t kLen = 1000;
 
@@ -37,7 +48,8 @@ class RingTest : public ::testing::Test {
   protected:
     void SetUp() override {
         seen.clear();
-        int rc = ring.open(pool, kOffset, kLen, &record);
+        awaited_answer = true;
+        int rc = ring.open(pool, kOffset, kLen, &record, &awaited);
         if (rc != 0) GTEST_SKIP() << "no io_uring here: " << std::strerror(-rc);
     }
     void TearDown() override {
@@ -192,6 +204,128 @@ TEST_F(RingTest, ASendmsgWritesEveryIovec) {
     char got[16] = {};
     ASSERT_EQ(read(b, got, sizeof(got)), 7);
     EXPECT_EQ(std::string(got, 7), "one two");
+}
+
+struct Message {
+    explicit Message(std::string text) : bytes(std::move(text)) {
+        iov = {bytes.data(), bytes.size()};
+        msg.msg_iov = &iov;
+        msg.msg_iovlen = 1;
+    }
+    std::string bytes;
+    iovec iov{};
+    msghdr msg{};
+};
+
+milliseconds_t elapsed_since(std::chrono::steady_clock::time_point start) {
+    return std::chrono::duration_cast<milliseconds_t>(std::chrono::steady_clock::now() - start);
+}
+
+TEST_F(RingTest, LazySendsAreOnWhereTheKernelKeepsTheirRules) {
+    // open() tried the three rules on a pair of local sockets (Ring::check_lazy_sends).
+    EXPECT_TRUE(ring.lazy_sends());
+}
+
+TEST_F(RingTest, AWholeLazySendDoesNotEndTheWaitAndIsGivenAfterIt) {
+    ASSERT_TRUE(ring.lazy_sends());
+    awaited_answer = false;
+    auto [a, b] = pair();
+    auto [quiet, unused] = pair();
+    ring.recv(quiet, owners[1]);  // something to wait for that never comes
+    Message m("hello, lazy");
+    ring.sendmsg(a, &m.msg, owners[0], true);
+    auto start = std::chrono::steady_clock::now();
+    EXPECT_EQ(ring.wait(150), 2);  // both submitted; the send went, and posted nothing
+    EXPECT_GE(elapsed_since(start), milliseconds_t(100));
+    char got[32] = {};
+    ASSERT_EQ(read(b, got, sizeof(got)), 11);
+    EXPECT_EQ(std::string(got, 11), "hello, lazy");
+    EXPECT_TRUE(seen.empty());
+    EXPECT_EQ(ring.in_flight(), 2u);
+    ring.dispatch();
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0].user_data, tagged(owners[0], Ring::kSend));
+    EXPECT_EQ(seen[0].res, 11);
+    EXPECT_EQ(ring.in_flight(), 1u);  // the quiet read
+    ring.cancel(tagged(owners[1], Ring::kRecv));
+    run_until(2);
+}
+
+TEST_F(RingTest, AnAwaitedLazySendEndsTheWaitThatSubmitsIt) {
+    awaited_answer = true;
+    auto [a, b] = pair();
+    auto [quiet, unused] = pair();
+    ring.recv(quiet, owners[1]);
+    Message m("now");
+    ring.sendmsg(a, &m.msg, owners[0], true);
+    auto start = std::chrono::steady_clock::now();
+    ring.run_once(2000);
+    EXPECT_LT(elapsed_since(start), milliseconds_t(1000));
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0].res, 3);
+    ring.cancel(tagged(owners[1], Ring::kRecv));
+    run_until(2);
+}
+
+TEST_F(RingTest, ALazySendTakenBySubmitIsGivenByTheNextWaitWithoutSleeping) {
+    // What Endpoint::close() does: queued sends go in at once; the next wait must not
+    // sleep on a send that is done.
+    awaited_answer = false;
+    auto [a, b] = pair();
+    auto [quiet, unused] = pair();
+    ring.recv(quiet, owners[1]);
+    ring.run_once(0);
+    Message m("bye");
+    ring.sendmsg(a, &m.msg, owners[0], true);
+    ring.submit();
+    auto start = std::chrono::steady_clock::now();
+    ring.run_once(2000);
+    EXPECT_LT(elapsed_since(start), milliseconds_t(1000));
+    ASSERT_EQ(seen.size(), 1u);
+    EXPECT_EQ(seen[0].res, 3);
+    ring.cancel(tagged(owners[1], Ring::kRecv));
+    run_until(2);
+}
+
+TEST_F(RingTest, AShortLazySendPostsItsCountAndOneWithoutRoomPostsEagain) {
+    auto [a, b] = pair();
+    const int small = 1;
+    ASSERT_EQ(setsockopt(a, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small)), 0);
+    Message big(std::string(size_t{1} << 18, 'x'));
+    ring.sendmsg(a, &big.msg, owners[0], true);
+    run_until(1);
+    EXPECT_GT(seen[0].res, 0);
+    EXPECT_LT(seen[0].res, 1 << 18);
+    Message more("y");
+    ring.sendmsg(a, &more.msg, owners[1], true);
+    run_until(2);
+    EXPECT_EQ(seen[1].user_data, tagged(owners[1], Ring::kSend));
+    EXPECT_EQ(seen[1].res, -EAGAIN);
+    EXPECT_EQ(ring.in_flight(), 0u);
+    // A prompt send waits for room instead, and completes once the reader reads.
+    ring.sendmsg(a, &more.msg, owners[1]);
+    ring.run_once(0);
+    EXPECT_EQ(seen.size(), 2u);
+    std::vector<char> sink(size_t{1} << 18);
+    ASSERT_GT(read(b, sink.data(), sink.size()), 0);
+    run_until(3);
+    EXPECT_EQ(seen[2].res, 1);
+}
+
+TEST_F(RingTest, ALazySendQueuedForAClosingSocketBecomesANoOpGivenOnce) {
+    awaited_answer = false;
+    auto [a, b] = pair();
+    Message m("never");
+    ring.sendmsg(a, &m.msg, owners[0], true);
+    ring.forget_queued(a);
+    run_until(1);
+    EXPECT_EQ(seen[0].user_data, tagged(owners[0], Ring::kSend));
+    EXPECT_EQ(seen[0].res, 0);
+    ring.run_once(0);
+    EXPECT_EQ(seen.size(), 1u);
+    EXPECT_EQ(ring.in_flight(), 0u);
+    char got[8];
+    EXPECT_EQ(read(b, got, sizeof(got)), -1);  // nothing was sent
 }
 
 TEST_F(RingTest, APollCompletesWhenItsDescriptorIsReady) {
