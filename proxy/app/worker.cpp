@@ -73,7 +73,11 @@ void Worker::run() {
     // profile or kernel.io_uring_disabled may refuse it): said by worker 0, and by any
     // other worker the kernel refuses.
     if (context_->ring.is_open()) {
-        if (index_ == 0) log::info("relay I/O through io_uring");
+        // Lazy sends (uv/ring.h) are off where the kernel did not keep their rules.
+        if (index_ == 0) {
+            log::info("relay I/O through io_uring",
+                      {{"sends", context_->ring.lazy_sends() ? "lazy" : "prompt"}});
+        }
     } else if (index_ == 0 || rc != 0) {
         log::info("relay I/O through libuv",
                   {{"worker", std::to_string(index_)},

@@ -151,41 +151,48 @@ void prepare_send(io_uring_sqe* sqe, int fd, const msghdr* msg, uint64_t user_da
 bool Ring::check_lazy_sends() {
     // Lazy sends rely on three rules of the kernel's: a send that fits posts no
     // completion; one that fits in part posts its count; one that finds no room posts
-    // -EAGAIN. Each is tried once, on a pair of local sockets with the smallest send
-    // buffer, so that a kernel that keeps them otherwise gets prompt sends.
+    // -EAGAIN. Each is tried in turn, on a pair of local sockets with the smallest send
+    // buffer; a kernel that keeps them otherwise gets ordinary sends.
+    //
+    // The probe's sends have user_data 0, which dispatch() passes over and which counts
+    // in nothing, and their bytes are static: a send that a rule-breaking kernel keeps
+    // waiting completes (with EPIPE, the pair being closed) after this returns.
+    static char bytes[size_t{1} << 16];
     int pair[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, pair) != 0) return false;
     const int small = 1;
     setsockopt(pair[0], SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
-    std::vector<char> bytes(size_t{1} << 18);
-    // The completions of one lazy send of `n` bytes: how many, and the last one's result.
+    // The completions one lazy send of `n` bytes posts: how many (-1: not submitted),
+    // and the last one's result.
     auto try_send = [&](size_t n, int32_t& res) {
-        iovec v{bytes.data(), n};
-        msghdr msg{};
+        iovec v{bytes, n};
+        msghdr msg{};  // the kernel copies it as it takes the send
         msg.msg_iov = &v;
         msg.msg_iovlen = 1;
-        prepare_send(next_sqe(), pair[0], &msg, kSend, true);
-        int count = 0;
+        io_uring_sqe* sqe = next_sqe();
+        if (sqe == nullptr) return -1;
+        prepare_send(sqe, pair[0], &msg, 0, true);
         if (enter(queued_, 0, IORING_ENTER_GETEVENTS, nullptr, 0) != 1) return -1;
         queued_ = 0;
+        int count = 0;
         while (*cq_head_ != __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE)) {
-            const io_uring_cqe& cqe = cqes_[*cq_head_ & cq_mask_];
-            if (cqe.user_data == kSend) {
-                res = cqe.res;
-                ++count;
-            }
+            res = cqes_[*cq_head_ & cq_mask_].res;
+            ++count;
             __atomic_store_n(cq_head_, *cq_head_ + 1, __ATOMIC_RELEASE);
         }
         return count;
     };
     int32_t res = 0;
     char in[64];
-    const bool whole = try_send(sizeof(in), res) == 0 && ::recv(pair[1], in, sizeof(in), 0) == 64;
-    const bool part = try_send(bytes.size(), res) == 1 && res > 0 && res < int32_t(bytes.size());
-    const bool none = try_send(sizeof(in), res) == 1 && res == -EAGAIN;
+    bool kept = try_send(sizeof(in), res) == 0 && ::recv(pair[1], in, sizeof(in), 0) == 64;
+    kept = kept && try_send(sizeof(bytes), res) == 1 && res > 0 && res < int32_t(sizeof(bytes));
+    kept = kept && try_send(sizeof(in), res) == 1 && res == -EAGAIN;
+    // A send the kernel would not take must not go in later, under a number that may
+    // name another socket by then.
+    forget_queued(pair[0]);
     ::close(pair[0]);
     ::close(pair[1]);
-    return whole && part && none;
+    return kept;
 }
 
 void Ring::close() {
@@ -372,6 +379,9 @@ int Ring::wait(int timeout_ms) {
     // A refusal (EAGAIN, EBUSY) or an interrupted or timed-out wait leaves what was not
     // taken queued for the next call.
     if (rc > 0) queued_ -= std::min<unsigned>(queued_, static_cast<unsigned>(rc));
+    // A completion the kernel dropped may have been a lazy send's short count: from
+    // here on every send posts its own (the worker logs the loss).
+    if (rc == -EBADR) lazy_ok_ = false;
     return rc;
 }
 
@@ -380,9 +390,20 @@ void Ring::dispatch() {
     // one go straight in, rather than queue behind it and pause its source. Those that
     // posted a completion did not go whole; they are given with it, below.
     if (!lazy_.empty()) {
+        posted_.clear();
         const unsigned tail = __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE);
-        for (unsigned i = *cq_head_; i != tail; ++i)
-            forget_lazy(cqes_[i & cq_mask_].user_data);
+        for (unsigned i = *cq_head_; i != tail; ++i) {
+            const uint64_t user_data = cqes_[i & cq_mask_].user_data;
+            if ((user_data & kTagMask) == kSend) posted_.push_back(user_data);
+        }
+        if (!posted_.empty()) {
+            std::sort(posted_.begin(), posted_.end());
+            for (Lazy& l : lazy_) {
+                if (!taken(l.position)) break;
+                if (std::binary_search(posted_.begin(), posted_.end(), l.user_data))
+                    l.user_data = 0;
+            }
+        }
         complete_lazy();
     }
     // Completions are consumed as they are read, so that a handler queueing new work
@@ -399,9 +420,11 @@ void Ring::dispatch() {
         // address may be reused by the next operation, which it must not cancel.
         if (!cancels_.empty()) std::erase(cancels_, cqe.user_data);
         if ((tag == kRecv || tag == kSend) && in_flight_ > 0) --in_flight_;
-        // A lazy send that posts a completion did not go whole: it is given as posted
-        // (a handler's submit() may have taken it since the first look).
-        forget_lazy(cqe.user_data);
+        // A lazy send that posts a completion did not go whole: it is given as posted.
+        // (Those taken before this dispatch were looked for above; a handler's
+        // submit() may have taken more since.)
+        if (tag == kSend && !lazy_.empty() && taken(lazy_.front().position))
+            forget_lazy(cqe.user_data);
         on_completion_(cqe.user_data, cqe.res, cqe.flags);
     }
     // And those taken by handlers' submit() calls meanwhile.
@@ -409,19 +432,23 @@ void Ring::dispatch() {
 }
 
 void Ring::forget_lazy(uint64_t user_data) {
-    if (lazy_.empty() || (user_data & kTagMask) != kSend) return;
-    auto it = std::find_if(lazy_.begin(), lazy_.end(),
-                           [&](const Lazy& l) { return l.user_data == user_data; });
-    if (it != lazy_.end()) lazy_.erase(it);
+    for (Lazy& l : lazy_) {
+        if (!taken(l.position)) return;
+        if (l.user_data == user_data) {
+            l.user_data = 0;  // given with its completion; complete_lazy() drops it
+            return;
+        }
+    }
 }
 
 bool Ring::lazy_due() const {
     if (lazy_.empty()) return false;
     // Taken by a submit() since the last wait: done, to be given now.
     if (taken(lazy_.front().position)) return true;
-    if (awaited_ == nullptr) return true;
+    // The blocks of so many writes are not held through a sleep.
+    if (awaited_ == nullptr || lazy_.size() > kHeldSends) return true;
     for (const Lazy& l : lazy_) {
-        if (awaited_(l.user_data)) return true;
+        if (l.user_data != 0 && awaited_(l.user_data)) return true;
     }
     return false;
 }
@@ -442,6 +469,7 @@ void Ring::complete_lazy() {
     lazy_done_.assign(lazy_.begin(), lazy_.begin() + static_cast<ptrdiff_t>(n));
     lazy_.erase(lazy_.begin(), lazy_.begin() + static_cast<ptrdiff_t>(n));
     for (const Lazy& l : lazy_done_) {
+        if (l.user_data == 0) continue;  // it posted a completion: given with it
         if (!cancels_.empty()) std::erase(cancels_, l.user_data);
         if (in_flight_ > 0) --in_flight_;
         on_completion_(l.user_data, l.len, 0);

@@ -48,6 +48,9 @@ class Ring {
     // stay on libuv (Endpoint::use_ring).
     static constexpr unsigned kCqEntries = 16384;
     static constexpr unsigned kMaxSides = kCqEntries / 4 - 16;
+    // Lazy sends whose completions (and blocks) a wait may hold through a sleep; with
+    // more, it does not sleep.
+    static constexpr size_t kHeldSends = 64;
     // Tests only (the hidden --debug-ring-buffers=N, a power of two up to kBuffers):
     // provide N buffers, so that a few reads at once run out of them. Set before the
     // workers start.
@@ -179,14 +182,16 @@ class Ring {
     std::vector<uint64_t> cancels_;  // cancels the submission queue had no room for
     unsigned* sq_flags_ = nullptr;
     // Lazy sends submitted or queued whose completion has not been given, in
-    // submission order: `position` is the submission queue tail that took it.
+    // submission order: `position` is the submission queue tail that took it;
+    // user_data 0 once it posted a completion of its own.
     struct Lazy {
         uint64_t user_data;
         unsigned position;
         int32_t len;
     };
     std::vector<Lazy> lazy_;
-    std::vector<Lazy> lazy_done_;  // complete_lazy()'s, kept for its capacity
+    std::vector<Lazy> lazy_done_;   // complete_lazy()'s, kept for its capacity
+    std::vector<uint64_t> posted_;  // dispatch()'s, kept for its capacity
     bool lazy_ok_ = false;
     Awaited awaited_ = nullptr;
 

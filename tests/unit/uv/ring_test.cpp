@@ -287,6 +287,22 @@ TEST_F(RingTest, ALazySendTakenBySubmitIsGivenByTheNextWaitWithoutSleeping) {
     run_until(2);
 }
 
+TEST_F(RingTest, AWaitDoesNotSleepHoldingTheBlocksOfManyLazySends) {
+    awaited_answer = false;
+    auto [a, b] = pair();
+    auto [quiet, unused] = pair();
+    ring.recv(quiet, owners[Ring::kHeldSends + 1]);
+    Message m("x");
+    for (size_t i = 0; i <= Ring::kHeldSends; ++i)
+        ring.sendmsg(a, &m.msg, owners[i], true);
+    auto start = std::chrono::steady_clock::now();
+    ring.run_once(2000);
+    EXPECT_LT(elapsed_since(start), milliseconds_t(1000));
+    EXPECT_EQ(seen.size(), Ring::kHeldSends + 1);
+    ring.cancel(tagged(owners[Ring::kHeldSends + 1], Ring::kRecv));
+    run_until(Ring::kHeldSends + 2);
+}
+
 TEST_F(RingTest, AShortLazySendPostsItsCountAndOneWithoutRoomPostsEagain) {
     auto [a, b] = pair();
     const int small = 1;
