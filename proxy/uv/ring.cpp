@@ -78,6 +78,7 @@ int Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_com
     cq_head_ = reinterpret_cast<unsigned*>(base + p.cq_off.head);
     cq_tail_ = reinterpret_cast<unsigned*>(base + p.cq_off.tail);
     cq_mask_ = *reinterpret_cast<unsigned*>(base + p.cq_off.ring_mask);
+    cq_overflow_ = reinterpret_cast<unsigned*>(base + p.cq_off.overflow);
     cqes_ = reinterpret_cast<io_uring_cqe*>(base + p.cq_off.cqes);
 
     // The provided buffers: a page-aligned ring of count_ descriptors, registered as
@@ -465,6 +466,16 @@ void Ring::complete_lazy() {
     while (n < lazy_.size() && taken(lazy_[n].position))
         ++n;
     if (n == 0) return;
+    // The kernel counts the completions it dropped (no memory to keep them). One of
+    // them may have been a short count of a send given here: rather than relay a
+    // stream with a hole in it, each of these ends in an error, and sends stop being
+    // lazy.
+    const unsigned dropped = __atomic_load_n(cq_overflow_, __ATOMIC_ACQUIRE);
+    const bool trusted = dropped == dropped_seen_;
+    if (!trusted) {
+        dropped_seen_ = dropped;
+        lazy_ok_ = false;
+    }
     // Handlers queue sends of their own (into lazy_) while these are given.
     lazy_done_.assign(lazy_.begin(), lazy_.begin() + static_cast<ptrdiff_t>(n));
     lazy_.erase(lazy_.begin(), lazy_.begin() + static_cast<ptrdiff_t>(n));
@@ -472,7 +483,7 @@ void Ring::complete_lazy() {
         if (l.user_data == 0) continue;  // it posted a completion: given with it
         if (!cancels_.empty()) std::erase(cancels_, l.user_data);
         if (in_flight_ > 0) --in_flight_;
-        on_completion_(l.user_data, l.len, 0);
+        on_completion_(l.user_data, trusted ? l.len : -EIO, 0);
     }
     lazy_done_.clear();
 }

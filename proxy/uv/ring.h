@@ -177,6 +177,8 @@ class Ring {
     unsigned* cq_tail_ = nullptr;
     unsigned cq_mask_ = 0;
     io_uring_cqe* cqes_ = nullptr;
+    unsigned* cq_overflow_ = nullptr;  // completions the kernel dropped, counted
+    unsigned dropped_seen_ = 0;
     unsigned queued_ = 0;  // SQEs written since the last enter
     size_t in_flight_ = 0;
     std::vector<uint64_t> cancels_;  // cancels the submission queue had no room for
