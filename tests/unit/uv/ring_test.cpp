@@ -72,6 +72,20 @@ class RingTest : public ::testing::Test {
             ring.run_once(100);
         ASSERT_EQ(seen.size(), n);
     }
+    // A read on a socket nobody writes to: something a wait could sleep on forever.
+    void start_quiet_read(const void* owner) { ring.recv(pair().first, owner); }
+    // Cancels it, and runs the ring until it and everything before it are seen (`n`).
+    void end_quiet_read(const void* owner, size_t n) {
+        ring.cancel(reinterpret_cast<uintptr_t>(owner) | Ring::kRecv);
+        run_until(n);
+    }
+    // One wait of up to 2 s, and what it took.
+    std::chrono::milliseconds timed_run_once() {
+        auto start = std::chrono::steady_clock::now();
+        ring.run_once(2000);
+        return std::chrono::duration_cast<std::chrono::milliseconds>(
+            std::chrono::steady_clock::now() - start);
+    }
 
     BlockPool pool;
     Ring ring;
@@ -230,8 +244,7 @@ TEST_F(RingTest, AWholeLazySendDoesNotEndTheWaitAndIsGivenAfterIt) {
     ASSERT_TRUE(ring.lazy_sends());
     awaited_answer = false;
     auto [a, b] = pair();
-    auto [quiet, unused] = pair();
-    ring.recv(quiet, owners[1]);  // something to wait for that never comes
+    start_quiet_read(owners[1]);
     Message m("hello, lazy");
     ring.sendmsg(a, &m.msg, owners[0], true);
     auto start = std::chrono::steady_clock::now();
@@ -247,24 +260,19 @@ TEST_F(RingTest, AWholeLazySendDoesNotEndTheWaitAndIsGivenAfterIt) {
     EXPECT_EQ(seen[0].user_data, tagged(owners[0], Ring::kSend));
     EXPECT_EQ(seen[0].res, 11);
     EXPECT_EQ(ring.in_flight(), 1u);  // the quiet read
-    ring.cancel(tagged(owners[1], Ring::kRecv));
-    run_until(2);
+    end_quiet_read(owners[1], 2);
 }
 
 TEST_F(RingTest, AnAwaitedLazySendEndsTheWaitThatSubmitsIt) {
     awaited_answer = true;
     auto [a, b] = pair();
-    auto [quiet, unused] = pair();
-    ring.recv(quiet, owners[1]);
+    start_quiet_read(owners[1]);
     Message m("now");
     ring.sendmsg(a, &m.msg, owners[0], true);
-    auto start = std::chrono::steady_clock::now();
-    ring.run_once(2000);
-    EXPECT_LT(elapsed_since(start), milliseconds_t(1000));
+    EXPECT_LT(timed_run_once(), milliseconds_t(1000));
     ASSERT_EQ(seen.size(), 1u);
     EXPECT_EQ(seen[0].res, 3);
-    ring.cancel(tagged(owners[1], Ring::kRecv));
-    run_until(2);
+    end_quiet_read(owners[1], 2);
 }
 
 TEST_F(RingTest, ALazySendTakenBySubmitIsGivenByTheNextWaitWithoutSleeping) {
@@ -272,35 +280,27 @@ TEST_F(RingTest, ALazySendTakenBySubmitIsGivenByTheNextWaitWithoutSleeping) {
     // sleep on a send that is done.
     awaited_answer = false;
     auto [a, b] = pair();
-    auto [quiet, unused] = pair();
-    ring.recv(quiet, owners[1]);
+    start_quiet_read(owners[1]);
     ring.run_once(0);
     Message m("bye");
     ring.sendmsg(a, &m.msg, owners[0], true);
     ring.submit();
-    auto start = std::chrono::steady_clock::now();
-    ring.run_once(2000);
-    EXPECT_LT(elapsed_since(start), milliseconds_t(1000));
+    EXPECT_LT(timed_run_once(), milliseconds_t(1000));
     ASSERT_EQ(seen.size(), 1u);
     EXPECT_EQ(seen[0].res, 3);
-    ring.cancel(tagged(owners[1], Ring::kRecv));
-    run_until(2);
+    end_quiet_read(owners[1], 2);
 }
 
 TEST_F(RingTest, AWaitDoesNotSleepHoldingTheBlocksOfManyLazySends) {
     awaited_answer = false;
     auto [a, b] = pair();
-    auto [quiet, unused] = pair();
-    ring.recv(quiet, owners[Ring::kHeldSends + 1]);
+    start_quiet_read(owners[Ring::kHeldSends + 1]);
     Message m("x");
     for (size_t i = 0; i <= Ring::kHeldSends; ++i)
         ring.sendmsg(a, &m.msg, owners[i], true);
-    auto start = std::chrono::steady_clock::now();
-    ring.run_once(2000);
-    EXPECT_LT(elapsed_since(start), milliseconds_t(1000));
+    EXPECT_LT(timed_run_once(), milliseconds_t(1000));
     EXPECT_EQ(seen.size(), Ring::kHeldSends + 1);
-    ring.cancel(tagged(owners[Ring::kHeldSends + 1], Ring::kRecv));
-    run_until(Ring::kHeldSends + 2);
+    end_quiet_read(owners[Ring::kHeldSends + 1], Ring::kHeldSends + 2);
 }
 
 TEST_F(RingTest, AShortLazySendPostsItsCountAndOneWithoutRoomPostsEagain) {
