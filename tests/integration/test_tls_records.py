@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -1076,6 +1077,111 @@ class HostileNeighbourTest(unittest.TestCase):
                 self.assertEqual(len(errors), 1, lines[-20:])
                 self.assertIn(f'detail="TLS alert sent: {alert}"', errors[0])
         self.assertTrue(self.sb.proc.poll() is None)
+
+
+class RingLifecycleTest(unittest.TestCase):
+    """wss sessions whose relay runs on the workers' io_uring (their clients on the
+    record layer) through what an operator does to a running proxy: three reloads while
+    40 clients chat, then SIGTERM while one more client has stopped reading, so that
+    switchboard's writes to it wait in the kernel. The chatters echo through every
+    reload and each gets its 1001; the stalled client is cut at drain_timeout; the
+    process exits 0 in time, without a second signal or a sanitizer report. On libuv
+    (no io_uring, or the suite's --debug-no-ring run) the same must hold."""
+
+    def test_reloads_then_a_drain_with_a_write_waiting_in_the_kernel(self):
+        pki = TestPki()
+        rsa = pki.leaf("rsa.test", dns=["rsa.test"])
+
+        async def echo(ws, path):  # PyBackend's, without keeping every message
+            try:
+                async for m in ws:
+                    await ws.send(f"b:{m}" if isinstance(m, str) else m[::-1])
+            except websockets.ConnectionClosed:
+                pass
+
+        backend = PyBackend("b", handler=echo)
+        config = '[log]\nlevel = "debug"\n' + tls_config([rsa], [backend.address]).replace(
+            "workers = 2", 'workers = 2\nclose_spread = "1s"\ndrain_timeout = "3s"')
+        sb = Switchboard(config)
+        stalled = {"client": None, "frames": 0, "at": time.monotonic(), "ended": None}
+
+        def stall():
+            c = MemTlsClient(sb.port(), pki.client_context(), "rsa.test")
+            stalled["client"] = c  # kept open, never read, until the test ends
+            c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            ws_upgrade(c)
+            frame = encode_frame(0x2, os.urandom(1 << 20))
+            try:
+                for _ in range(64):  # far more than the sockets on the way can hold
+                    c.send(frame)
+                    stalled["frames"] += 1
+                    stalled["at"] = time.monotonic()
+            except OSError as e:  # its 5 s timeout, or the proxy's cut
+                stalled["ended"] = e
+
+        try:
+            async def chatter(i, ws, counts, codes):
+                n = 0
+                try:
+                    while True:
+                        await ws.send(f"{i}:{n}")
+                        reply = await asyncio.wait_for(ws.recv(), 10)
+                        assert reply == f"b:{i}:{n}", reply
+                        n += 1
+                        counts[i] = n
+                        await asyncio.sleep(0.01)
+                except websockets.ConnectionClosed:
+                    codes[i] = ws.close_code
+
+            async def go():
+                loop = asyncio.get_running_loop()
+                ctx = pki.client_context()
+                conns = [await websockets.connect(f"wss://127.0.0.1:{sb.port()}/c{i}", ssl=ctx,
+                                                  server_hostname="rsa.test")
+                         for i in range(40)]
+                counts, codes = [0] * 40, [None] * 40
+                tasks = [asyncio.create_task(chatter(i, ws, counts, codes))
+                         for i, ws in enumerate(conns)]
+                for generation in range(2, 5):
+                    sb.signal(signal.SIGHUP)
+                    await loop.run_in_executor(None, lambda: sb.wait_line(
+                        rf"configuration reloaded generation={generation}", timeout=20))
+                before = list(counts)
+                await asyncio.sleep(1.0)
+                self.assertTrue(all(a > b for a, b in zip(counts, before)),
+                                "a connection stopped echoing after the reloads")
+                self.assertEqual(codes, [None] * 40)
+                # The stalled client: its writes go until every buffer on the way is
+                # full and switchboard's write to it waits in the kernel.
+                thread = threading.Thread(target=stall, daemon=True)
+                thread.start()
+                await loop.run_in_executor(None, lambda: wait_for(
+                    lambda: stalled["frames"] > 0 and time.monotonic() - stalled["at"] > 1.0,
+                    timeout=60, what="the stalled client's writes to stop"))
+                self.assertIsNone(stalled["ended"])
+                started = time.monotonic()
+                sb.signal(signal.SIGTERM)
+                await asyncio.wait_for(asyncio.gather(*tasks), 15)
+                code = await loop.run_in_executor(None, lambda: sb.wait(timeout=15))
+                return codes, code, time.monotonic() - started
+
+            codes, code, took = run(go(), timeout=150)
+            self.assertEqual(codes, [1001] * 40)
+            reports = [line for line in sb.output("err")
+                       if "Sanitizer" in line or "runtime error" in line
+                       or "second signal" in line]
+            self.assertEqual((code, reports), (0, []))
+            # close_spread 1 s, then drain_timeout 3 s for the stalled client, then exit.
+            self.assertLess(took, 8.0)
+            err = sb.output("err")
+            if any("relay I/O through io_uring" in line for line in err):
+                self.assertGreaterEqual(
+                    sum("client TLS handed to the record layer" in line for line in err), 41)
+        finally:
+            sb.stop()
+            backend.stop()
+            if stalled["client"]:
+                stalled["client"].close()
 
 
 if __name__ == "__main__":
