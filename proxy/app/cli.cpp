@@ -45,6 +45,15 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
                 return cl;
             }
             cl.ring_buffers = static_cast<unsigned>(n);
+        } else if (a.rfind("--debug-ring-sides=", 0) == 0) {
+            unsigned long n = std::strtoul(a.c_str() + 19, nullptr, 10);
+            if (n == 0 || n > uv::Ring::kMaxSides) {
+                cl.action = CommandLine::Action::Usage;
+                cl.error =
+                    "--debug-ring-sides: a number from 1 to " + std::to_string(uv::Ring::kMaxSides);
+                return cl;
+            }
+            cl.ring_sides = static_cast<unsigned>(n);
         } else if (a == "--check" || a == "-t") {
             check = true;
         } else if (a == "--version" || a == "-v") {
@@ -124,6 +133,7 @@ int run(int argc, char** argv) {
     session::WorkerContext::record_key_update_for_test = cl.record_key_update;
     session::WorkerContext::ring_disabled = cl.no_ring;
     uv::Ring::buffers_for_test = cl.ring_buffers;
+    uv::Ring::max_sides_for_test = cl.ring_sides;
     uv::Ring::prompt_sends_for_test = cl.ring_prompt_sends;
     Server server(cl.config_path);
     return server.run();

@@ -22,6 +22,9 @@ struct CommandLine {
     // --debug-ring-buffers=N, for tests and not in --help: the ring provides N read
     // buffers instead of 64 (uv/ring.h), so that reads run out of them.
     unsigned ring_buffers = 0;
+    // --debug-ring-sides=N, for tests and not in --help: at most N relay sides per worker
+    // use the ring instead of 4,080 (uv/ring.h), so that a few sessions reach the limit.
+    unsigned ring_sides = 0;
     // --debug-ring-prompt-sends, for tests and comparisons and not in --help: every
     // write through the ring completes as a completion of its own (no lazy sends,
     // uv/ring.h).

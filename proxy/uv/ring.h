@@ -48,6 +48,10 @@ class Ring {
     // stay on libuv (Endpoint::use_ring).
     static constexpr unsigned kCqEntries = 16384;
     static constexpr unsigned kMaxSides = kCqEntries / 4 - 16;
+    // Tests only (the hidden --debug-ring-sides=N, 1 to kMaxSides): at most N sides use
+    // the ring, so that a few sessions reach the limit. Set before the workers start.
+    static inline unsigned max_sides_for_test = 0;
+    static unsigned max_sides() { return max_sides_for_test != 0 ? max_sides_for_test : kMaxSides; }
     // Lazy sends whose completions (and blocks) a wait may hold through a sleep; with
     // more, it does not sleep.
     static constexpr size_t kHeldSends = 64;

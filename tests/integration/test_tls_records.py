@@ -1079,6 +1079,82 @@ class HostileNeighbourTest(unittest.TestCase):
         self.assertTrue(self.sb.proc.poll() is None)
 
 
+class RingSidesLimitTest(unittest.TestCase):
+    """A worker's ring serves at most so many relay sides (uv::Ring::kMaxSides: its
+    completion queue has room for their completions); further sessions relay through
+    libuv, in the same worker, side by side with those on the ring. Lowered to 4 (the
+    hidden --debug-ring-sides=4): two wss sessions fill the ring, a third stays on
+    libuv, all three echo every size, and the places the first two leave are taken
+    again once they close (a side that left without giving its place back would
+    eventually keep every new session off the ring)."""
+
+    def test_sessions_beyond_the_limit_relay_through_libuv_and_closed_ones_make_room(self):
+        pki = TestPki()
+        rsa = pki.leaf("rsa.test", dns=["rsa.test"])
+        backend = PyBackend("secure")
+        sb = Switchboard(one_worker_tls([rsa], [backend.address]),
+                         extra_args=["--debug-ring-sides=4"])
+        try:
+            if any("relay I/O through libuv" in line for line in sb.output("err")):
+                self.skipTest("the relay runs on libuv here")
+
+            def sides_lines():
+                return [l for l in sb.output("err") if "relay side " in l]
+
+            async def connect():
+                ws = await websockets.connect(
+                    f"wss://127.0.0.1:{sb.port()}/", ssl=pki.client_context(),
+                    server_hostname="rsa.test", max_size=None, compression=None)
+                # The first echo proves the relay started (and its sides were placed).
+                await ws.send(b"x")
+                self.assertEqual(await ws.recv(), b"x")
+                return ws
+
+            async def echo_all(ws):
+                for size in (1, 125, 16384, 70000, 300000):
+                    data = os.urandom(size)
+                    await ws.send(data)
+                    self.assertEqual(await ws.recv(), data[::-1])
+
+            async def go():
+                first = [await connect() for _ in range(2)]
+                lines = sides_lines()
+                self.assertEqual(len(lines), 4, lines)
+                self.assertTrue(all("relay side on the ring" in l for l in lines), lines)
+                self.assertIn("sides=4", lines[-1])
+                third = await connect()
+                lines = sides_lines()[4:]
+                self.assertEqual(len(lines), 2, lines)
+                self.assertTrue(all("stays on libuv" in l and "sides=4" in l for l in lines),
+                                lines)
+                await asyncio.gather(*(echo_all(ws) for ws in first + [third]))
+                for ws in first:
+                    await ws.close()
+                # Their sides give their places back once the ring has returned what it
+                # held for them; a session opened after that is on the ring again.
+                for attempt in range(50):
+                    seen = len(sides_lines())
+                    fourth = await connect()
+                    lines = sides_lines()[seen:]
+                    if all("relay side on the ring" in l for l in lines):
+                        break
+                    await fourth.close()
+                    await asyncio.sleep(0.1)
+                self.assertEqual(len(lines), 2, lines)
+                self.assertTrue(all("relay side on the ring" in l for l in lines), lines)
+                self.assertIn("sides=2", lines[-1])  # the third's two are on libuv
+                await asyncio.gather(*(echo_all(ws) for ws in (third, fourth)))
+                for ws in (third, fourth):
+                    await ws.close()
+
+            run(go(), timeout=120)
+        finally:
+            try:
+                stop_cleanly(sb)
+            finally:
+                backend.stop()
+
+
 class RingLifecycleTest(unittest.TestCase):
     """wss sessions whose relay runs on the workers' io_uring (their clients on the
     record layer) through what an operator does to a running proxy: three reloads while
