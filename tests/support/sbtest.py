@@ -27,6 +27,26 @@ TOOLS_DIR = os.environ.get("SB_TOOLS_DIR", "")
 SOURCE_DIR = os.environ.get("SB_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 
 
+_io_uring_works = None
+
+
+def io_uring_works():
+    """Whether this kernel lets a process set up an io_uring as switchboard's ring needs
+    (IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN: Linux 6.1), asked of the
+    kernel directly (io_uring_setup is system call 425 on every architecture)."""
+    global _io_uring_works
+    if _io_uring_works is None:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        params = (ctypes.c_uint32 * 30)()  # struct io_uring_params, 120 bytes
+        params[2] = (1 << 12) | (1 << 13)  # flags
+        fd = libc.syscall(425, 4, params)
+        _io_uring_works = fd >= 0
+        if fd >= 0:
+            os.close(fd)
+    return _io_uring_works
+
+
 def _poll(predicate, deadline, timeout, what):
     """predicate()'s value; fails once it is still falsy past the deadline."""
     value = predicate()
@@ -158,6 +178,18 @@ class Switchboard(Process):
         if wait:
             for name in listeners:
                 self.wait_listening(name)
+            if listeners and "--debug-no-ring" not in extra_args:
+                self._check_relay_io()
+
+    def _check_relay_io(self):
+        """Fails where this kernel offers switchboard's ring and the relay runs on libuv
+        anyway: a ring that stopped opening would otherwise only make the ring's tests
+        skip and every other test pass on libuv."""
+        m = self.wait_line(r"relay I/O through (io_uring|libuv)(.*)", 10.0, stream="err")
+        if m.group(1) == "libuv" and io_uring_works():
+            self.stop()
+            raise AssertionError("this kernel sets up an io_uring as switchboard's ring "
+                                 f"needs, but the relay runs on libuv:{m.group(2)}")
 
     def write_config(self, config):
         with open(self.config_path, "w") as f:
