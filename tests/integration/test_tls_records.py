@@ -15,11 +15,13 @@ import base64
 import hashlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
 import socket
 import ssl
+import struct
 import subprocess
 import threading
 import time
@@ -1148,6 +1150,130 @@ class RingSidesLimitTest(unittest.TestCase):
                     await ws.close()
 
             run(go(), timeout=120)
+        finally:
+            try:
+                stop_cleanly(sb)
+            finally:
+                backend.stop()
+
+
+class RingChurnTest(unittest.TestCase):
+    """Seeded random wss clients on one worker whose relay runs on the ring, with 4 read
+    buffers so that reads run out of them: clients that echo every size and close
+    politely, that reset the connection in the middle of a frame, that send a message
+    of a megabyte or two and reset without reading its echo (switchboard's writes to
+    them in the kernel), that read slowly and then reset, that close without a close
+    frame. A sentinel client echoes throughout and must never miss a byte; then a new
+    client is served, and the process exits 0 without a sanitizer report. The seed is
+    printed on failure; SB_CHURN_SEED replays one."""
+
+    def test_random_clients_that_vanish_mid_stream_leave_the_ring_sound(self):
+        seed = int(os.environ.get("SB_CHURN_SEED", "0")) or random.randrange(1, 1 << 30)
+        pki = TestPki()
+        rsa = pki.leaf("rsa.test", dns=["rsa.test"])
+        backend = PyBackend("secure")
+        sb = Switchboard(tls_config([rsa], [backend.address]).replace("workers = 2",
+                                                                      "workers = 1"),
+                         extra_args=["--debug-ring-buffers=4"])
+        ctx = pki.client_context()
+        url = f"wss://127.0.0.1:{sb.port()}/"
+        sizes = (1, 125, 126, 16384, 65535, 65536, 70000, 300000)
+
+        def connect():
+            return websockets.connect(url, ssl=ctx, server_hostname="rsa.test",
+                                      max_size=None, compression=None)
+
+        async def open_raw():
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", sb.port(), ssl=ctx, server_hostname="rsa.test")
+            writer.write(upgrade_request("/", host="rsa.test"))
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            assert head.startswith(b"HTTP/1.1 101"), head
+            return reader, writer
+
+        def reset(writer):
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+
+        async def polite(r):
+            async with connect() as ws:
+                for _ in range(r.randint(1, 4)):
+                    data = r.randbytes(r.choice(sizes))
+                    await ws.send(data)
+                    assert await ws.recv() == data[::-1], "a polite client's echo differs"
+
+        async def cut_mid_frame(r):
+            reader, writer = await open_raw()
+            frame = encode_frame(0x2, r.randbytes(r.choice((20000, 300000, 1 << 20))))
+            writer.write(frame[:r.randint(1, len(frame) - 1)])
+            await writer.drain()
+            await asyncio.sleep(r.random() * 0.05)
+            reset(writer)
+
+        async def unread_echo(r):
+            reader, writer = await open_raw()
+            writer.write(encode_frame(0x2, r.randbytes(r.randint(1 << 20, 2 << 20))))
+            await writer.drain()
+            await asyncio.sleep(r.random() * 0.2)
+            reset(writer)
+
+        async def slow_reader(r):
+            reader, writer = await open_raw()
+            writer.write(encode_frame(0x2, r.randbytes(1 << 20)))
+            for _ in range(r.randint(1, 20)):
+                await reader.read(4096)
+                await asyncio.sleep(0.01)
+            reset(writer)
+
+        async def no_close_frame(r):
+            reader, writer = await open_raw()
+            writer.write(encode_frame(0x1, b"bye"))
+            await asyncio.wait_for(reader.read(64), 10)
+            writer.close()  # close_notify and FIN, no WebSocket close
+            try:
+                await writer.wait_closed()
+            except (ConnectionError, ssl.SSLError):
+                pass
+
+        actions = (polite, cut_mid_frame, unread_echo, slow_reader, no_close_frame)
+        stop = asyncio.Event()
+        echoes = [0]
+
+        async def sentinel():
+            r = random.Random(seed)
+            async with connect() as ws:
+                while not stop.is_set():
+                    data = r.randbytes(r.choice(sizes))
+                    await ws.send(data)
+                    got = await asyncio.wait_for(ws.recv(), 20)
+                    assert got == data[::-1], "the sentinel's echo differs"
+                    echoes[0] += 1
+
+        async def one(i):
+            r = random.Random(seed * 1000 + i)
+            try:
+                await asyncio.wait_for(r.choice(actions)(r), 30)
+            except (ConnectionError, ssl.SSLError, websockets.ConnectionClosed):
+                pass  # a client that resets may hear of it first
+
+        async def go():
+            watch = asyncio.create_task(sentinel())
+            for round_ in range(12):
+                await asyncio.gather(*(one(round_ * 8 + i) for i in range(8)))
+                if watch.done():
+                    break
+            stop.set()
+            await asyncio.wait_for(watch, 30)
+            await polite(random.Random(seed))
+
+        try:
+            try:
+                run(go(), timeout=240)
+            except BaseException as e:
+                raise AssertionError(f"SB_CHURN_SEED={seed}: {e!r}") from e
+            self.assertGreater(echoes[0], 0, f"SB_CHURN_SEED={seed}")
+            self.assertIsNone(sb.proc.poll(), f"SB_CHURN_SEED={seed}")
         finally:
             try:
                 stop_cleanly(sb)
