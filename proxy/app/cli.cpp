@@ -11,6 +11,22 @@
 
 namespace sb::app {
 
+namespace {
+
+// A hidden option's count: decimal digits only (up to six), else 0, which every such
+// option refuses. strtoul alone would take "4abc", " 4", "+4" and wrap "-1" around.
+unsigned long debug_count(const std::string& text) {
+    if (text.empty() || text.size() > 6) return 0;
+    unsigned long n = 0;
+    for (char c : text) {
+        if (c < '0' || c > '9') return 0;
+        n = n * 10 + static_cast<unsigned long>(c - '0');
+    }
+    return n;
+}
+
+}  // namespace
+
 CommandLine parse_command_line(const std::vector<std::string>& args) {
     CommandLine cl;
     bool check = false;
@@ -37,7 +53,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
         } else if (a == "--debug-ring-prompt-sends") {
             cl.ring_prompt_sends = true;
         } else if (a.rfind("--debug-ring-buffers=", 0) == 0) {
-            unsigned long n = std::strtoul(a.c_str() + 21, nullptr, 10);
+            const unsigned long n = debug_count(a.substr(21));
             if (n == 0 || n > uv::Ring::kBuffers || (n & (n - 1)) != 0) {
                 cl.action = CommandLine::Action::Usage;
                 cl.error = "--debug-ring-buffers: a power of two from 1 to " +
@@ -46,7 +62,7 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
             }
             cl.ring_buffers = static_cast<unsigned>(n);
         } else if (a.rfind("--debug-ring-sides=", 0) == 0) {
-            unsigned long n = std::strtoul(a.c_str() + 19, nullptr, 10);
+            const unsigned long n = debug_count(a.substr(19));
             if (n == 0 || n > uv::Ring::kMaxSides) {
                 cl.action = CommandLine::Action::Usage;
                 cl.error =

@@ -951,13 +951,16 @@ void Endpoint::on_shutdown(uv_shutdown_t* req, int status) noexcept {
 void Endpoint::use_ring() {
     if (ring_ || !open_ || tls_ != nullptr || !ring().is_open()) return;
     // The completion queue has room for so many sides' completions: beyond, libuv.
+    const bool debug = log::Logger::get().enabled(log::Level::Debug);
     if (ring().sides >= uv::Ring::max_sides()) {
-        log::debug("relay side stays on libuv: the ring serves all the sides it may",
-                   {{"sides", std::to_string(ring().sides)}});
+        if (debug) {
+            log::debug("relay side stays on libuv: the ring serves all the sides it may",
+                       {{"sides", std::to_string(ring().sides)}});
+        }
         return;
     }
     ++ring().sides;
-    log::debug("relay side on the ring", {{"sides", std::to_string(ring().sides)}});
+    if (debug) log::debug("relay side on the ring", {{"sides", std::to_string(ring().sides)}});
     if (reading_) uv_read_stop(stream());
     reading_ = false;
     ring_ = true;

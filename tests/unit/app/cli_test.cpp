@@ -57,6 +57,21 @@ TEST(CommandLineTest, TheLastFileNamedWins) {
     EXPECT_EQ(parse({"-c", "a.toml", "-c", "b.toml"}).config_path, "b.toml");
 }
 
+TEST(CommandLineTest, HiddenRingCountsTakeDecimalDigitsInRangeOnly) {
+    EXPECT_EQ(parse({"--debug-ring-sides=4"}).ring_sides, 4u);
+    EXPECT_EQ(parse({"--debug-ring-sides=4080"}).ring_sides, 4080u);
+    EXPECT_EQ(parse({"--debug-ring-buffers=16"}).ring_buffers, 16u);
+    for (const char* bad :
+         {"--debug-ring-sides=", "--debug-ring-sides=0", "--debug-ring-sides=4081",
+          "--debug-ring-sides=4abc", "--debug-ring-sides= 4", "--debug-ring-sides=+4",
+          "--debug-ring-sides=-1", "--debug-ring-sides=-18446744073709551615",
+          "--debug-ring-buffers=3", "--debug-ring-buffers=128", "--debug-ring-buffers=8x"}) {
+        auto cl = parse({bad});
+        EXPECT_EQ(cl.action, Action::Usage) << bad;
+        EXPECT_THAT(cl.error, StartsWith("--debug-ring-")) << bad;
+    }
+}
+
 TEST(CommandLineTest, CheckWithOrWithoutAFileInEitherOrder) {
     auto alone = parse({"--check"});
     EXPECT_EQ(alone.action, Action::Check);
