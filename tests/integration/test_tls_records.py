@@ -1081,15 +1081,6 @@ class HostileNeighbourTest(unittest.TestCase):
         self.assertTrue(self.sb.proc.poll() is None)
 
 
-async def quiet_echo(ws, path):
-    """PyBackend's echo (text prefixed "b:", binary reversed), keeping no message."""
-    try:
-        async for m in ws:
-            await ws.send(f"b:{m}" if isinstance(m, str) else m[::-1])
-    except websockets.ConnectionClosed:
-        pass
-
-
 class RingSidesLimitTest(unittest.TestCase):
     """A worker's ring serves at most so many relay sides (uv::Ring::kMaxSides: its
     completion queue has room for their completions); further sessions relay through
@@ -1188,7 +1179,7 @@ class RingChurnTest(unittest.TestCase):
         seed = int(os.environ.get("SB_CHURN_SEED", "0")) or random.randrange(1, 1 << 30)
         pki = TestPki()
         rsa = pki.leaf("rsa.test", dns=["rsa.test"])
-        backend = PyBackend("secure", handler=quiet_echo)
+        backend = PyBackend("secure", keep_messages=False)
         sb = Switchboard(tls_config([rsa], [backend.address]).replace("workers = 2",
                                                                       "workers = 1"),
                          extra_args=["--debug-ring-buffers=4"])
@@ -1314,7 +1305,7 @@ class RingLifecycleTest(unittest.TestCase):
         pki = TestPki()
         rsa = pki.leaf("rsa.test", dns=["rsa.test"])
 
-        backend = PyBackend("b", handler=quiet_echo)
+        backend = PyBackend("b", keep_messages=False)
         config = '[log]\nlevel = "debug"\n' + tls_config([rsa], [backend.address]).replace(
             "workers = 2", 'workers = 2\nclose_spread = "1s"\ndrain_timeout = "3s"')
         sb = Switchboard(config)

@@ -270,10 +270,12 @@ class PyBackend:
     """
 
     def __init__(self, name="py", handler=None, subprotocols=None, port=0, host="127.0.0.1",
-                 **serve_kwargs):
+                 keep_messages=True, **serve_kwargs):
         import websockets  # Debian's python3-websockets
 
         self.name = name
+        # False: `received` stays empty (a long or heavy test's messages are not kept).
+        self.keep_messages = keep_messages
         self.host = host  # any 127.0.0.0/8 address reaches loopback (DNS tests use several)
         self.port = port
         self.handshakes = []
@@ -293,7 +295,8 @@ class PyBackend:
     async def _transform_echo(self, ws, path):
         try:
             async for message in ws:
-                self.received.append(message)
+                if self.keep_messages:
+                    self.received.append(message)
                 if isinstance(message, str):
                     await ws.send(f"{self.name}:{message}")
                 else:
