@@ -25,6 +25,8 @@ unsigned long debug_count(const std::string& text) {
     return n;
 }
 
+constexpr unsigned long kMaxCoalesceUs = 100000;
+
 }  // namespace
 
 CommandLine parse_command_line(const std::vector<std::string>& args) {
@@ -70,6 +72,16 @@ CommandLine parse_command_line(const std::vector<std::string>& args) {
                 return cl;
             }
             cl.ring_sides = static_cast<unsigned>(n);
+        } else if (a.rfind("--debug-ring-coalesce-us=", 0) == 0) {
+            const std::string text = a.substr(25);
+            const unsigned long n = debug_count(text);
+            if ((n == 0 && text != "0") || n > kMaxCoalesceUs) {
+                cl.action = CommandLine::Action::Usage;
+                cl.error = "--debug-ring-coalesce-us: a number from 0 to " +
+                           std::to_string(kMaxCoalesceUs);
+                return cl;
+            }
+            cl.ring_coalesce_us = static_cast<int>(n);
         } else if (a == "--check" || a == "-t") {
             check = true;
         } else if (a == "--version" || a == "-v") {
@@ -151,6 +163,7 @@ int run(int argc, char** argv) {
     uv::Ring::buffers_for_test = cl.ring_buffers;
     uv::Ring::max_sides_for_test = cl.ring_sides;
     uv::Ring::prompt_sends_for_test = cl.ring_prompt_sends;
+    uv::Ring::coalesce_us_for_test = cl.ring_coalesce_us;
     Server server(cl.config_path);
     return server.run();
 }

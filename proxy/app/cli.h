@@ -29,6 +29,10 @@ struct CommandLine {
     // write through the ring completes as a completion of its own (no lazy sends,
     // uv/ring.h).
     bool ring_prompt_sends = false;
+    // --debug-ring-coalesce-us=N, for tests and comparisons and not in --help: a busy
+    // worker's wait is held for at most N microseconds instead of 20 (uv/ring.h); 0 turns
+    // coalescing off. -1: not given.
+    int ring_coalesce_us = -1;
 };
 
 CommandLine parse_command_line(const std::vector<std::string>& args);

@@ -75,8 +75,12 @@ void Worker::run() {
     if (context_->ring.is_open()) {
         // Lazy sends (uv/ring.h) are off where the kernel did not keep their rules.
         if (index_ == 0) {
+            // So does coalescing (uv/ring.h, kCoalesceUs) before Linux 6.12.
+            const uv::Ring& ring = context_->ring;
             log::info("relay I/O through io_uring",
-                      {{"sends", context_->ring.lazy_sends() ? "lazy" : "prompt"}});
+                      {{"sends", ring.lazy_sends() ? "lazy" : "prompt"},
+                       {"coalesce_us", ring.can_coalesce() ? std::to_string(uv::Ring::coalesce_us())
+                                                           : std::string("off")}});
         }
     } else if (index_ == 0 || rc != 0) {
         log::info("relay I/O through libuv",

@@ -20,6 +20,17 @@ constexpr unsigned kEntries = 256;
 // kernel keeps what does not fit (IORING_FEAT_NODROP) and posts it when room is made.
 constexpr unsigned kCqEntries = Ring::kCqEntries;
 constexpr uint16_t kBufferGroup = 0;
+// Linux 6.12's IORING_FEAT_MIN_TIMEOUT: io_uring_getevents_arg's `pad` (Debian 12's
+// header) is `min_wait_usec`.
+constexpr uint32_t kFeatMinTimeout = 1U << 15;
+// The shortest period over which the completion rate is measured.
+constexpr uint64_t kRatePeriodNs = 1000000;
+
+uint64_t monotonic_ns() {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1000000000 + static_cast<uint64_t>(ts.tv_nsec);
+}
 
 }  // namespace
 
@@ -49,6 +60,11 @@ int Ring::open(BlockPool& pool, uint32_t offset, uint32_t len, Completion on_com
         close();
         return -EINVAL;
     }
+    min_timeout_ok_ = (p.features & kFeatMinTimeout) != 0;
+    last_batch_ = 0;
+    rate_count_ = 0;
+    rate_start_ns_ = monotonic_ns();
+    busy_ = false;
     rings_bytes_ = std::max<size_t>(p.sq_off.array + p.sq_entries * sizeof(unsigned),
                                     p.cq_off.cqes + p.cq_entries * sizeof(io_uring_cqe));
     void* rings = mmap(nullptr, rings_bytes_, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
@@ -350,6 +366,16 @@ void Ring::forget_queued(int fd) {
     }
 }
 
+void Ring::measure_rate() {
+    if (!can_coalesce()) return;
+    const uint64_t now = monotonic_ns();
+    const uint64_t elapsed = now - rate_start_ns_;
+    if (elapsed < kRatePeriodNs) return;
+    busy_ = rate_count_ * coalesce_us() * 1000 >= elapsed;
+    rate_count_ = 0;
+    rate_start_ns_ = now;
+}
+
 int Ring::wait(int timeout_ms) {
     // Cancels that found no room go in first (each one that still finds none comes
     // back to the list).
@@ -372,6 +398,19 @@ int Ring::wait(int timeout_ms) {
             ts.tv_sec = timeout_ms / 1000;
             ts.tv_nsec = static_cast<long>(timeout_ms % 1000) * 1000000;
             arg.ts = reinterpret_cast<uintptr_t>(&ts);
+            flags |= IORING_ENTER_EXT_ARG;
+        }
+        if (coalescing()) {
+            // The hold never outlasts the caller's timeout (a due timer). Without one,
+            // a timeout is still needed: the kernel ends a hold that has none with no
+            // completions, rather than wait on for the first.
+            const uint64_t limit_us = timeout_ms > 0 ? uint64_t(timeout_ms) * 1000 : UINT64_MAX;
+            min_complete = kCoalesceBatch;
+            arg.pad = static_cast<uint32_t>(std::min<uint64_t>(coalesce_us(), limit_us));
+            if (timeout_ms < 0) {
+                ts.tv_sec = 3600;
+                arg.ts = reinterpret_cast<uintptr_t>(&ts);
+            }
             flags |= IORING_ENTER_EXT_ARG;
         }
     }
@@ -411,6 +450,7 @@ void Ring::dispatch() {
     // (and submitting it when the submission queue is full) never meets a full
     // completion queue of its own making.
     unsigned head = *cq_head_;
+    unsigned batch = 0;
     while (head != __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE)) {
         const io_uring_cqe cqe = cqes_[head & cq_mask_];
         ++head;
@@ -420,7 +460,10 @@ void Ring::dispatch() {
         // A cancel still waiting for room is moot once its target completed: its
         // address may be reused by the next operation, which it must not cancel.
         if (!cancels_.empty()) std::erase(cancels_, cqe.user_data);
-        if ((tag == kRecv || tag == kSend) && in_flight_ > 0) --in_flight_;
+        if (tag == kRecv || tag == kSend) {
+            ++batch;
+            if (in_flight_ > 0) --in_flight_;
+        }
         // A lazy send that posts a completion did not go whole: it is given as posted.
         // (Those taken before this dispatch were looked for above; a handler's
         // submit() may have taken more since.)
@@ -428,6 +471,9 @@ void Ring::dispatch() {
             forget_lazy(cqe.user_data);
         on_completion_(cqe.user_data, cqe.res, cqe.flags);
     }
+    last_batch_ = batch;
+    rate_count_ += batch;
+    measure_rate();
     // And those taken by handlers' submit() calls meanwhile.
     complete_lazy();
 }

@@ -64,6 +64,29 @@ class Ring {
     // Whether someone waits for the completion of the lazy send `user_data` (see
     // sendmsg): then the next wait() does not sleep until it is given.
     using Awaited = bool (*)(uint64_t user_data);
+    // Coalescing. While a worker is busy, a wait that could sleep sleeps until
+    // kCoalesceBatch completions are there, or until coalesce_us() have passed and at
+    // least one is (the kernel's min_wait_usec: IORING_FEAT_MIN_TIMEOUT, Linux 6.12), as
+    // a network card moderates its interrupts: a wakeup then serves several connections,
+    // where each completion would otherwise wake the worker (and cost the core it comes
+    // from an interrupt to wake it). A completion waits at most coalesce_us() longer,
+    // and only while both hold:
+    //   - the last wakeup brought two completions or more (events were already coming
+    //     faster than the worker slept; one connection's echo chain, which a hold only
+    //     slows, brings one at a time);
+    //   - completions come, over the last millisecond or more, at least once per
+    //     coalesce_us() (so a hold is likely to gather another).
+    // docs/benchmarks.md, "Coalescing wakeups", has the measurements.
+    static constexpr unsigned kCoalesceUs = 20;
+    static constexpr unsigned kCoalesceBatch = 64;
+    // Tests and benchmarks only (the hidden --debug-ring-coalesce-us=N, 0 to 1,000,000):
+    // N microseconds instead of kCoalesceUs; 0 turns coalescing off. Set before the
+    // workers start.
+    static inline int coalesce_us_for_test = -1;
+    static unsigned coalesce_us() {
+        return coalesce_us_for_test >= 0 ? static_cast<unsigned>(coalesce_us_for_test)
+                                         : kCoalesceUs;
+    }
     // Tests and benchmarks only (the hidden --debug-ring-prompt-sends): every send
     // completes as a completion of its own, as before lazy sends. Set before the
     // workers start.
@@ -107,6 +130,11 @@ class Ring {
     // once with the writes' completions). While nobody waits for it (Awaited says
     // no), such a completion waits for the next wakeup.
     bool sendmsg(int fd, const msghdr* msg, const void* owner, bool lazy = false);
+    // Whether the kernel can hold a wait for more completions (min_wait_usec) and
+    // coalesce_us() is not 0.
+    bool can_coalesce() const { return min_timeout_ok_ && coalesce_us() != 0; }
+    // Whether the next wait that sleeps would be held (see kCoalesceUs).
+    bool coalescing() const { return can_coalesce() && last_batch_ >= 2 && busy_; }
     // Whether lazy sends are on: the kernel passed open()'s check of their rules, and
     // prompt_sends_for_test is off.
     bool lazy_sends() const { return lazy_ok_; }
@@ -200,6 +228,15 @@ class Ring {
     std::vector<uint64_t> posted_;  // dispatch()'s, kept for its capacity
     bool lazy_ok_ = false;
     Awaited awaited_ = nullptr;
+    // Coalescing: whether the kernel offers min_wait_usec; receives and sends the last
+    // dispatch() gave; those given since rate_start_ns_, and whether they came at
+    // least once per coalesce_us() in the last period measured.
+    bool min_timeout_ok_ = false;
+    unsigned last_batch_ = 0;
+    uint64_t rate_count_ = 0;
+    uint64_t rate_start_ns_ = 0;
+    bool busy_ = false;
+    void measure_rate();
 
     BlockPool* pool_ = nullptr;
     uint32_t buffer_offset_ = 0;

@@ -61,11 +61,16 @@ TEST(CommandLineTest, HiddenRingCountsTakeDecimalDigitsInRangeOnly) {
     EXPECT_EQ(parse({"--debug-ring-sides=4"}).ring_sides, 4u);
     EXPECT_EQ(parse({"--debug-ring-sides=4080"}).ring_sides, 4080u);
     EXPECT_EQ(parse({"--debug-ring-buffers=16"}).ring_buffers, 16u);
+    EXPECT_EQ(parse({"--debug-ring-coalesce-us=0"}).ring_coalesce_us, 0);
+    EXPECT_EQ(parse({"--debug-ring-coalesce-us=100000"}).ring_coalesce_us, 100000);
+    EXPECT_EQ(parse({}).ring_coalesce_us, -1);
     for (const char* bad :
          {"--debug-ring-sides=", "--debug-ring-sides=0", "--debug-ring-sides=4081",
           "--debug-ring-sides=4abc", "--debug-ring-sides= 4", "--debug-ring-sides=+4",
           "--debug-ring-sides=-1", "--debug-ring-sides=-18446744073709551615",
-          "--debug-ring-buffers=3", "--debug-ring-buffers=128", "--debug-ring-buffers=8x"}) {
+          "--debug-ring-buffers=3", "--debug-ring-buffers=128", "--debug-ring-buffers=8x",
+          "--debug-ring-coalesce-us=", "--debug-ring-coalesce-us=100001",
+          "--debug-ring-coalesce-us=-1", "--debug-ring-coalesce-us=00x"}) {
         auto cl = parse({bad});
         EXPECT_EQ(cl.action, Action::Usage) << bad;
         EXPECT_THAT(cl.error, StartsWith("--debug-ring-")) << bad;

@@ -17,6 +17,7 @@
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace sb::uv {
@@ -363,6 +364,144 @@ TEST_F(RingTest, AWaitEndsAtItsTimeout) {
     auto waited = std::chrono::steady_clock::now() - start;
     EXPECT_TRUE(seen.empty());
     EXPECT_GE(waited, std::chrono::milliseconds(25));
+}
+
+// Coalescing, with a hold of 200 ms so that a hold and its absence tell apart on a busy
+// machine. Skipped where the kernel cannot hold a wait (before Linux 6.12).
+class CoalescingRingTest : public RingTest {
+  protected:
+    static constexpr int kHoldMs = 200;
+    void SetUp() override {
+        Ring::coalesce_us_for_test = kHoldMs * 1000;
+        RingTest::SetUp();
+        if (!IsSkipped() && !ring.can_coalesce()) GTEST_SKIP() << "no min_wait_usec here";
+    }
+    void TearDown() override {
+        RingTest::TearDown();
+        Ring::coalesce_us_for_test = -1;
+    }
+    // One read of `text` on `pair`, ready before the wait that submits it.
+    void ready_read(std::pair<int, int> p, const void* owner, const char* text = "x") {
+        ASSERT_EQ(write(p.second, text, strlen(text)), ssize_t(strlen(text)));
+        ring.recv(p.first, owner);
+    }
+    // Gives back the blocks of the reads seen from `from` on.
+    void give_blocks(size_t from) {
+        for (size_t i = from; i < seen.size(); ++i) {
+            if ((seen[i].user_data & Ring::kTagMask) != Ring::kRecv || seen[i].res <= 0) continue;
+            Block* b =
+                ring.take_buffer(static_cast<uint16_t>(seen[i].flags >> IORING_CQE_BUFFER_SHIFT));
+            if (b != nullptr) pool.give(b);
+        }
+    }
+    // Two completions in one wakeup, `after` the rate's period began (at open).
+    void batch_of_two(std::pair<int, int> p, std::pair<int, int> q, milliseconds_t after) {
+        std::this_thread::sleep_for(after);
+        ready_read(p, owners[0]);
+        ready_read(q, owners[1]);
+        ring.run_once(0);
+        ASSERT_EQ(seen.size(), 2u);
+        give_blocks(0);
+    }
+};
+
+TEST_F(CoalescingRingTest, AfterTwoCompletionsInOneWakeupAtABusyRateAWaitIsHeld) {
+    auto p = pair(), q = pair();
+    EXPECT_FALSE(ring.coalescing());
+    batch_of_two(p, q, milliseconds_t(2));
+    EXPECT_TRUE(ring.coalescing());
+    start_quiet_read(owners[3]);
+    ready_read(p, owners[0]);
+    // The read completes as it is submitted; the wait holds it for more, up to the bound.
+    const auto waited = timed_run_once();
+    EXPECT_GE(waited, milliseconds_t(kHoldMs - 20));
+    EXPECT_LT(waited, milliseconds_t(1500));
+    ASSERT_EQ(seen.size(), 3u);
+    EXPECT_EQ(seen[2].res, 1);
+    give_blocks(2);
+    end_quiet_read(owners[3], 4);
+}
+
+TEST_F(CoalescingRingTest, AfterALoneCompletionAWaitIsNotHeld) {
+    auto p = pair(), q = pair();
+    batch_of_two(p, q, milliseconds_t(2));
+    // A wakeup that brings one completion (a wait that does not sleep), at the same
+    // busy rate.
+    ready_read(p, owners[0]);
+    ring.run_once(0);
+    ASSERT_EQ(seen.size(), 3u);
+    give_blocks(2);
+    EXPECT_FALSE(ring.coalescing());
+    start_quiet_read(owners[3]);
+    ready_read(q, owners[1]);
+    EXPECT_LT(timed_run_once(), milliseconds_t(kHoldMs / 2));
+    ASSERT_EQ(seen.size(), 4u);
+    give_blocks(3);
+    end_quiet_read(owners[3], 5);
+}
+
+TEST_F(CoalescingRingTest, AtALowRateAWaitIsNotHeld) {
+    // Two completions in 500 ms: fewer than one per 200 ms hold.
+    auto p = pair(), q = pair();
+    batch_of_two(p, q, milliseconds_t(500));
+    EXPECT_FALSE(ring.coalescing());
+    start_quiet_read(owners[3]);
+    ready_read(p, owners[0]);
+    EXPECT_LT(timed_run_once(), milliseconds_t(kHoldMs / 2));
+    ASSERT_EQ(seen.size(), 3u);
+    give_blocks(2);
+    end_quiet_read(owners[3], 4);
+}
+
+TEST_F(CoalescingRingTest, AHoldEndsWhenAFullBatchIsThere) {
+    auto p = pair(), q = pair();
+    batch_of_two(p, q, milliseconds_t(2));
+    ASSERT_TRUE(ring.coalescing());
+    start_quiet_read(owners[3]);
+    Message m("y");
+    for (unsigned i = 0; i < Ring::kCoalesceBatch; ++i)
+        ring.sendmsg(p.second, &m.msg, owners[4]);
+    EXPECT_LT(timed_run_once(), milliseconds_t(kHoldMs / 2));
+    EXPECT_EQ(seen.size(), 2u + Ring::kCoalesceBatch);
+    end_quiet_read(owners[3], 3 + Ring::kCoalesceBatch);
+}
+
+TEST_F(CoalescingRingTest, AHoldNeverOutlastsTheWaitsTimeout) {
+    auto p = pair(), q = pair();
+    batch_of_two(p, q, milliseconds_t(2));
+    ASSERT_TRUE(ring.coalescing());
+    start_quiet_read(owners[3]);
+    auto start = std::chrono::steady_clock::now();
+    ring.run_once(20);  // a timer due in 20 ms, and nothing comes
+    EXPECT_LT(elapsed_since(start), milliseconds_t(kHoldMs / 2));
+    EXPECT_EQ(seen.size(), 2u);
+    end_quiet_read(owners[3], 3);
+}
+
+TEST_F(CoalescingRingTest, AHeldWaitWithoutATimeoutWaitsPastTheHoldForTheFirstCompletion) {
+    auto p = pair(), q = pair();
+    batch_of_two(p, q, milliseconds_t(2));
+    ASSERT_TRUE(ring.coalescing());
+    ring.recv(p.first, owners[0]);
+    std::thread late([fd = p.second] {
+        std::this_thread::sleep_for(milliseconds_t(2 * kHoldMs));
+        EXPECT_EQ(write(fd, "z", 1), 1);
+    });
+    auto start = std::chrono::steady_clock::now();
+    ring.run_once(-1);
+    late.join();
+    EXPECT_GE(elapsed_since(start), milliseconds_t(2 * kHoldMs - 20));
+    ASSERT_EQ(seen.size(), 3u);
+    EXPECT_EQ(seen[2].res, 1);
+    give_blocks(2);
+}
+
+TEST_F(CoalescingRingTest, ZeroTurnsCoalescingOff) {
+    Ring::coalesce_us_for_test = 0;
+    EXPECT_FALSE(ring.can_coalesce());
+    auto p = pair(), q = pair();
+    batch_of_two(p, q, milliseconds_t(2));
+    EXPECT_FALSE(ring.coalescing());
 }
 
 }  // namespace
