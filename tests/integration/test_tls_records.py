@@ -31,7 +31,8 @@ import zlib
 import websockets
 
 from sbtest import (PyBackend, RawBackend, Switchboard, TestPki, accept_upgrade, decode_frame,
-                    encode_frame, read_head, run, upgrade_request, wait_for, wait_for_async)
+                    encode_frame, io_uring_holds_waits, read_head, run, upgrade_request,
+                    wait_for, wait_for_async)
 from test_demo_browser import CHROMIUM, Browser
 from test_tls import stop_cleanly, tls_config
 
@@ -1163,6 +1164,88 @@ class RingSidesLimitTest(unittest.TestCase):
                 stop_cleanly(sb)
             finally:
                 backend.stop()
+
+
+class RingCoalescingTest(unittest.TestCase):
+    """A busy worker holds its wait for more completions, for at most a bound (uv/ring.h,
+    kCoalesceUs), raised here to 100 ms (the hidden --debug-ring-coalesce-us=100000) so
+    that a hold shows: wss clients that talk at once all get every byte back, some
+    after a hold; one client's echo chain, which brings one completion per wakeup, is
+    never held. The startup log names the bound, or "off" where the kernel cannot hold
+    a wait (before Linux 6.12). On libuv there is no ring to hold."""
+
+    HOLD_S = 0.1
+
+    @classmethod
+    def setUpClass(cls):
+        cls.pki = TestPki()
+        cls.rsa = cls.pki.leaf("rsa.test", dns=["rsa.test"])
+        cls.backend = PyBackend("b", keep_messages=False)
+        cls.sb = Switchboard(one_worker_tls([cls.rsa], [cls.backend.address]),
+                             extra_args=[f"--debug-ring-coalesce-us={int(cls.HOLD_S * 1e6)}"])
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            stop_cleanly(cls.sb)
+        finally:
+            cls.backend.stop()
+
+    def setUp(self):
+        if self.sb.relay_io != "io_uring":
+            self.skipTest("the relay runs on libuv here")
+        if not io_uring_holds_waits():
+            self.assertEqual(self.sb.ring_coalesce_us, "off")
+            self.skipTest("this kernel cannot hold a wait (IORING_FEAT_MIN_TIMEOUT)")
+
+    def connect(self):
+        return websockets.connect(f"wss://127.0.0.1:{self.sb.port()}/",
+                                  ssl=self.pki.client_context(), server_hostname="rsa.test",
+                                  max_size=None, compression=None)
+
+    def test_the_startup_log_names_the_bound(self):
+        self.assertEqual(self.sb.ring_coalesce_us, "100000")
+
+    def test_one_clients_echo_chain_is_never_held(self):
+        round_trips = 60
+
+        async def go():
+            async with self.connect() as ws:
+                await ws.send(b"warm")
+                self.assertEqual(await ws.recv(), b"mraw")
+                start = time.monotonic()
+                for i in range(round_trips):
+                    data = os.urandom(64)
+                    await ws.send(data)
+                    self.assertEqual(await ws.recv(), data[::-1])
+                return time.monotonic() - start
+
+        took = run(go(), timeout=60)
+        # Held, each round trip would take a bound at least: 6 s in all. Unheld they
+        # take about 0.1 s here.
+        self.assertLess(took, round_trips * self.HOLD_S / 4, f"{took:.2f} s")
+
+    def test_clients_talking_at_once_are_held_and_get_every_byte(self):
+        longest = [0.0]
+
+        async def client(sizes):
+            async with self.connect() as ws:
+                for size in sizes:
+                    data = os.urandom(size)
+                    start = time.monotonic()
+                    await ws.send(data)
+                    self.assertEqual(await ws.recv(), data[::-1])
+                    longest[0] = max(longest[0], time.monotonic() - start)
+
+        async def go(sizes):
+            await asyncio.gather(*(client(sizes) for _ in range(30)))
+
+        # Small echoes, 30 at once: several completions per wakeup, so the waits are
+        # held. Unheld, the longest round trip takes about 15 ms here.
+        run(go((64,) * 10), timeout=120)
+        self.assertGreaterEqual(longest[0], self.HOLD_S * 0.8)
+        # And every size, while held.
+        run(go((1, 125, 16384, 70000, 64, 300000) * 2), timeout=120)
 
 
 class RingChurnTest(unittest.TestCase):

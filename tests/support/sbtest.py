@@ -28,6 +28,7 @@ SOURCE_DIR = os.environ.get("SB_SOURCE_DIR", os.path.join(os.path.dirname(__file
 
 
 _io_uring_works = None
+_io_uring_features = 0
 
 
 def io_uring_works():
@@ -35,7 +36,7 @@ def io_uring_works():
     (uv/ring.cpp: IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN, Linux 6.1,
     with a completion queue of 16,384 entries), asked of the kernel directly
     (io_uring_setup is system call 425 on x86-64 and arm64; elsewhere: no)."""
-    global _io_uring_works
+    global _io_uring_works, _io_uring_features
     if _io_uring_works is None:
         import ctypes
         import platform
@@ -49,8 +50,16 @@ def io_uring_works():
         fd = libc.syscall(425, 256, params)
         _io_uring_works = fd >= 0
         if fd >= 0:
+            _io_uring_features = params[5]
             os.close(fd)
     return _io_uring_works
+
+
+def io_uring_holds_waits():
+    """Whether this kernel's io_uring can hold a wait for more completions
+    (IORING_FEAT_MIN_TIMEOUT, Linux 6.12), which switchboard's ring coalesces wakeups
+    with (uv/ring.h, kCoalesceUs)."""
+    return io_uring_works() and bool(_io_uring_features & (1 << 15))
 
 
 def _poll(predicate, deadline, timeout, what):
@@ -183,6 +192,9 @@ class Switchboard(Process):
         self.addresses = {}
         # "io_uring" or "libuv": what worker 0 said its relay uses (None: not said).
         self.relay_io = None
+        # What worker 0 said of coalescing on the ring: its bound in microseconds as a
+        # string, "off", or None (no ring).
+        self.ring_coalesce_us = None
         if wait:
             for name in listeners:
                 self.wait_listening(name)
@@ -201,6 +213,8 @@ class Switchboard(Process):
             self.stop()
             raise
         self.relay_io = m.group(1)
+        c = re.search(r"coalesce_us=(\S+)", m.group(2))
+        self.ring_coalesce_us = c.group(1) if c else None
         if (self.relay_io == "libuv" and not forced_libuv and io_uring_works()
                 and "not enough memory" not in m.group(2)):
             self.stop()
