@@ -223,6 +223,7 @@ void Ring::close() {
     }
     provided_ = 0;
     in_flight_ = 0;
+    min_timeout_ok_ = false;
     cancels_.clear();
     lazy_.clear();
     lazy_ok_ = false;

@@ -69,17 +69,19 @@ class Ring {
     // least one is (the kernel's min_wait_usec: IORING_FEAT_MIN_TIMEOUT, Linux 6.12), as
     // a network card moderates its interrupts: a wakeup then serves several connections,
     // where each completion would otherwise wake the worker (and cost the core it comes
-    // from an interrupt to wake it). A completion waits at most coalesce_us() longer,
-    // and only while both hold:
-    //   - the last wakeup brought two completions or more (events were already coming
+    // from an interrupt to wake it). A completion waits about coalesce_us() longer at
+    // most, and only while both hold (counting receives and sends, the relay's
+    // completions):
+    //   - the last wakeup brought two of them or more (events were already coming
     //     faster than the worker slept; one connection's echo chain, which a hold only
     //     slows, brings one at a time);
-    //   - completions come, over the last millisecond or more, at least once per
+    //   - they come, over the last millisecond or more, at least once per
     //     coalesce_us() (so a hold is likely to gather another).
+    // A hold also limits a side to one read per wakeup: 16 KiB per coalesce_us().
     // docs/benchmarks.md, "Coalescing wakeups", has the measurements.
     static constexpr unsigned kCoalesceUs = 20;
     static constexpr unsigned kCoalesceBatch = 64;
-    // Tests and benchmarks only (the hidden --debug-ring-coalesce-us=N, 0 to 1,000,000):
+    // Tests and benchmarks only (the hidden --debug-ring-coalesce-us=N, 0 to 100,000):
     // N microseconds instead of kCoalesceUs; 0 turns coalescing off. Set before the
     // workers start.
     static inline int coalesce_us_for_test = -1;

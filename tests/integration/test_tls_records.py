@@ -1226,7 +1226,7 @@ class RingCoalescingTest(unittest.TestCase):
         self.assertLess(took, round_trips * self.HOLD_S / 4, f"{took:.2f} s")
 
     def test_clients_talking_at_once_are_held_and_get_every_byte(self):
-        longest = [0.0]
+        round_trips = []
 
         async def client(sizes):
             async with self.connect() as ws:
@@ -1235,17 +1235,20 @@ class RingCoalescingTest(unittest.TestCase):
                     start = time.monotonic()
                     await ws.send(data)
                     self.assertEqual(await ws.recv(), data[::-1])
-                    longest[0] = max(longest[0], time.monotonic() - start)
+                    round_trips.append(time.monotonic() - start)
 
         async def go(sizes):
             await asyncio.gather(*(client(sizes) for _ in range(30)))
 
         # Small echoes, 30 at once: several completions per wakeup, so the waits are
-        # held. Unheld, the longest round trip takes about 15 ms here.
+        # held, and a round trip crosses the worker twice. Unheld, the longest takes
+        # about 15 ms here, and most far less; held, most take two holds.
         run(go((64,) * 10), timeout=120)
-        self.assertGreaterEqual(longest[0], self.HOLD_S * 0.8)
-        # And every size, while held.
-        run(go((1, 125, 16384, 70000, 64, 300000) * 2), timeout=120)
+        round_trips.sort()
+        median = round_trips[len(round_trips) // 2]
+        self.assertGreaterEqual(median, self.HOLD_S * 0.8, f"median {median * 1000:.1f} ms")
+        # And every size, while held (a side reads at most a block per hold).
+        run(go((1, 125, 16384, 40000)), timeout=120)
 
 
 class RingChurnTest(unittest.TestCase):

@@ -13,8 +13,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -487,8 +490,21 @@ TEST_F(CoalescingRingTest, AHeldWaitWithoutATimeoutWaitsPastTheHoldForTheFirstCo
         std::this_thread::sleep_for(milliseconds_t(2 * kHoldMs));
         EXPECT_EQ(write(fd, "z", 1), 1);
     });
+    // A kernel that held the wait for a full batch would keep it for an hour: fail
+    // instead.
+    std::atomic<bool> done{false};
+    std::thread watchdog([&done] {
+        for (int i = 0; i < 100 && !done; ++i)
+            std::this_thread::sleep_for(milliseconds_t(100));
+        if (!done) {
+            std::fprintf(stderr, "a held wait without a timeout did not end in 10 s\n");
+            std::_Exit(1);
+        }
+    });
     auto start = std::chrono::steady_clock::now();
     ring.run_once(-1);
+    done = true;
+    watchdog.join();
     late.join();
     EXPECT_GE(elapsed_since(start), milliseconds_t(2 * kHoldMs - 20));
     ASSERT_EQ(seen.size(), 3u);
@@ -502,6 +518,32 @@ TEST_F(CoalescingRingTest, ZeroTurnsCoalescingOff) {
     auto p = pair(), q = pair();
     batch_of_two(p, q, milliseconds_t(2));
     EXPECT_FALSE(ring.coalescing());
+    start_quiet_read(owners[3]);
+    ready_read(p, owners[0]);
+    EXPECT_LT(timed_run_once(), milliseconds_t(kHoldMs / 2));
+    ASSERT_EQ(seen.size(), 3u);
+    give_blocks(2);
+    end_quiet_read(owners[3], 4);
+}
+
+TEST_F(CoalescingRingTest, ACompletionThatComesDuringAHoldWaitsForItsEnd) {
+    auto p = pair(), q = pair();
+    batch_of_two(p, q, milliseconds_t(2));
+    ASSERT_TRUE(ring.coalescing());
+    start_quiet_read(owners[3]);
+    ring.recv(p.first, owners[0]);
+    std::thread early([fd = p.second] {
+        std::this_thread::sleep_for(milliseconds_t(kHoldMs / 4));
+        EXPECT_EQ(write(fd, "w", 1), 1);
+    });
+    const auto waited = timed_run_once();
+    early.join();
+    EXPECT_GE(waited, milliseconds_t(kHoldMs - 20));
+    EXPECT_LT(waited, milliseconds_t(1500));
+    ASSERT_EQ(seen.size(), 3u);
+    EXPECT_EQ(seen[2].res, 1);
+    give_blocks(2);
+    end_quiet_read(owners[3], 4);
 }
 
 }  // namespace
