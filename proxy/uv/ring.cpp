@@ -452,6 +452,7 @@ void Ring::dispatch() {
     // completion queue of its own making.
     unsigned head = *cq_head_;
     unsigned batch = 0;
+    bool full = false;
     while (head != __atomic_load_n(cq_tail_, __ATOMIC_ACQUIRE)) {
         const io_uring_cqe cqe = cqes_[head & cq_mask_];
         ++head;
@@ -464,6 +465,7 @@ void Ring::dispatch() {
         if (tag == kRecv || tag == kSend) {
             ++batch;
             if (in_flight_ > 0) --in_flight_;
+            if (tag == kRecv && cqe.res > 0 && uint32_t(cqe.res) >= buffer_len_) full = true;
         }
         // A lazy send that posts a completion did not go whole: it is given as posted.
         // (Those taken before this dispatch were looked for above; a handler's
@@ -473,6 +475,7 @@ void Ring::dispatch() {
         on_completion_(cqe.user_data, cqe.res, cqe.flags);
     }
     last_batch_ = batch;
+    full_read_ = full;
     rate_count_ += batch;
     measure_rate();
     // And those taken by handlers' submit() calls meanwhile.

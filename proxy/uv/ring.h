@@ -75,9 +75,10 @@ class Ring {
     //   - the last wakeup brought two of them or more (events were already coming
     //     faster than the worker slept; one connection's echo chain, which a hold only
     //     slows, brings one at a time);
+    //   - none of its reads filled its block (more is waiting on that socket, and a
+    //     hold would only delay reading it: bulk transfers are not held);
     //   - they come, over the last millisecond or more, at least once per
     //     coalesce_us() (so a hold is likely to gather another).
-    // A hold also limits a side to one read per wakeup: 16 KiB per coalesce_us().
     // docs/benchmarks.md, "Coalescing wakeups", has the measurements.
     static constexpr unsigned kCoalesceUs = 20;
     static constexpr unsigned kCoalesceBatch = 64;
@@ -136,7 +137,7 @@ class Ring {
     // coalesce_us() is not 0.
     bool can_coalesce() const { return min_timeout_ok_ && coalesce_us() != 0; }
     // Whether the next wait that sleeps would be held (see kCoalesceUs).
-    bool coalescing() const { return can_coalesce() && last_batch_ >= 2 && busy_; }
+    bool coalescing() const { return can_coalesce() && last_batch_ >= 2 && !full_read_ && busy_; }
     // Whether lazy sends are on: the kernel passed open()'s check of their rules, and
     // prompt_sends_for_test is off.
     bool lazy_sends() const { return lazy_ok_; }
@@ -235,6 +236,7 @@ class Ring {
     // least once per coalesce_us() in the last period measured.
     bool min_timeout_ok_ = false;
     unsigned last_batch_ = 0;
+    bool full_read_ = false;  // the last dispatch() gave a read that filled its block
     uint64_t rate_count_ = 0;
     uint64_t rate_start_ns_ = 0;
     bool busy_ = false;

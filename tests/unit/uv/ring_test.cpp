@@ -443,6 +443,27 @@ TEST_F(CoalescingRingTest, AfterALoneCompletionAWaitIsNotHeld) {
     end_quiet_read(owners[3], 5);
 }
 
+TEST_F(CoalescingRingTest, AfterAReadThatFilledItsBlockAWaitIsNotHeld) {
+    // More is waiting on that socket: a hold would only delay reading it.
+    auto p = pair(), q = pair();
+    std::this_thread::sleep_for(milliseconds_t(2));
+    const std::string bulk(kLen + 100, 'b');
+    ready_read(p, owners[0], bulk.c_str());
+    ready_read(q, owners[1]);
+    ring.run_once(0);
+    ASSERT_EQ(seen.size(), 2u);
+    EXPECT_EQ(seen[0].res, int32_t(kLen));
+    give_blocks(0);
+    EXPECT_FALSE(ring.coalescing());
+    start_quiet_read(owners[3]);
+    ring.recv(p.first, owners[0]);  // the 100 bytes left
+    EXPECT_LT(timed_run_once(), milliseconds_t(kHoldMs / 2));
+    ASSERT_EQ(seen.size(), 3u);
+    EXPECT_EQ(seen[2].res, 100);
+    give_blocks(2);
+    end_quiet_read(owners[3], 4);
+}
+
 TEST_F(CoalescingRingTest, AtALowRateAWaitIsNotHeld) {
     // Two completions in 500 ms: fewer than one per 200 ms hold.
     auto p = pair(), q = pair();
