@@ -73,9 +73,9 @@ void Worker::run() {
     // profile or kernel.io_uring_disabled may refuse it): said by worker 0, and by any
     // other worker the kernel refuses.
     if (context_->ring.is_open()) {
-        // Lazy sends (uv/ring.h) are off where the kernel did not keep their rules.
+        // Lazy sends (uv/ring.h) are off where the kernel did not keep their rules,
+        // and coalescing (kCoalesceUs) before Linux 6.12.
         if (index_ == 0) {
-            // So does coalescing (uv/ring.h, kCoalesceUs) before Linux 6.12.
             const uv::Ring& ring = context_->ring;
             log::info("relay I/O through io_uring",
                       {{"sends", ring.lazy_sends() ? "lazy" : "prompt"},

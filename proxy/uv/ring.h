@@ -70,7 +70,7 @@ class Ring {
     // a network card moderates its interrupts: a wakeup then serves several connections,
     // where each completion would otherwise wake the worker (and cost the core it comes
     // from an interrupt to wake it). A completion waits about coalesce_us() longer at
-    // most, and only while both hold (counting receives and sends, the relay's
+    // most, and only while all three hold (counting receives and sends, the relay's
     // completions):
     //   - the last wakeup brought two of them or more (events were already coming
     //     faster than the worker slept; one connection's echo chain, which a hold only
