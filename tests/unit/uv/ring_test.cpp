@@ -406,6 +406,22 @@ class CoalescingRingTest : public RingTest {
         ASSERT_EQ(seen.size(), 2u);
         give_blocks(0);
     }
+    // A read on `p` that is ready (with `text`, or with what is left there if null),
+    // beside a quiet read, and a wait that is not held: it gives `res` at once.
+    void expect_not_held(std::pair<int, int> p, const char* text, int32_t res) {
+        const size_t before = seen.size();
+        start_quiet_read(owners[3]);
+        if (text != nullptr) {
+            ready_read(p, owners[0], text);
+        } else {
+            ring.recv(p.first, owners[0]);
+        }
+        EXPECT_LT(timed_run_once(), milliseconds_t(kHoldMs / 2));
+        ASSERT_EQ(seen.size(), before + 1);
+        EXPECT_EQ(seen[before].res, res);
+        give_blocks(before);
+        end_quiet_read(owners[3], before + 2);
+    }
 };
 
 TEST_F(CoalescingRingTest, AfterTwoCompletionsInOneWakeupAtABusyRateAWaitIsHeld) {
@@ -435,12 +451,7 @@ TEST_F(CoalescingRingTest, AfterALoneCompletionAWaitIsNotHeld) {
     ASSERT_EQ(seen.size(), 3u);
     give_blocks(2);
     EXPECT_FALSE(ring.coalescing());
-    start_quiet_read(owners[3]);
-    ready_read(q, owners[1]);
-    EXPECT_LT(timed_run_once(), milliseconds_t(kHoldMs / 2));
-    ASSERT_EQ(seen.size(), 4u);
-    give_blocks(3);
-    end_quiet_read(owners[3], 5);
+    expect_not_held(q, "x", 1);
 }
 
 TEST_F(CoalescingRingTest, AfterAReadThatFilledItsBlockAWaitIsNotHeld) {
@@ -455,13 +466,7 @@ TEST_F(CoalescingRingTest, AfterAReadThatFilledItsBlockAWaitIsNotHeld) {
     EXPECT_EQ(seen[0].res, int32_t(kLen));
     give_blocks(0);
     EXPECT_FALSE(ring.coalescing());
-    start_quiet_read(owners[3]);
-    ring.recv(p.first, owners[0]);  // the 100 bytes left
-    EXPECT_LT(timed_run_once(), milliseconds_t(kHoldMs / 2));
-    ASSERT_EQ(seen.size(), 3u);
-    EXPECT_EQ(seen[2].res, 100);
-    give_blocks(2);
-    end_quiet_read(owners[3], 4);
+    expect_not_held(p, nullptr, 100);  // the 100 bytes left
 }
 
 TEST_F(CoalescingRingTest, AtALowRateAWaitIsNotHeld) {
@@ -469,12 +474,7 @@ TEST_F(CoalescingRingTest, AtALowRateAWaitIsNotHeld) {
     auto p = pair(), q = pair();
     batch_of_two(p, q, milliseconds_t(500));
     EXPECT_FALSE(ring.coalescing());
-    start_quiet_read(owners[3]);
-    ready_read(p, owners[0]);
-    EXPECT_LT(timed_run_once(), milliseconds_t(kHoldMs / 2));
-    ASSERT_EQ(seen.size(), 3u);
-    give_blocks(2);
-    end_quiet_read(owners[3], 4);
+    expect_not_held(p, "x", 1);
 }
 
 TEST_F(CoalescingRingTest, AHoldEndsWhenAFullBatchIsThere) {
@@ -539,12 +539,7 @@ TEST_F(CoalescingRingTest, ZeroTurnsCoalescingOff) {
     auto p = pair(), q = pair();
     batch_of_two(p, q, milliseconds_t(2));
     EXPECT_FALSE(ring.coalescing());
-    start_quiet_read(owners[3]);
-    ready_read(p, owners[0]);
-    EXPECT_LT(timed_run_once(), milliseconds_t(kHoldMs / 2));
-    ASSERT_EQ(seen.size(), 3u);
-    give_blocks(2);
-    end_quiet_read(owners[3], 4);
+    expect_not_held(p, "x", 1);
 }
 
 TEST_F(CoalescingRingTest, ACompletionThatComesDuringAHoldWaitsForItsEnd) {
